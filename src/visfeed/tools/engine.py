@@ -1,0 +1,191 @@
+"""Incremental scoring: one split's image embeddings, one score column per class, cheap candidate sweeps.
+
+Why a stateful engine on top of the pure functions in :mod:`visfeed.tools.scoring`: the optimizer changes
+one class at a time and evaluates thousands of candidate description sets for it. Recomputing every class
+for every candidate (as the method's reference code does) wastes almost all of the work, so the engine
+keeps the score matrix and updates only the column that changed, and evaluates a whole batch of candidate
+sets for one class in one matrix product over precomputed per-description similarities.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+
+from visfeed.errors import EmbeddingError
+from visfeed.tools.scoring import Feedback, centroid, check_embeddings, feedback, margins, pick_device
+
+
+@dataclass(frozen=True)
+class CandidateScores:
+    """Objective of each candidate set: correct images (primary) and mean margin (tie-break)."""
+
+    n_correct: np.ndarray
+    mean_margin: np.ndarray
+    n_images: int
+
+    @property
+    def accuracy(self) -> np.ndarray:
+        """Fraction of correct images per candidate."""
+        return self.n_correct / self.n_images
+
+    def best(self) -> int:
+        """Index of the best candidate: most correct images, then largest mean margin, then lowest index."""
+        order = np.lexsort((np.arange(len(self.n_correct)), -self.mean_margin, -self.n_correct))
+        return int(order[0])
+
+
+def members_to_weights(
+    members: Sequence[Sequence[int]], pool_size: int, device: torch.device, dtype: torch.dtype = torch.float32
+) -> torch.Tensor:
+    """Turn candidate sets (lists of pool indices) into a (B, P) matrix of averaging weights."""
+    if not members:
+        raise EmbeddingError("no candidate sets to evaluate")
+    w = torch.zeros((len(members), pool_size), dtype=dtype, device=device)
+    for b, idx in enumerate(members):
+        uniq = sorted(set(idx))
+        if not uniq:
+            raise EmbeddingError(f"candidate set {b} is empty: every class needs at least one description")
+        if uniq[0] < 0 or uniq[-1] >= pool_size:
+            raise EmbeddingError(f"candidate set {b} refers to pool index outside 0..{pool_size - 1}")
+        w[b, uniq] = 1.0 / len(uniq)
+    return w
+
+
+class ScoringEngine:
+    """Score matrix of one split, updated one class column at a time.
+
+    Holds the image embeddings (N, d), labels (N,) and the current class centroids (C, d); the score
+    matrix S = X @ centroids.T is kept up to date so feedback and candidate sweeps never recompute
+    unchanged classes. Runs on CUDA through torch when available (``device="auto"``).
+    """
+
+    def __init__(
+        self,
+        image_emb: np.ndarray | torch.Tensor,
+        labels: Sequence[int] | np.ndarray,
+        n_classes: int,
+        *,
+        device: str = "auto",
+        dtype: torch.dtype = torch.float32,
+    ) -> None:
+        check_embeddings("image embeddings", image_emb)
+        self.device = pick_device(device)
+        self.dtype = dtype
+        self.x = torch.as_tensor(np.asarray(image_emb), dtype=dtype, device=self.device)
+        self.labels = torch.as_tensor(np.asarray(labels), dtype=torch.long, device=self.device)
+        if self.labels.numel() != self.x.shape[0]:
+            raise EmbeddingError(f"{self.x.shape[0]} image embeddings but {self.labels.numel()} labels")
+        if n_classes < 1:
+            raise EmbeddingError("n_classes must be at least 1")
+        if int(self.labels.min()) < 0 or int(self.labels.max()) >= n_classes:
+            raise EmbeddingError(f"labels must lie in 0..{n_classes - 1}")
+        self.n_classes = n_classes
+        self.dim = int(self.x.shape[1])
+        self.centroids = torch.zeros((n_classes, self.dim), dtype=dtype, device=self.device)
+        self.scores = torch.zeros((self.x.shape[0], n_classes), dtype=dtype, device=self.device)
+        self._is_set = torch.zeros(n_classes, dtype=torch.bool)
+
+    @property
+    def n_images(self) -> int:
+        """Number of images in the split."""
+        return int(self.x.shape[0])
+
+    def _as_tensor(self, name: str, emb: np.ndarray | torch.Tensor) -> torch.Tensor:
+        check_embeddings(name, emb, self.dim)
+        return torch.as_tensor(np.asarray(emb) if not isinstance(emb, torch.Tensor) else emb).to(
+            device=self.device, dtype=self.dtype
+        )
+
+    def set_class(self, c: int, desc_emb: np.ndarray | torch.Tensor) -> None:
+        """Replace class ``c``'s descriptions: recompute its centroid and only its score column."""
+        if not 0 <= c < self.n_classes:
+            raise EmbeddingError(f"class index {c} outside 0..{self.n_classes - 1}")
+        cen = centroid(self._as_tensor(f"descriptions of class {c}", desc_emb))
+        self.centroids[c] = cen
+        self.scores[:, c] = self.x @ cen
+        self._is_set[c] = True
+
+    def set_all(self, desc_embs: Sequence[np.ndarray | torch.Tensor]) -> None:
+        """Set every class at once (one matrix product)."""
+        if len(desc_embs) != self.n_classes:
+            raise EmbeddingError(f"got descriptions for {len(desc_embs)} classes, expected {self.n_classes}")
+        cens = [centroid(self._as_tensor(f"descriptions of class {c}", e)) for c, e in enumerate(desc_embs)]
+        self.centroids = torch.stack(cens)
+        self.scores = self.x @ self.centroids.T
+        self._is_set[:] = True
+
+    def _require_all_set(self) -> None:
+        if not bool(self._is_set.all()):
+            missing = torch.nonzero(~self._is_set).flatten().tolist()[:5]
+            raise EmbeddingError(f"classes {missing} have no descriptions yet")
+
+    def feedback(
+        self, *, lam: float = 0.9, m: int = 5, logit_scale: float = 100.0, use_softmax: bool = True
+    ) -> Feedback:
+        """Full visual feedback on the current descriptions."""
+        self._require_all_set()
+        return feedback(
+            self.scores, self.labels, self.n_classes, lam=lam, m=m, logit_scale=logit_scale, use_softmax=use_softmax
+        )
+
+    def objective(self) -> tuple[int, float]:
+        """Correct images and mean margin of the current descriptions."""
+        self._require_all_set()
+        marg = margins(self.scores, self.labels)
+        return int((marg > 0).sum()), float(marg.mean())
+
+    def evaluate_candidates(
+        self,
+        c: int,
+        pool_emb: np.ndarray | torch.Tensor,
+        members: Sequence[Sequence[int]],
+        *,
+        chunk: int = 8192,
+    ) -> CandidateScores:
+        """Objective of the whole split for each candidate description set of class ``c``.
+
+        ``pool_emb`` (P, d) holds every description that may appear in a candidate; ``members`` lists, per
+        candidate, the pool indices it uses. A candidate's score column is a weighted sum of the
+        precomputed pool similarities, so a batch costs one (n_relevant, P) @ (P, B) product. Images whose
+        outcome cannot depend on class c's column are skipped exactly: for an image of another class, the
+        candidate column can only matter if the mean of its top-k pool similarities (k = smallest set size)
+        exceeds the image's best score among the remaining classes.
+        """
+        self._require_all_set()
+        if not 0 <= c < self.n_classes:
+            raise EmbeddingError(f"class index {c} outside 0..{self.n_classes - 1}")
+        pool = self._as_tensor(f"candidate pool of class {c}", pool_emb)
+        weights = members_to_weights(members, pool.shape[0], self.device, self.dtype)
+        labels = self.labels
+        true = self.scores.gather(1, labels[:, None]).squeeze(1)
+        rest = self.scores.clone()
+        rest[:, c] = float("-inf")
+        rest.scatter_(1, labels[:, None], float("-inf"))
+        r = rest.amax(dim=1) if self.n_classes > 1 else torch.full_like(true, float("-inf"))
+
+        sims = self.x @ pool.T  # (N, P): the per-description similarities, computed once per sweep
+        k_min = int((weights > 0).sum(dim=1).min())
+        bound = sims.topk(min(k_min, sims.shape[1]), dim=1).values.mean(dim=1)
+        own = labels == c
+        relevant = own | (bound > r)
+        # Images that cannot be affected: correct iff true > r, margin true - r.
+        fixed = ~relevant
+        fixed_correct = int((true[fixed] > r[fixed]).sum())
+        fixed_margin = float((true[fixed] - r[fixed]).sum())
+
+        q = sims[relevant]
+        r_rel, true_rel, own_rel = r[relevant], true[relevant], own[relevant]
+        n_correct = np.empty(len(members), dtype=np.int64)
+        margin_sum = np.empty(len(members), dtype=np.float64)
+        for start in range(0, len(members), chunk):
+            v = q @ weights[start : start + chunk].T  # (n_rel, b): candidate column on relevant images
+            m_own = v - r_rel[:, None]
+            m_other = true_rel[:, None] - torch.maximum(r_rel[:, None], v)
+            marg = torch.where(own_rel[:, None], m_own, m_other)
+            n_correct[start : start + chunk] = (marg > 0).sum(dim=0).cpu().numpy() + fixed_correct
+            margin_sum[start : start + chunk] = marg.sum(dim=0, dtype=torch.float64).cpu().numpy() + fixed_margin
+        return CandidateScores(n_correct=n_correct, mean_margin=margin_sum / self.n_images, n_images=self.n_images)

@@ -1,0 +1,147 @@
+"""Pure scoring math: description ensembling, accuracy, margins and the lambda-confusion feedback.
+
+Everything here takes arrays and returns arrays; nothing reads files or models, so the graph nodes, the
+LangChain tools and the benchmarks share one implementation (DESIGN.md section 2).
+
+Class score: s(x, c) = mean_{d in D(c)} cos(phi_I(x), phi_T(t(c, d))). With normalized embeddings this is
+the dot product of the image embedding with the class's *mean* description embedding (its centroid), so
+a class is one column of ``S = X @ centroids.T`` and changing one class changes one column.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+
+from visfeed.errors import EmbeddingError
+
+
+def pick_device(device: str = "auto") -> torch.device:
+    """Resolve ``auto`` to CUDA when torch sees a GPU, else CPU."""
+    if device == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    return torch.device(device)
+
+
+def check_embeddings(name: str, emb: np.ndarray | torch.Tensor, dim: int | None = None) -> None:
+    """Raise :class:`EmbeddingError` for empty, non-2-D, non-finite or wrongly sized embeddings."""
+    shape = tuple(emb.shape)
+    if len(shape) != 2:
+        raise EmbeddingError(f"{name}: expected a 2-D array of embeddings, got shape {shape}")
+    if shape[0] == 0:
+        raise EmbeddingError(f"{name}: no embeddings (empty input)")
+    if dim is not None and shape[1] != dim:
+        raise EmbeddingError(f"{name}: embeddings have dimension {shape[1]}, expected {dim}")
+    finite = torch.isfinite(emb).all() if isinstance(emb, torch.Tensor) else np.isfinite(emb).all()
+    if not bool(finite):
+        raise EmbeddingError(f"{name}: embeddings contain NaN or infinite values")
+
+
+def centroid(desc_emb: torch.Tensor) -> torch.Tensor:
+    """Mean description embedding of one class: the vector whose dot product is the ensembled score."""
+    if desc_emb.shape[0] == 0:
+        raise EmbeddingError("a class has an empty description list: it needs at least one description")
+    return desc_emb.mean(dim=0)
+
+
+@dataclass(frozen=True)
+class Feedback:
+    """Visual feedback on one split (all arrays on CPU, numpy).
+
+    ``lam_confusion[y, c]`` counts images of true class y for which class c came within the lambda
+    threshold of the true class (a near miss or a miss); ``top_confused[y]`` lists up to m classes with
+    the highest counts (only counts > 0), most confused first.
+    """
+
+    accuracy: float
+    mean_margin: float
+    per_class_accuracy: np.ndarray
+    per_class_count: np.ndarray
+    confusion: np.ndarray
+    lam_confusion: np.ndarray
+    top_confused: list[list[int]]
+    n_correct: int
+
+
+def predictions(scores: torch.Tensor) -> torch.Tensor:
+    """Argmax class per image."""
+    return scores.argmax(dim=1)
+
+
+def margins(scores: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
+    """Per image: true-class score minus the best other class's score (positive = correct)."""
+    true = scores.gather(1, labels[:, None]).squeeze(1)
+    other = scores.scatter(1, labels[:, None], float("-inf")).amax(dim=1)
+    return true - other
+
+
+def lambda_confusion(
+    scores: torch.Tensor,
+    labels: torch.Tensor,
+    n_classes: int,
+    *,
+    lam: float = 0.9,
+    logit_scale: float = 100.0,
+    use_softmax: bool = True,
+) -> torch.Tensor:
+    """Paper Eq. 3-5: count M[y, c'] += 1 when p(c'|x) >= lam * p(y|x), for c' != y.
+
+    With p = softmax(logit_scale * s) the softmax normalizer cancels, so the test is exactly
+    ``logit_scale * (s_c' - s_y) >= ln(lam)``: no softmax is materialized. ``use_softmax=False`` compares
+    raw scores instead (``s_c' >= lam * s_y``).
+    """
+    if not 0.0 < lam <= 1.0:
+        raise ValueError(f"lambda must be in (0, 1], got {lam}")
+    true = scores.gather(1, labels[:, None])
+    if use_softmax:
+        hit = (scores - true) * logit_scale >= math.log(lam)
+    else:
+        hit = scores >= lam * true
+    hit.scatter_(1, labels[:, None], False)
+    counts = torch.zeros((n_classes, n_classes), dtype=torch.float32, device=scores.device)
+    counts.index_add_(0, labels, hit.to(torch.float32))
+    return counts
+
+
+def top_confused(lam_conf: np.ndarray, m: int = 5) -> list[list[int]]:
+    """For each class, up to ``m`` classes with the largest confusion counts (counts > 0 only)."""
+    order = np.argsort(-lam_conf, axis=1, kind="stable")[:, :m]
+    return [[int(c) for c in row if lam_conf[y, c] > 0] for y, row in enumerate(order)]
+
+
+def feedback(
+    scores: torch.Tensor,
+    labels: torch.Tensor,
+    n_classes: int,
+    *,
+    lam: float = 0.9,
+    m: int = 5,
+    logit_scale: float = 100.0,
+    use_softmax: bool = True,
+) -> Feedback:
+    """Accuracy, per-class accuracy, mean margin, argmax confusion and lambda-confusion in one pass."""
+    pred = predictions(scores)
+    marg = margins(scores, labels)
+    correct = marg > 0  # a tie is not a win: the same rule as the candidate sweeps in the engine
+    n_img = labels.numel()
+    per_count = torch.bincount(labels, minlength=n_classes)
+    per_correct = torch.bincount(labels[correct], minlength=n_classes)
+    conf = torch.bincount(labels * n_classes + pred, minlength=n_classes * n_classes).view(n_classes, n_classes)
+    lam_conf = lambda_confusion(scores, labels, n_classes, lam=lam, logit_scale=logit_scale, use_softmax=use_softmax)
+    lam_np = lam_conf.cpu().numpy()
+    counts_np = per_count.cpu().numpy()
+    per_acc = np.divide(per_correct.cpu().numpy(), counts_np, out=np.full(n_classes, np.nan), where=counts_np > 0)
+    n_correct = int(correct.sum())
+    return Feedback(
+        accuracy=n_correct / n_img,
+        mean_margin=float(marg.mean()),
+        per_class_accuracy=per_acc,
+        per_class_count=counts_np,
+        confusion=conf.cpu().numpy(),
+        lam_confusion=lam_np,
+        top_confused=top_confused(lam_np, m),
+        n_correct=n_correct,
+    )

@@ -1,0 +1,159 @@
+"""A scoring session: one backbone, one labelled split, class names and a prompt template.
+
+This is the single object graph nodes and LangChain tools share: it turns description *texts* into
+cached embeddings, keeps the incremental :class:`~visfeed.tools.engine.ScoringEngine` in step with the
+current descriptions, and renders visual feedback as text. Large arrays live here and in the embedding
+cache, never in the graph state.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from typing import Protocol
+
+import numpy as np
+import torch
+
+from visfeed.errors import ConfigError, DataError
+from visfeed.tools.engine import CandidateScores, ScoringEngine
+from visfeed.tools.index import DescriptionIndex, Neighbour
+from visfeed.tools.scoring import Feedback
+
+DEFAULT_TEMPLATE = "{classname}, which has {description}"
+
+
+class TextEncoder(Protocol):
+    """Anything that maps texts to normalized embeddings (a :class:`~visfeed.tools.vlm.VLM`, or a test table)."""
+
+    def embed_texts(self, texts: Sequence[str]) -> np.ndarray:
+        """Normalized (N, d) float32 embeddings of ``texts``."""
+        ...
+
+
+def render_prompt(template: str, classname: str, description: str) -> str:
+    """Join a class name and a description with the template (``{classname}``, ``{description}``)."""
+    return template.format(classname=classname, description=description.strip().rstrip("."))
+
+
+def check_template(template: str) -> str:
+    """Reject templates that lack ``{description}`` or use unknown fields (a ConfigError naming it)."""
+    if "{description}" not in template:
+        raise ConfigError(f"template {template!r} must contain {{description}}")
+    try:
+        template.format(classname="x", description="y")
+    except (KeyError, IndexError, ValueError) as exc:
+        raise ConfigError(
+            f"template {template!r} is invalid: only {{classname}} and {{description}} are allowed"
+        ) from exc
+    return template
+
+
+class ScoringSession:
+    """Descriptions in, accuracy and feedback out, for one split."""
+
+    def __init__(
+        self,
+        encoder: TextEncoder,
+        classnames: Sequence[str],
+        image_emb: np.ndarray,
+        labels: Sequence[int] | np.ndarray,
+        *,
+        template: str = DEFAULT_TEMPLATE,
+        device: str = "auto",
+        lam: float = 0.9,
+        m: int = 5,
+        logit_scale: float = 100.0,
+    ) -> None:
+        self.encoder = encoder
+        self.classnames = list(classnames)
+        self.index_of = {c: i for i, c in enumerate(self.classnames)}
+        self.template = check_template(template)
+        self.engine = ScoringEngine(image_emb, labels, len(self.classnames), device=device)
+        self.lam, self.m, self.logit_scale = lam, m, logit_scale
+        self.current: dict[str, list[str]] = {}
+
+    def class_index(self, name: str) -> int:
+        """Index of a class name, with an error that lists close names when it is unknown."""
+        try:
+            return self.index_of[name]
+        except KeyError:
+            raise DataError(f"unknown class {name!r}; classes are: {', '.join(self.classnames[:20])}") from None
+
+    def embed(self, classname: str, descriptions: Sequence[str]) -> np.ndarray:
+        """Embeddings of a class's descriptions joined with the template (cached by exact text)."""
+        if not descriptions:
+            raise DataError(f"class {classname!r} has an empty description list")
+        return self.encoder.embed_texts([render_prompt(self.template, classname, d) for d in descriptions])
+
+    def set_descriptions(self, descriptions: Mapping[str, Sequence[str]]) -> None:
+        """Make ``descriptions`` current; only classes whose list changed are re-embedded and re-scored."""
+        missing = [c for c in self.classnames if c not in descriptions and c not in self.current]
+        if missing:
+            raise DataError(f"no descriptions for classes {missing[:5]}")
+        for name, descs in descriptions.items():
+            if self.current.get(name) == list(descs):
+                continue
+            self.engine.set_class(self.class_index(name), self.embed(name, descs))
+            self.current[name] = list(descs)
+
+    def feedback(self) -> Feedback:
+        """Visual feedback on the current descriptions."""
+        return self.engine.feedback(lam=self.lam, m=self.m, logit_scale=self.logit_scale)
+
+    def trial_feedback(self, classname: str, descriptions: Sequence[str]) -> Feedback:
+        """Feedback as if ``classname`` used ``descriptions``; the session's state is left unchanged."""
+        c = self.class_index(classname)
+        eng = self.engine
+        saved_cen, saved_col = eng.centroids[c].clone(), eng.scores[:, c].clone()
+        try:
+            eng.set_class(c, self.embed(classname, descriptions))
+            return self.feedback()
+        finally:
+            eng.centroids[c], eng.scores[:, c] = saved_cen, saved_col
+
+    def evaluate_sets(self, classname: str, candidate_sets: Sequence[Sequence[str]]) -> CandidateScores:
+        """Objective of each candidate description set for one class, in one vectorized sweep."""
+        pool: dict[str, int] = {}
+        members = [[pool.setdefault(d, len(pool)) for d in dict.fromkeys(s)] for s in candidate_sets]
+        pool_emb = self.embed(classname, list(pool))
+        return self.engine.evaluate_candidates(self.class_index(classname), pool_emb, members)
+
+    def description_index(self, classes: Sequence[str] | None = None) -> DescriptionIndex:
+        """FAISS index over the current descriptions (of ``classes``, or of all), as raw texts.
+
+        Raw texts, not templated prompts: the similarity filter asks whether two *descriptions* say the same
+        thing, and the class names inside the prompts would dominate that comparison.
+        """
+        texts: list[str] = []
+        owners: list[int] = []
+        embs: list[np.ndarray] = []
+        for name in classes if classes is not None else self.classnames:
+            descs = self.current.get(name, [])
+            if descs:
+                texts += descs
+                owners += [self.class_index(name)] * len(descs)
+                embs.append(self.encoder.embed_texts(descs))
+        if not embs:
+            raise DataError("no descriptions to index")
+        return DescriptionIndex(texts, owners, np.concatenate(embs))
+
+    def nearest(self, texts: Sequence[str], classes: Sequence[str], k: int = 5) -> list[list[Neighbour]]:
+        """For each text, the current descriptions of ``classes`` nearest to it (cosine, best first)."""
+        if not classes or not any(self.current.get(c) for c in classes):
+            return [[] for _ in texts]
+        query = self.encoder.embed_texts(list(texts))
+        ids = [self.class_index(c) for c in classes]
+        return self.description_index(classes).nearest(query, ids, k)
+
+    def objective(self) -> tuple[int, float]:
+        """Correct images and mean margin of the current descriptions."""
+        return self.engine.objective()
+
+    @property
+    def n_images(self) -> int:
+        """Images in the split."""
+        return self.engine.n_images
+
+    def device(self) -> torch.device:
+        """Where the dense scoring runs."""
+        return self.engine.device

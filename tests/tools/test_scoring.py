@@ -1,0 +1,83 @@
+import math
+
+import numpy as np
+import pytest
+import torch
+
+from visfeed.errors import EmbeddingError
+from visfeed.tools.scoring import feedback, lambda_confusion, margins, top_confused
+
+# Four images, three classes; scores chosen so every lambda-confusion case is hand-checkable with
+# lambda = 0.9, logit scale 100: c' counts when s_c' - s_y >= ln(0.9) / 100 = -0.0010536.
+S = torch.tensor(
+    [
+        [0.500, 0.4995, 0.10],  # y=0 correct, class 1 within lambda (near miss)
+        [0.30, 0.10, 0.40],  # y=0 wrong (pred 2)
+        [0.20, 0.60, 0.5992],  # y=1 correct, class 2 a near miss
+        [0.70, 0.19, 0.20],  # y=2 wrong (pred 0); class 1 passes only the raw-score test (0.19 >= 0.18)
+    ]
+)
+Y = torch.tensor([0, 0, 1, 2])
+
+
+def test_feedback_matches_hand_computation() -> None:
+    fb = feedback(S, Y, 3, lam=0.9, m=5)
+    assert fb.accuracy == 0.5
+    assert fb.n_correct == 2
+    np.testing.assert_allclose(fb.per_class_accuracy, [0.5, 1.0, 0.0])
+    np.testing.assert_array_equal(fb.per_class_count, [2, 1, 1])
+    assert fb.mean_margin == pytest.approx((0.0005 - 0.1 + 0.0008 - 0.5) / 4, abs=1e-6)
+    np.testing.assert_array_equal(fb.confusion, [[1, 0, 1], [0, 1, 0], [1, 0, 0]])
+    np.testing.assert_array_equal(fb.lam_confusion, [[0, 1, 1], [0, 0, 1], [1, 0, 0]])
+    assert fb.top_confused == [[1, 2], [2], [0]]
+
+
+def test_lambda_confusion_equals_explicit_softmax_rule() -> None:
+    counts = lambda_confusion(S, Y, 3, lam=0.9, logit_scale=100.0)
+    p = torch.softmax(100.0 * S.double(), dim=1)
+    expected = torch.zeros(3, 3)
+    for i, y in enumerate(Y.tolist()):
+        for c in range(3):
+            if c != y and p[i, c] >= 0.9 * p[i, y]:
+                expected[y, c] += 1
+    assert torch.equal(counts, expected)
+
+
+def test_raw_score_option_differs_where_expected() -> None:
+    raw = lambda_confusion(S, Y, 3, lam=0.9, use_softmax=False)
+    assert raw.tolist() == [[0, 1, 1], [0, 0, 1], [1, 1, 0]]
+
+
+def test_lambda_one_counts_only_misses_and_ties() -> None:
+    counts = lambda_confusion(S, Y, 3, lam=1.0)
+    assert counts.tolist() == [[0, 0, 1], [0, 0, 0], [1, 0, 0]]
+    with pytest.raises(ValueError, match="lambda"):
+        lambda_confusion(S, Y, 3, lam=0.0)
+
+
+def test_top_confused_keeps_positive_counts_only_and_caps_m() -> None:
+    m = np.array([[0, 3, 1, 2], [0, 0, 0, 0], [5, 5, 0, 1], [0, 0, 0, 0]])
+    assert top_confused(m, m=2) == [[1, 3], [], [0, 1], []]
+
+
+def test_margins_and_ensembled_score_equal_mean_of_cosines() -> None:
+    rng = np.random.default_rng(1)
+    x = rng.normal(size=(5, 8))
+    x /= np.linalg.norm(x, axis=1, keepdims=True)
+    d = rng.normal(size=(3, 8))
+    d /= np.linalg.norm(d, axis=1, keepdims=True)
+    mean_cos = (x @ d.T).mean(axis=1)
+    assert np.allclose(x @ d.mean(axis=0), mean_cos)
+    assert margins(S, Y).tolist() == pytest.approx([0.0005, -0.1, 0.0008, -0.5], abs=1e-6)
+    assert math.isclose(float(margins(S, Y)[0]), 0.0005, abs_tol=1e-6)
+
+
+def test_check_embeddings_rejects_nan() -> None:
+    from visfeed.tools.scoring import check_embeddings
+
+    with pytest.raises(EmbeddingError, match="NaN"):
+        check_embeddings("x", np.array([[np.nan, 1.0]]))
+    with pytest.raises(EmbeddingError, match="dimension 2, expected 3"):
+        check_embeddings("x", np.ones((1, 2)), 3)
+    with pytest.raises(EmbeddingError, match="empty"):
+        check_embeddings("x", np.ones((0, 2)))

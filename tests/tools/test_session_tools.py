@@ -1,0 +1,103 @@
+from collections.abc import Sequence
+
+import numpy as np
+import pytest
+
+from visfeed.errors import ConfigError, DataError
+from visfeed.tools.lc_tools import make_scoring_tools
+from visfeed.tools.session import ScoringSession, check_template
+
+
+class WordEncoder:
+    """Text -> normalized sum of fixed random word vectors; counts the texts it embeds."""
+
+    def __init__(self, dim: int = 32) -> None:
+        self.rng = np.random.default_rng(0)
+        self.words: dict[str, np.ndarray] = {}
+        self.dim = dim
+        self.calls = 0
+
+    def word(self, w: str) -> np.ndarray:
+        if w not in self.words:
+            self.words[w] = self.rng.normal(size=self.dim)
+        return self.words[w]
+
+    def embed_texts(self, texts: Sequence[str]) -> np.ndarray:
+        self.calls += len(texts)
+        out = np.stack([sum(self.word(w) for w in t.replace(",", " ").split()) for t in texts])
+        return (out / np.linalg.norm(out, axis=1, keepdims=True)).astype(np.float32)
+
+
+CLASSES = ["lemon", "lime", "cherry"]
+
+
+def _session() -> tuple[ScoringSession, WordEncoder]:
+    enc = WordEncoder()
+    # images look like their class's colour word plus noise
+    colour = {"lemon": "yellow", "lime": "green", "cherry": "red"}
+    rng = np.random.default_rng(1)
+    labels = np.repeat(np.arange(3), 4)
+    x = np.stack([enc.word(colour[CLASSES[y]]) + 0.8 * rng.normal(size=32) for y in labels])
+    x /= np.linalg.norm(x, axis=1, keepdims=True)
+    session = ScoringSession(enc, CLASSES, x, labels, template="{description}", device="cpu")
+    return session, enc
+
+
+def test_session_rescoring_is_incremental_and_tools_agree() -> None:
+    session, enc = _session()
+    session.set_descriptions({"lemon": ["green round"], "lime": ["green small"], "cherry": ["red round"]})
+    before = session.feedback()
+    assert before.per_class_accuracy[2] == 1.0
+    calls = enc.calls
+    session.set_descriptions({"lemon": ["yellow oval"], "lime": ["green small"], "cherry": ["red round"]})
+    assert enc.calls == calls + 1  # only lemon re-embedded
+    after = session.feedback()
+    assert after.accuracy > before.accuracy
+
+    tools = {t.name: t for t in make_scoring_tools(session)}
+    msg = tools["score_descriptions"].invoke(
+        {
+            "type": "tool_call",
+            "id": "1",
+            "name": "score_descriptions",
+            "args": {"class_name": "lemon", "descriptions": ["green round"]},
+        }
+    )
+    assert msg.artifact["accuracy"] == pytest.approx(before.accuracy)
+    assert msg.artifact["accuracy_change"] == pytest.approx(before.accuracy - after.accuracy)
+    assert "lemon" in msg.content
+    assert session.feedback().accuracy == pytest.approx(after.accuracy)  # trial left state unchanged
+
+    fb_msg = tools["visual_feedback"].invoke(
+        {"type": "tool_call", "id": "2", "name": "visual_feedback", "args": {"class_names": ["lime"]}}
+    )
+    assert set(fb_msg.artifact["per_class"]) == {"lime"}
+    assert 'Class "lime"' in fb_msg.content and "Overall accuracy" in fb_msg.content
+
+    near = tools["nearest_descriptions"].invoke(
+        {
+            "type": "tool_call",
+            "id": "3",
+            "name": "nearest_descriptions",
+            "args": {"text": "red", "class_names": ["cherry", "lime"], "k": 1},
+        }
+    )
+    assert near.artifact["neighbours"][0]["text"] == "red round"
+
+    sweep = session.evaluate_sets("lemon", [["green round"], ["yellow oval"], ["yellow oval", "green small"]])
+    assert sweep.best() == 1
+    assert sweep.n_correct[1] == session.objective()[0]
+
+
+def test_session_errors_name_the_culprit() -> None:
+    session, _ = _session()
+    with pytest.raises(DataError, match="no descriptions for classes"):
+        session.set_descriptions({"lemon": ["x"]})
+    with pytest.raises(DataError, match="unknown class 'kiwi'"):
+        session.class_index("kiwi")
+    with pytest.raises(DataError, match="empty description list"):
+        session.set_descriptions({"lemon": [], "lime": ["a"], "cherry": ["b"]})
+    with pytest.raises(ConfigError, match="must contain"):
+        check_template("a photo of a {classname}")
+    with pytest.raises(ConfigError, match="invalid"):
+        check_template("{description} {colour}")
