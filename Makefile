@@ -19,6 +19,8 @@ run: $(STAMP)
 	$(BIN)/visfeed optimize
 
 test: $(STAMP)
+	@command -v chromium >/dev/null 2>&1 || { apt-get update -q && apt-get install -y -q chromium; } \
+		|| echo "warning: could not install Debian's chromium; the HTML report browser test will be skipped"
 	$(BIN)/ruff check src tests benchmarks
 	$(BIN)/ruff format --check src tests benchmarks
 	$(BIN)/mypy

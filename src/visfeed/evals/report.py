@@ -1,0 +1,175 @@
+"""Self-contained HTML report of a run: plots as embedded PNGs (matplotlib), tables as plain HTML.
+
+The report reads only the run's own records (``result.json`` and the trace), through :class:`ReportData`,
+so it can be rebuilt at any time and shared as one file.
+"""
+
+from __future__ import annotations
+
+import base64
+import html
+import io
+from collections.abc import Sequence
+from pathlib import Path
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt
+import numpy as np
+from matplotlib.figure import Figure
+from matplotlib.ticker import MaxNLocator
+from pydantic import BaseModel, Field
+
+from visfeed.fileio import write_text_atomic
+
+
+class LineageRow(BaseModel):
+    """One description's life: when it came, what it did to accuracy, when and why it went."""
+
+    classname: str
+    text: str
+    added_iteration: int
+    origin: str = ""
+    accuracy_change: float | None = None
+    removed_iteration: int | None = None
+    removed_reason: str = ""
+
+
+class ReportData(BaseModel):
+    """Everything a report shows; built from a run directory by the CLI."""
+
+    title: str
+    classnames: list[str]
+    objective: list[float] = Field(description="Feedback-split accuracy (percent) per iteration, 0 = initial.")
+    validation: list[float] = Field(default_factory=list, description="Validation accuracy per iteration, if used.")
+    per_class_before: list[float] = Field(description="Test accuracy per class (percent), initial descriptions.")
+    per_class_after: list[float] = Field(description="Test accuracy per class (percent), optimized descriptions.")
+    confusion_before: list[list[int]]
+    confusion_after: list[list[int]]
+    baselines: dict[str, float] = Field(description="Method name to test accuracy in percent.")
+    lineage: list[LineageRow] = Field(default_factory=list)
+    summary: dict[str, str] = Field(default_factory=dict, description="Key facts shown at the top.")
+
+
+def _png(fig: Figure) -> str:
+    buf = io.BytesIO()
+    fig.savefig(buf, format="png", dpi=110, bbox_inches="tight")
+    plt.close(fig)
+    return base64.b64encode(buf.getvalue()).decode("ascii")
+
+
+def plot_objective(data: ReportData) -> Figure:
+    """Objective per iteration (feedback split, and validation when present)."""
+    fig, ax = plt.subplots(figsize=(6, 3.2))
+    its = np.arange(len(data.objective))
+    ax.plot(its, data.objective, marker="o", label="feedback split")
+    if data.validation:
+        ax.plot(np.arange(len(data.validation)), data.validation, marker="s", label="validation")
+    ax.set_xlabel("iteration")
+    ax.set_ylabel("accuracy (%)")
+    ax.set_title("Objective per iteration")
+    ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+    ax.grid(alpha=0.3)
+    ax.legend()
+    return fig
+
+
+def plot_per_class(data: ReportData) -> Figure:
+    """Per-class test accuracy before and after, sorted by the gain."""
+    before, after = np.asarray(data.per_class_before), np.asarray(data.per_class_after)
+    order = np.argsort(after - before)
+    fig, ax = plt.subplots(figsize=(7, max(3.0, 0.22 * len(order))))
+    y = np.arange(len(order))
+    ax.barh(y - 0.2, before[order], height=0.4, label="initial")
+    ax.barh(y + 0.2, after[order], height=0.4, label="optimized")
+    ax.set_yticks(y, [data.classnames[i] for i in order], fontsize=7)
+    ax.set_xlabel("test accuracy (%)")
+    ax.set_title("Per-class accuracy before and after")
+    ax.legend(loc="lower right")
+    return fig
+
+
+def plot_confusions(data: ReportData) -> Figure:
+    """Confusion heatmaps (rows: true class, columns: predicted) before and after."""
+    fig, axes = plt.subplots(1, 2, figsize=(11, 5.2))
+    mats = [np.asarray(data.confusion_before), np.asarray(data.confusion_after)]
+    vmax = max(int(m.max()) for m in mats) or 1
+    show_names = len(data.classnames) <= 40
+    for ax, mat, title in zip(axes, mats, ("initial", "optimized"), strict=True):
+        im = ax.imshow(mat, cmap="viridis", vmin=0, vmax=vmax)
+        ax.set_title(f"Confusion, {title}")
+        if show_names:
+            ticks = np.arange(len(data.classnames))
+            ax.set_xticks(ticks, data.classnames, rotation=90, fontsize=6)
+            ax.set_yticks(ticks, data.classnames, fontsize=6)
+        ax.set_xlabel("predicted")
+    axes[0].set_ylabel("true")
+    fig.colorbar(im, ax=axes, shrink=0.7)
+    return fig
+
+
+def _table(header: Sequence[str], rows: Sequence[Sequence[object]]) -> str:
+    head = "".join(f"<th>{html.escape(str(h))}</th>" for h in header)
+    body = "".join("<tr>" + "".join(f"<td>{html.escape(str(c))}</td>" for c in r) + "</tr>" for r in rows)
+    return f"<table><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>"
+
+
+_CSS = """
+body { font-family: system-ui, sans-serif; margin: 2em auto; max-width: 1100px; color: #222; }
+table { border-collapse: collapse; margin: 1em 0; font-size: 0.9em; }
+th, td { border: 1px solid #ccc; padding: 3px 8px; text-align: left; vertical-align: top; }
+th { background: #f3f3f3; }
+img { max-width: 100%; }
+.removed { color: #999; text-decoration: line-through; }
+"""
+
+
+def render_html(data: ReportData) -> str:
+    """The whole report as one HTML string (images inlined as data URIs, no external requests)."""
+    plots = [
+        ("objective", plot_objective(data)),
+        ("per-class", plot_per_class(data)),
+        ("confusion", plot_confusions(data)),
+    ]
+    figures = "\n".join(
+        f'<figure><img class="plot" id="plot-{name}" alt="{name} plot" src="data:image/png;base64,{_png(fig)}"></figure>'
+        for name, fig in plots
+    )
+    summary = _table(["", ""], list(data.summary.items()))
+    baselines = _table(["method", "test accuracy (%)"], [(k, f"{v:.1f}") for k, v in data.baselines.items()])
+    lineage_rows = [
+        (
+            r.classname,
+            r.text,
+            r.added_iteration,
+            r.origin,
+            "" if r.accuracy_change is None else f"{r.accuracy_change:+.1f}",
+            "" if r.removed_iteration is None else f"{r.removed_iteration} ({r.removed_reason})",
+        )
+        for r in sorted(data.lineage, key=lambda r: (r.classname, r.added_iteration))
+    ]
+    lineage = _table(["class", "description", "added at", "origin", "accuracy change", "removed at"], lineage_rows)
+    return f"""<!doctype html>
+<html lang="en"><head><meta charset="utf-8"><title>{html.escape(data.title)}</title>
+<style>{_CSS}</style></head><body>
+<h1>{html.escape(data.title)}</h1>
+<h2>Summary</h2>{summary}
+<h2>Baselines (same backbone, same test split)</h2>{baselines}
+<h2>Plots</h2>{figures}
+<h2>Description lineage</h2>{lineage}
+<script>
+// Marks how many plots decoded, so a headless browser check can tell a broken image from a drawn one.
+window.addEventListener("load", () => {{
+  document.body.dataset.plotsLoaded = [...document.querySelectorAll("img.plot")]
+    .filter((img) => img.complete && img.naturalWidth > 0).length;
+}});
+</script>
+</body></html>
+"""
+
+
+def write_report(data: ReportData, path: Path) -> Path:
+    """Write the report atomically and return its path."""
+    write_text_atomic(path, render_html(data))
+    return path
