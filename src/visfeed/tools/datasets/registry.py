@@ -1,0 +1,177 @@
+"""Dataset names -> sources, and the one entry point the CLI and the graph call: ``load_dataset``."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from dataclasses import replace
+from pathlib import Path
+from typing import NamedTuple
+
+from visfeed.errors import ConfigError
+from visfeed.tools.datasets import tv_sources
+from visfeed.tools.datasets.base import DatasetSplits
+from visfeed.tools.datasets.catalog import CATALOG, DatasetInfo
+from visfeed.tools.datasets.cifar import load_cifar
+from visfeed.tools.datasets.coop import COOP_LAYOUTS, COOP_SPECIAL, load_coop
+from visfeed.tools.datasets.folder import load_imagefolder, load_manifest
+from visfeed.tools.datasets.names import check_names, read_classnames_file
+from visfeed.tools.datasets.protocol import LoadReport, RawDataset, Verify, make_splits
+
+logger = logging.getLogger(__name__)
+
+Source = Callable[[Path, bool, Path | None], RawDataset]
+
+_BUILTIN: dict[str, Source] = {
+    "flowers102": lambda r, d, c: tv_sources.flowers102(r, d),
+    "dtd": lambda r, d, c: tv_sources.dtd(r, d),
+    "eurosat": lambda r, d, c: tv_sources.eurosat(r, d),
+    "food101": lambda r, d, c: tv_sources.food101(r, d),
+    "oxford_pets": lambda r, d, c: tv_sources.oxford_pets(r, d),
+    "caltech101": lambda r, d, c: tv_sources.caltech101(r, d),
+    "sun397": lambda r, d, c: tv_sources.sun397(r, d),
+    "stanford_cars": lambda r, d, c: tv_sources.stanford_cars(r, d),
+    "fgvc_aircraft": lambda r, d, c: tv_sources.fgvc_aircraft(r, d),
+    "cifar10": lambda r, d, c: load_cifar("cifar10", r, download=d, cache_dir=c),
+    "cifar100": lambda r, d, c: load_cifar("cifar100", r, download=d, cache_dir=c),
+    "imagenet": lambda r, d, c: tv_sources.imagenet(r, d),
+    "imagefolder": lambda r, d, c: load_imagefolder(r),
+    "manifest": lambda r, d, c: load_manifest(r),
+}
+
+ALIASES = {
+    "flowers": "flowers102",
+    "oxford_flowers": "flowers102",
+    "pets": "oxford_pets",
+    "oxfordiiitpet": "oxford_pets",
+    "oxford_iiit_pet": "oxford_pets",
+    "cars": "stanford_cars",
+    "stanfordcars": "stanford_cars",
+    "aircraft": "fgvc_aircraft",
+    "fgvcaircraft": "fgvc_aircraft",
+    "caltech": "caltech101",
+    "food": "food101",
+    "imagenet1k": "imagenet",
+    "cifar-10": "cifar10",
+    "cifar-100": "cifar100",
+    "folder": "imagefolder",
+}
+
+#: Where ``download=True`` puts data when no root is given (never read from the environment).
+DEFAULT_DOWNLOAD_ROOT = Path.home() / ".cache" / "visfeed" / "datasets"
+
+
+class LoadedDataset(NamedTuple):
+    """The splits plus a report of what loading did (skipped files, short classes, split origins)."""
+
+    splits: DatasetSplits
+    report: LoadReport
+
+
+def canonical_name(name: str) -> str:
+    """Normalize a user-given dataset name (case, '-', aliases; ``coop:`` prefix kept)."""
+    key = name.strip().lower()
+    if key.startswith("coop"):
+        rest = key[4:].lstrip(":").replace("-", "_")
+        rest = ALIASES.get(rest, rest)
+        if rest and rest not in COOP_LAYOUTS and rest not in COOP_SPECIAL:
+            known = ", ".join(f"coop:{k}" for k in (*COOP_LAYOUTS, *COOP_SPECIAL))
+            raise ConfigError(f"unknown CoOp dataset {name!r}; known: {known}")
+        return f"coop:{rest}" if rest else "coop"
+    key = ALIASES.get(key, key)
+    key = ALIASES.get(key.replace("-", "_"), key.replace("-", "_"))
+    if key not in _BUILTIN:
+        known = ", ".join([*_BUILTIN, "coop:<dataset>"])
+        raise ConfigError(f"unknown dataset {name!r}; known: {known} (see `visfeed datasets`)")
+    return key
+
+
+def list_datasets() -> list[DatasetInfo]:
+    """Every supported dataset name with its expected on-disk layout."""
+    return list(CATALOG.values())
+
+
+def _source(name: str, root: Path, download: bool, cache_dir: Path | None) -> RawDataset:
+    if name == "coop":
+        return load_coop("", root)
+    if name == "coop:imagenet":
+        return replace(tv_sources.imagenet(root, False), name="coop:imagenet")
+    if name.startswith("coop:"):
+        return load_coop(name.removeprefix("coop:"), root)
+    return _BUILTIN[name](root, download, cache_dir)
+
+
+def load_dataset_with_report(
+    name: str,
+    root: Path | None,
+    *,
+    k_shot: int = 8,
+    seed: int = 0,
+    download: bool = False,
+    classnames_file: Path | None = None,
+    n_val_per_class: int | None = None,
+    cache_dir: Path | None = None,
+    verify: Verify = "fast",
+) -> LoadedDataset:
+    """Like :func:`load_dataset`, and also return the :class:`LoadReport`."""
+    key = canonical_name(name)
+    info = CATALOG.get(key)
+    if root is None:
+        if not (download and info is not None and info.downloadable):
+            raise ConfigError(
+                f"dataset {key!r} needs --root (the folder that holds it)"
+                + ("; or pass --download to fetch it" if info is not None and info.downloadable else "")
+            )
+        root = DEFAULT_DOWNLOAD_ROOT / key
+    root = Path(root).expanduser().absolute()
+    raw = _source(key, root, download, cache_dir)
+    if classnames_file is not None:
+        raw.classnames = read_classnames_file(Path(classnames_file), raw.raw_ids, raw.classnames)
+        raw.classnames_source = f"file:{classnames_file}"
+    check_names(raw.classnames, raw.raw_ids, key)
+    splits, report = make_splits(raw, k_shot=k_shot, seed=seed, n_val_per_class=n_val_per_class, verify=verify)
+    logger.info(
+        "%s: %d classes, %d feedback / %d validation / %d test images (k=%d, seed=%d)",
+        key,
+        len(splits.classnames),
+        len(splits.feedback),
+        len(splits.validation) if splits.validation else 0,
+        len(splits.test),
+        k_shot,
+        seed,
+    )
+    return LoadedDataset(splits, report)
+
+
+def load_dataset(
+    name: str,
+    root: Path | None,
+    *,
+    k_shot: int = 8,
+    seed: int = 0,
+    download: bool = False,
+    classnames_file: Path | None = None,
+    n_val_per_class: int | None = None,
+    cache_dir: Path | None = None,
+    verify: Verify = "fast",
+) -> DatasetSplits:
+    """Load a dataset by name and apply the few-shot protocol.
+
+    ``name``: a built-in (flowers102, dtd, eurosat, food101, oxford_pets, caltech101, sun397, stanford_cars,
+    fgvc_aircraft, cifar10, cifar100, imagenet), ``imagefolder``, ``manifest`` (root = the manifest file),
+    ``coop:<dataset>`` or ``coop`` (root = a split_zhou_*.json). Nothing is fetched unless ``download``.
+    ``cache_dir``: where CIFAR's PNGs go (default beside the batches). ``verify``: "fast" decodes the
+    feedback and drawn validation images and identifies the rest by header, "full" decodes all, "off"
+    only checks that files exist. Missing data raises DataError with the expected layout.
+    """
+    return load_dataset_with_report(
+        name,
+        root,
+        k_shot=k_shot,
+        seed=seed,
+        download=download,
+        classnames_file=classnames_file,
+        n_val_per_class=n_val_per_class,
+        cache_dir=cache_dir,
+        verify=verify,
+    ).splits
