@@ -1,0 +1,394 @@
+"""The one door every LLM request of the optimizer goes through.
+
+Why one door: caching, the budget check, retries with backoff, the per-call timeout, bounded concurrency
+and accounting must apply to every request, whatever the provider. The order is fixed:
+
+    cache lookup -> (miss) budget reservation -> semaphore -> attempts with timeout and backoff
+    -> accounting record + ``on_call`` hook -> cache store
+
+:meth:`LLMClient.astructured` adds structured output (native where the provider has it, JSON mode plus
+the schema in the prompt otherwise) and a bounded repair loop that shows the model its validation error.
+:meth:`LLMClient.ainvoke` is the plain / tool-calling call used by the agent mode.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import random
+import threading
+import time
+import weakref
+from collections.abc import Awaitable, Callable, Coroutine, Sequence
+from datetime import UTC, datetime
+from typing import Any, TypeVar
+
+from langchain_core.language_models import BaseChatModel
+from langchain_core.messages import AIMessage, BaseMessage
+from langchain_core.tools import BaseTool
+from langchain_core.utils.function_calling import convert_to_openai_tool
+from pydantic import BaseModel, ValidationError
+from tenacity import AsyncRetrying, RetryCallState, retry_if_exception, stop_after_attempt
+
+from visfeed.errors import ConfigError, ProviderError
+from visfeed.tools.llm._loop import LoopThread
+from visfeed.tools.llm.accounting import (
+    Budget,
+    LLMCallRecord,
+    UsageTotals,
+    estimate_cost,
+    estimate_tokens,
+    usage_of,
+)
+from visfeed.tools.llm.cache import ResponseCache, dump_message, load_message, request_key
+from visfeed.tools.llm.providers import ProviderHandle
+from visfeed.tools.llm.retry import backoff_delay, classify
+from visfeed.tools.llm.settings import LLMSettings
+from visfeed.tools.llm.structured import (
+    OutputParseError,
+    StructuredOutputError,
+    message_text,
+    parse_structured,
+    repair_messages,
+    schema_json,
+    with_schema_instruction,
+)
+
+log = logging.getLogger(__name__)
+
+T = TypeVar("T", bound=BaseModel)
+OnCall = Callable[[LLMCallRecord, list[BaseMessage], AIMessage | None], None]
+_Call = Callable[[BaseChatModel], Awaitable[Any]]
+
+
+class LLMClient:
+    """Calls one provider with caching, budget, retries, timeouts, bounded concurrency and accounting."""
+
+    def __init__(
+        self,
+        handle: ProviderHandle,
+        settings: LLMSettings | None = None,
+        *,
+        cache: ResponseCache | None = None,
+        budget: Budget | None = None,
+        on_call: OnCall | None = None,
+    ) -> None:
+        self.handle = handle
+        self.settings = settings or LLMSettings()
+        self.cache = cache
+        self.budget = budget
+        self.on_call = on_call
+        self.records: list[LLMCallRecord] = []
+        self._totals = UsageTotals()
+        self._rng = random.Random(self.settings.seed)
+        self._lock = threading.Lock()
+        self._semaphores: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, asyncio.Semaphore] = (
+            weakref.WeakKeyDictionary()
+        )
+        self._loop_thread: LoopThread | None = None
+        if budget is not None:
+            budget.check_model(handle.model, free=handle.free)
+
+    @property
+    def totals(self) -> UsageTotals:
+        """A snapshot of the run totals (calls, cache hits, tokens, cost, retries)."""
+        with self._lock:
+            return self._totals.model_copy()
+
+    # ------------------------------------------------------------------ public
+    async def astructured(
+        self,
+        messages: Sequence[BaseMessage],
+        schema: type[T],
+        *,
+        task: str,
+        example: T | None = None,
+        cache_salt: str | None = None,
+    ) -> T:
+        """One answer validated against ``schema``.
+
+        ``example`` (a valid instance) is shown to models that get the schema in the prompt; small models
+        need it. ``cache_salt`` separates calls that are meant to differ although their messages are
+        equal (e.g. the k-th of K samples at temperature 1). Raises :class:`StructuredOutputError` when
+        no valid answer came within ``settings.max_repairs`` repair rounds.
+        """
+        messages = list(messages)
+        mode = self.handle.structured_mode
+        key = self._key(
+            "structured",
+            messages,
+            schema={"name": schema.__name__, "json": schema_json(schema), "mode": mode},
+            extra={"example": example.model_dump(mode="json") if example is not None else None},
+            salt=cache_salt,
+        )
+        hit = self._cache_get(key)
+        if hit is not None and hit.get("kind") == "structured":
+            try:
+                value = schema.model_validate(hit["parsed"])
+            except (ValidationError, KeyError):
+                log.warning("ignoring a cached %s answer that no longer validates", schema.__name__)
+            else:
+                self._record_hit(task, messages, load_message(hit["raw"]), key)
+                return value
+
+        convo = messages
+        if mode not in ("openai_json_schema", "native"):
+            convo = with_schema_instruction(messages, schema, example)
+        kwargs = self.handle.request_kwargs(
+            temperature=self.settings.temperature,
+            max_tokens=self.settings.max_tokens,
+            seed=self.settings.seed,
+            response_format=self.handle.response_format(schema),
+        )
+        last_error: Exception | None = None
+        for round_ in range(self.settings.max_repairs + 1):
+            holder: dict[str, Any] = {}
+            call = self._structured_call(convo, schema, kwargs, holder)
+            reply = await self._send(convo, task=task, repair_round=round_, call=call)
+            try:
+                value = self._parse(reply, schema, holder)
+            except OutputParseError as exc:
+                last_error = exc
+                log.info("task %s: %s answer invalid (round %d): %s", task, schema.__name__, round_, exc)
+                convo = repair_messages(convo, reply, exc, schema)
+                continue
+            self._cache_put(key, {"kind": "structured", "parsed": value.model_dump(mode="json"),
+                                  "raw": dump_message(reply)}, task)  # fmt: skip
+            return value
+        raise StructuredOutputError(
+            f"{self.handle.provider}:{self.handle.model} gave no valid {schema.__name__} for task {task!r} "
+            f"after {self.settings.max_repairs} repair round(s): {last_error}; raise max_repairs or "
+            "max_tokens, simplify the schema, or use a stronger model",
+            provider=self.handle.provider,
+            model=self.handle.model,
+        )
+
+    async def ainvoke(
+        self,
+        messages: Sequence[BaseMessage],
+        *,
+        tools: Sequence[BaseTool] | None = None,
+        task: str,
+        cache_salt: str | None = None,
+    ) -> AIMessage:
+        """A plain or tool-calling chat call (the agent mode); the reply may carry ``tool_calls``."""
+        messages = list(messages)
+        tool_list = list(tools or [])
+        if tool_list and not self.handle.supports_tools:
+            raise ConfigError(
+                f"provider {self.handle.provider}:{self.handle.model} does not support tool calling; "
+                "use the structured (non-agent) mode or a provider with tools"
+            )
+        specs = [convert_to_openai_tool(t) for t in tool_list] or None
+        key = self._key("chat", messages, tools=specs, salt=cache_salt)
+        hit = self._cache_get(key)
+        if hit is not None and hit.get("kind") == "chat":
+            message = load_message(hit["message"])
+            self._record_hit(task, messages, message, key)
+            return message
+        kwargs = self.handle.request_kwargs(
+            temperature=self.settings.temperature, max_tokens=self.settings.max_tokens, seed=self.settings.seed
+        )
+        openai_style = self.handle.call_style != "generic"
+
+        async def call(model: BaseChatModel) -> Any:
+            runnable: Any = model
+            if tool_list:
+                # llama.cpp's function-calling format only calls tools when tool_choice is explicit.
+                runnable = (
+                    model.bind_tools(tool_list, tool_choice="auto") if openai_style else model.bind_tools(tool_list)
+                )
+            return await runnable.ainvoke(messages, **kwargs)
+
+        reply = await self._send(messages, task=task, repair_round=0, call=call)
+        self._cache_put(key, {"kind": "chat", "message": dump_message(reply)}, task)
+        return reply
+
+    def structured(self, messages: Sequence[BaseMessage], schema: type[T], *, task: str, **kw: Any) -> T:
+        """Blocking :meth:`astructured` (runs on the client's private event loop thread)."""
+        return self._run_sync(self.astructured(messages, schema, task=task, **kw))
+
+    def invoke(self, messages: Sequence[BaseMessage], *, task: str, **kw: Any) -> AIMessage:
+        """Blocking :meth:`ainvoke` (runs on the client's private event loop thread)."""
+        return self._run_sync(self.ainvoke(messages, task=task, **kw))
+
+    def close(self) -> None:
+        """Stop the private event loop thread used by the blocking wrappers (the handle stays open)."""
+        with self._lock:
+            thread, self._loop_thread = self._loop_thread, None
+        if thread is not None:
+            thread.close()
+
+    # ----------------------------------------------------------------- helpers
+    def _structured_call(
+        self, convo: list[BaseMessage], schema: type[BaseModel], kwargs: dict[str, Any], holder: dict[str, Any]
+    ) -> _Call:
+        if self.handle.structured_mode == "native":
+
+            async def native(model: BaseChatModel) -> Any:
+                out = await model.with_structured_output(schema, include_raw=True).ainvoke(convo)
+                holder["out"] = out
+                return out["raw"] if isinstance(out, dict) else AIMessage(content="")
+
+            return native
+
+        async def plain(model: BaseChatModel) -> Any:
+            return await model.ainvoke(convo, **kwargs)
+
+        return plain
+
+    @staticmethod
+    def _parse(reply: AIMessage, schema: type[T], holder: dict[str, Any]) -> T:
+        out = holder.get("out")
+        if isinstance(out, dict) and out.get("parsed") is not None and out.get("parsing_error") is None:
+            parsed = out["parsed"]
+            if isinstance(parsed, schema):
+                return parsed
+            try:
+                return schema.model_validate(parsed)
+            except ValidationError as exc:
+                raise OutputParseError(f"the answer does not match the schema {schema.__name__}: {exc}") from exc
+        if isinstance(out, dict) and out.get("parsing_error") is not None:
+            raise OutputParseError(str(out["parsing_error"]))
+        if reply.response_metadata.get("finish_reason") == "length":
+            raise OutputParseError("the reply was cut off at max_tokens; write a shorter JSON object")
+        return parse_structured(message_text(reply), schema)
+
+    def _key(self, kind: str, messages: list[BaseMessage], **parts: Any) -> str | None:
+        if self.cache is None or not self.settings.cache_enabled:
+            return None
+        return request_key(self.handle, self.settings, kind, messages, **parts)
+
+    def _cache_get(self, key: str | None) -> dict[str, Any] | None:
+        if key is None or self.cache is None:
+            return None
+        return self.cache.get(key)
+
+    def _cache_put(self, key: str | None, value: dict[str, Any], task: str) -> None:
+        if key is not None and self.cache is not None:
+            self.cache.put(key, value, provider=self.handle.provider, model=self.handle.model, task=task)
+
+    def _record_hit(self, task: str, messages: list[BaseMessage], reply: AIMessage, key: str | None) -> None:
+        record = LLMCallRecord(task=task, provider=self.handle.provider, model=self.handle.model, cache_hit=True)
+        log.debug("task %s: cache hit %s", task, (key or "")[:12])
+        self._finish(record, messages, reply)
+
+    def _finish(self, record: LLMCallRecord, messages: list[BaseMessage], reply: AIMessage | None) -> None:
+        with self._lock:
+            self.records.append(record)
+            self._totals.add(record)
+        if self.on_call is not None:
+            try:
+                self.on_call(record, messages, reply)
+            except Exception:
+                log.exception("the on_call hook failed for task %s (the call itself succeeded)", record.task)
+
+    def _semaphore(self) -> asyncio.Semaphore:
+        loop = asyncio.get_running_loop()
+        with self._lock:
+            sem = self._semaphores.get(loop)
+            if sem is None:
+                sem = self._semaphores[loop] = asyncio.Semaphore(self.settings.max_concurrency)
+        return sem
+
+    def _wait(self, state: RetryCallState) -> float:
+        exc = state.outcome.exception() if state.outcome is not None else None
+        failure = classify(exc) if exc is not None else None
+        s = self.settings
+        with self._lock:
+            delay = backoff_delay(
+                state.attempt_number,
+                base_s=s.backoff_base_s,
+                max_s=s.backoff_max_s,
+                retry_after=failure.retry_after if failure else None,
+                max_retry_after_s=s.max_retry_after_s,
+                rng=self._rng,
+            )
+        log.warning(
+            "%s:%s attempt %d failed (%s); retrying in %.2fs",
+            self.handle.provider, self.handle.model, state.attempt_number,
+            failure.reason if failure else "?", delay,
+        )  # fmt: skip
+        return delay
+
+    async def _send(self, messages: list[BaseMessage], *, task: str, repair_round: int, call: _Call) -> AIMessage:
+        """One logical call: budget, semaphore, retried attempts, accounting. Returns the reply."""
+        h, s = self.handle, self.settings
+        if not h.ready:  # e.g. start the local server, off the event loop
+            await asyncio.to_thread(lambda: h.chat_model)
+        prompt_est = estimate_tokens("".join(message_text(m) for m in messages))
+        reservation = (
+            self.budget.reserve(h.model, prompt_tokens=prompt_est, max_completion_tokens=s.max_tokens, free=h.free)
+            if self.budget is not None
+            else None
+        )
+        started_at, t0 = datetime.now(UTC), time.perf_counter()
+        attempts = 0
+        reply: AIMessage | None = None
+        error: ProviderError | None = None
+        cause: BaseException | None = None
+        settled = False
+        try:
+            async with self._semaphore():
+                retrying = AsyncRetrying(
+                    stop=stop_after_attempt(s.max_retries + 1),
+                    wait=self._wait,
+                    retry=retry_if_exception(lambda e: classify(e).retryable),
+                    reraise=True,
+                )
+                try:
+                    async for attempt in retrying:
+                        with attempt:
+                            attempts += 1
+                            out = await asyncio.wait_for(call(h.pick_chat_model()), timeout=s.timeout_s)
+                            reply = out if isinstance(out, AIMessage) else AIMessage(content=str(out))
+                except Exception as exc:
+                    failure = classify(exc)
+                    cause = exc
+                    error = ProviderError(
+                        f"{h.provider}:{h.model} call for task {task!r} failed after {attempts} attempt(s): "
+                        f"{failure.reason}",
+                        provider=h.provider,
+                        model=h.model,
+                        status=failure.status,
+                        retry_after=failure.retry_after,
+                    )
+            prompt_tokens, completion_tokens, estimated = usage_of(reply, prompt_est)
+            cost = estimate_cost(
+                h.model, prompt_tokens, completion_tokens,
+                self.budget.prices if self.budget is not None else None, free=h.free,
+            ) or 0.0  # fmt: skip
+            if reservation is not None and self.budget is not None:
+                self.budget.settle(
+                    reservation, tokens=prompt_tokens + completion_tokens, cost_usd=cost, sent=attempts > 0
+                )
+                settled = True
+        finally:
+            if reservation is not None and self.budget is not None and not settled:  # cancelled
+                self.budget.settle(reservation, tokens=0, cost_usd=0.0, sent=attempts > 0)
+        record = LLMCallRecord(
+            task=task,
+            provider=h.provider,
+            model=h.model,
+            prompt_tokens=prompt_tokens,
+            completion_tokens=completion_tokens,
+            tokens_estimated=estimated,
+            cost_usd=cost,
+            latency_s=time.perf_counter() - t0,
+            attempts=attempts,
+            repair_round=repair_round,
+            error=str(error) if error is not None else None,
+            started_at=started_at,
+        )
+        self._finish(record, messages, reply)
+        if error is not None:
+            raise error from cause
+        assert reply is not None  # set when no error was recorded
+        return reply
+
+    def _run_sync(self, coro: Coroutine[Any, Any, T]) -> T:
+        with self._lock:
+            if self._loop_thread is None:
+                self._loop_thread = LoopThread()
+            thread = self._loop_thread
+        return thread.run(coro)

@@ -1,0 +1,118 @@
+"""Which provider failures are worth retrying, how long to wait, and the final error.
+
+Why in one place: the client talks to OpenAI's SDK, to OpenAI-compatible servers through the same SDK,
+and to arbitrary LangChain plug-ins whose exceptions we cannot import. Classification therefore looks at
+exception types we know (openai, httpx, asyncio) and, for the rest, at an HTTP status carried by the
+exception (``status_code`` or ``response.status_code``), which most SDKs provide.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import email.utils
+import json
+import random
+import time
+from dataclasses import dataclass
+from typing import Any
+
+import httpx
+import openai
+
+RETRYABLE_STATUS = frozenset({408, 409, 425, 429, 500, 502, 503, 504, 520, 522, 524, 529})
+
+
+@dataclass(frozen=True)
+class Failure:
+    """A classified failure of one attempt."""
+
+    retryable: bool
+    reason: str
+    status: int | None = None
+    retry_after: float | None = None
+
+
+def _status_of(exc: BaseException) -> int | None:
+    for obj in (exc, getattr(exc, "response", None)):
+        code = getattr(obj, "status_code", None)
+        if isinstance(code, int):
+            return code
+    return None
+
+
+def _headers_of(exc: BaseException) -> Any:
+    response = getattr(exc, "response", None)
+    return getattr(response, "headers", None)
+
+
+def parse_retry_after(headers: Any) -> float | None:
+    """Seconds to wait from ``retry-after-ms`` / ``retry-after`` (seconds or HTTP date), if present."""
+    if headers is None:
+        return None
+    try:
+        ms = headers.get("retry-after-ms")
+        if ms is not None:
+            return max(float(ms) / 1000.0, 0.0)
+        value = headers.get("retry-after")
+    except (AttributeError, TypeError, ValueError):
+        return None
+    if value is None:
+        return None
+    try:
+        return max(float(value), 0.0)
+    except ValueError:
+        pass
+    try:
+        when = email.utils.parsedate_to_datetime(value)
+    except (TypeError, ValueError):
+        return None
+    return max(when.timestamp() - time.time(), 0.0)
+
+
+def classify(exc: BaseException) -> Failure:
+    """Decide whether ``exc`` from one attempt is transient."""
+    if isinstance(exc, (asyncio.TimeoutError, TimeoutError, openai.APITimeoutError, httpx.TimeoutException)):
+        return Failure(True, "timed out")
+    if isinstance(exc, (json.JSONDecodeError, openai.APIResponseValidationError)):
+        return Failure(True, f"malformed response body: {_short(exc)}")
+    code = _status_of(exc)
+    if code is not None and code >= 400:
+        retry_after = parse_retry_after(_headers_of(exc))
+        hint = ""
+        if code in (401, 403):
+            hint = " (check the API key and its permissions)"
+        elif code == 404:
+            hint = " (check the model name and the base URL)"
+        return Failure(code in RETRYABLE_STATUS, f"HTTP {code}: {_short(exc)}{hint}", code, retry_after)
+    if isinstance(exc, (openai.APIConnectionError, httpx.TransportError, ConnectionError, EOFError)):
+        return Failure(True, f"connection failed: {_short(exc)}")
+    if isinstance(exc, (IndexError, KeyError)):
+        # langchain raises these when a server answers 200 with no choices (or no 'choices' key).
+        return Failure(True, f"empty or incomplete response: {_short(exc)}")
+    return Failure(False, f"{type(exc).__name__}: {_short(exc)}")
+
+
+def _short(exc: BaseException, limit: int = 300) -> str:
+    text = str(exc) or type(exc).__name__
+    return text if len(text) <= limit else text[:limit] + " ..."
+
+
+def backoff_delay(
+    attempt: int,
+    *,
+    base_s: float,
+    max_s: float,
+    retry_after: float | None,
+    max_retry_after_s: float,
+    rng: random.Random,
+) -> float:
+    """Delay before retry number ``attempt`` (1-based): jittered exponential, at least ``retry_after``.
+
+    Jitter (uniform in [cap/2, cap]) spreads out clients that failed together; a server's retry-after
+    hint is a floor, capped at ``max_retry_after_s`` so one bad header cannot stall a run for hours.
+    """
+    cap = min(max_s, base_s * (2 ** (attempt - 1)))
+    delay = rng.uniform(cap / 2, cap) if cap > 0 else 0.0
+    if retry_after is not None:
+        delay = max(delay, min(retry_after, max_retry_after_s))
+    return delay

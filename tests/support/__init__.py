@@ -1,0 +1,1 @@
+"""Test helpers shared by several test folders (loopback fault servers and similar far-side fakes)."""
