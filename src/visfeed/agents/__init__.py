@@ -1,1 +1,5 @@
-"""agents."""
+"""The optimization graph (LangGraph), its nodes, prompts, the mutation agent and the runner.
+
+Entry points: :func:`visfeed.agents.run.optimize`, :func:`visfeed.agents.run.resume`,
+:func:`visfeed.agents.graph.build_graph` and :func:`visfeed.agents.trace.read_trace`.
+"""

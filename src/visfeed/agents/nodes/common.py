@@ -1,0 +1,114 @@
+"""Helpers shared by nodes: the structured description call, gathering under a budget, class grouping."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Awaitable, Sequence
+from typing import Any, TypeVar
+
+import numpy as np
+from langchain_core.messages import BaseMessage
+
+from visfeed.agents.context import RunContext
+from visfeed.agents.schemas import ClassEntry, DescriptionBatch, OneClass, example_batch, example_one
+from visfeed.errors import BudgetExceeded
+from visfeed.state.models import Objective
+from visfeed.tools.llm import StructuredOutputError
+from visfeed.tools.scoring import Feedback
+from visfeed.tools.session import ScoringSession
+
+log = logging.getLogger(__name__)
+T = TypeVar("T")
+
+
+async def ask_descriptions(
+    ctx: RunContext, msgs: list[BaseMessage], *, task: str, salt: str, classes: Sequence[str]
+) -> DescriptionBatch | None:
+    """One structured call; an answer that never validated is traced and skipped (None), not fatal.
+
+    A single-class request uses the flat :class:`OneClass` schema (small models return empty nested
+    lists far more often), converted to a :class:`DescriptionBatch` so callers see one shape.
+    """
+    try:
+        if len(classes) == 1:
+            one = await ctx.client.astructured(msgs, OneClass, task=task, example=example_one(), cache_salt=salt)
+            return DescriptionBatch(classes=[ClassEntry(class_name=classes[0], descriptions=one.descriptions)])
+        return await ctx.client.astructured(msgs, DescriptionBatch, task=task, example=example_batch(), cache_salt=salt)
+    except StructuredOutputError as exc:
+        log.warning("task %s (%s): no valid answer: %s", task, salt, exc)
+        ctx.tracer.emit("llm_invalid", task=task, salt=salt, error=str(exc))
+        return None
+
+
+async def gather_budgeted(coros: Sequence[Awaitable[Any]]) -> tuple[list[Any], bool]:
+    """Run coroutines concurrently (the client's semaphore bounds them); BudgetExceeded -> None + flag.
+
+    Any other error is re-raised after all calls finished, so completed answers still reach the cache and
+    a resumed run does not pay for them again.
+    """
+    results = await asyncio.gather(*coros, return_exceptions=True)
+    out: list[Any] = []
+    budget_hit = False
+    error: BaseException | None = None
+    for r in results:
+        if isinstance(r, BudgetExceeded):
+            budget_hit = True
+            out.append(None)
+        elif isinstance(r, BaseException):
+            error = error or r
+            out.append(None)
+        else:
+            out.append(r)
+    if error is not None:
+        raise error
+    return out, budget_hit
+
+
+def objective_of(session: ScoringSession) -> Objective:
+    """The session's current objective as a record."""
+    n, margin = session.objective()
+    return Objective(n_correct=n, mean_margin=margin, n_images=session.n_images)
+
+
+def chunks(items: Sequence[T], size: int) -> list[list[T]]:
+    """Consecutive groups of at most ``size`` items, balanced in length."""
+    if not items:
+        return []
+    n_groups = -(-len(items) // size)
+    per = -(-len(items) // n_groups)
+    return [list(items[i : i + per]) for i in range(0, len(items), per)]
+
+
+def classes_to_mutate(fb: Feedback, scope: str) -> list[int]:
+    """Every class, or only those with errors or near misses (lambda-confusion), in class order."""
+    n = len(fb.per_class_accuracy)
+    if scope == "all":
+        return list(range(n))
+    return [
+        c
+        for c in range(n)
+        if fb.top_confused[c] or (not np.isnan(fb.per_class_accuracy[c]) and fb.per_class_accuracy[c] < 1.0)
+    ]
+
+
+def group_by_confusion(lam_conf: np.ndarray, targets: Sequence[int], size: int) -> list[list[int]]:
+    """Groups of about ``size`` classes that confuse each other (one LLM call per group, as in the paper).
+
+    Greedy and deterministic: seed a group with the most confused remaining class, then add the remaining
+    class most linked (symmetric lambda-confusion) to the group, until the group is full.
+    """
+    if not targets:
+        return []
+    w = lam_conf + lam_conf.T
+    n_groups = -(-len(targets) // size)
+    per = -(-len(targets) // n_groups)
+    remaining = sorted(targets, key=lambda c: (-float(w[c, list(targets)].sum()), c))
+    groups: list[list[int]] = []
+    while remaining:
+        group = [remaining.pop(0)]
+        while len(group) < per and remaining:
+            links = [float(w[r, group].sum()) for r in remaining]
+            group.append(remaining.pop(int(np.argmax(links))))
+        groups.append(sorted(group))
+    return groups

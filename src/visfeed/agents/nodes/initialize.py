@@ -1,0 +1,105 @@
+"""Initialization: one-shot LLM descriptions (CuPL/DCLIP style) per group of classes, or a CuPL JSON file."""
+
+from __future__ import annotations
+
+import json
+import logging
+from pathlib import Path
+from typing import Any
+
+from langgraph.runtime import Runtime
+
+from visfeed.agents.context import RunContext, traced
+from visfeed.agents.nodes.common import ask_descriptions, chunks, gather_budgeted
+from visfeed.agents.prompting import messages, quoted
+from visfeed.agents.schemas import batch_to_map, clean_description, names_other_class
+from visfeed.errors import ConfigError
+from visfeed.state.models import Descriptions, GraphState, LineageEntry
+
+log = logging.getLogger(__name__)
+
+FALLBACK_DESCRIPTION = "its typical appearance"
+
+
+def load_description_file(path: Path, classnames: list[str]) -> Descriptions:
+    """Read a CuPL-format JSON file (class name -> list of texts); every class must be present."""
+    try:
+        data = json.loads(Path(path).read_text(encoding="utf-8"))
+    except (OSError, json.JSONDecodeError) as exc:
+        raise ConfigError(f"init_file {path}: cannot read a JSON object of class -> descriptions: {exc}") from exc
+    if not isinstance(data, dict):
+        raise ConfigError(f"init_file {path}: expected a JSON object of class name -> list of descriptions")
+    by_fold = {str(k).casefold(): v for k, v in data.items()}
+    out: Descriptions = {}
+    missing = []
+    for name in classnames:
+        raw = by_fold.get(name.casefold())
+        descs = [clean_description(d) for d in raw if isinstance(d, str)] if isinstance(raw, list) else []
+        descs = list(dict.fromkeys(d for d in descs if d))
+        if not descs:
+            missing.append(name)
+        out[name] = descs
+    if missing:
+        raise ConfigError(f"init_file {path}: no descriptions for classes {missing[:10]}; add them to the file")
+    return out
+
+
+@traced
+async def initialize(state: GraphState, runtime: Runtime[RunContext]) -> dict[str, Any]:
+    """Write the initial descriptions D0 (skipped when the state already has them)."""
+    ctx = runtime.context
+    cfg = ctx.config
+    names = ctx.session.classnames
+    if state.descriptions:
+        return {}
+    budget_hit = False
+    if cfg.init_file is not None:
+        descs = load_description_file(cfg.init_file, names)
+        origin = "init-file"
+    else:
+        origin = "init"
+        descs = {}
+        todo = list(names)
+        for attempt in range(2):  # one retry for classes the model skipped
+            groups = chunks(todo, cfg.group_size)
+            coros = [
+                ask_descriptions(
+                    ctx,
+                    messages("init", n=cfg.n_init, classes=quoted(g)),
+                    task="init",
+                    salt=f"init:a{attempt}:g{i}",
+                    classes=g,
+                )
+                for i, g in enumerate(groups)
+            ]
+            results, hit = await gather_budgeted(coros)
+            budget_hit |= hit
+            for g, batch in zip(groups, results, strict=True):
+                if batch is not None:
+                    descs.update(batch_to_map(batch, g, limit=cfg.n_init))
+            todo = [c for c in names if c not in descs]
+            if not todo or budget_hit:
+                break
+        if cfg.drop_other_class_names:
+            for name, ds in descs.items():
+                kept = [d for d in ds if names_other_class(d, name, names) is None]
+                descs[name] = kept
+        for name in names:
+            if not descs.get(name):
+                log.warning("no initial descriptions for %r from the LLM; using a neutral fallback", name)
+                ctx.tracer.emit("init_fallback", class_name=name)
+                descs[name] = [FALLBACK_DESCRIPTION]
+        descs = {n: descs[n] for n in names}
+    lineage = [
+        LineageEntry(class_name=n, text=d, introduced_iteration=0, origin=origin) for n in names for d in descs[n]
+    ]
+    for e in lineage:
+        ctx.tracer.emit("lineage_add", **e.model_dump())
+    ctx.notify("initialized", classes=len(names), descriptions=sum(len(v) for v in descs.values()))
+    return {
+        "descriptions": descs,
+        "initial": descs,
+        "lineage": lineage,
+        "usage": ctx.usage(),
+        "stop_reason": "budget" if budget_hit else None,
+    }

@@ -1,0 +1,98 @@
+"""What a run needs besides its state: class names, embedded splits, a text encoder and an LLM provider.
+
+Built once per process from the :class:`RunConfig` (world or dataset, backbone, provider). Tests and
+benchmarks can pass their own :class:`RunResources` (e.g. a synthetic encoder and a scripted chat model).
+The test split is behind a loader that the runner calls once, after the graph has finished, so no
+selection can ever see it.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from visfeed.state.config import RunConfig
+from visfeed.tools.llm import ProviderHandle, resolve_provider
+from visfeed.tools.session import TextEncoder
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class EmbeddedSplit:
+    """Image embeddings (N, d) and labels (N,) of one split."""
+
+    image_emb: np.ndarray
+    labels: np.ndarray
+
+    def __len__(self) -> int:
+        return int(self.labels.shape[0])
+
+
+@dataclass
+class RunResources:
+    """Everything heavy a run uses; never checkpointed."""
+
+    dataset: str
+    classnames: list[str]
+    encoder: TextEncoder
+    feedback: EmbeddedSplit
+    test_loader: Callable[[], EmbeddedSplit]
+    handle: ProviderHandle
+    validation: EmbeddedSplit | None = None
+    backbone: str = ""
+    extras: dict[str, object] = field(default_factory=dict)
+
+    def close(self) -> None:
+        """Stop the local LLM server if this run started one."""
+        self.handle.close()
+
+
+def build_resources(cfg: RunConfig) -> RunResources:
+    """Load the data, the backbone (embedding images through the cache) and the LLM provider."""
+    from visfeed.tools.builtin_models import DEFAULT_MODEL, default_pretrained, visfeed_cache_dir
+    from visfeed.tools.cache import EmbeddingCache
+    from visfeed.tools.vlm import VLM, BackboneRef
+
+    if cfg.dataset == "world":
+        from visfeed.evals.world.splits import world_splits
+
+        splits = world_splits(cfg.world_spec, seed=cfg.seed, k_shot=cfg.k_shot, n_val=cfg.n_val, n_test=cfg.n_test)
+    else:
+        from visfeed.tools.datasets.registry import load_dataset
+
+        splits = load_dataset(cfg.dataset, cfg.dataset_root, k_shot=cfg.k_shot, seed=cfg.seed)
+    pretrained = cfg.pretrained
+    if pretrained is None and cfg.backbone == DEFAULT_MODEL:
+        pretrained = str(default_pretrained())
+    cache = EmbeddingCache(cfg.embedding_cache or visfeed_cache_dir() / "embeddings.sqlite")
+    vlm = VLM(BackboneRef(cfg.backbone, pretrained, cfg.allow_download), cache, device=cfg.device)
+
+    def embed(split: object) -> EmbeddedSplit:
+        paths, labels = split.paths, split.labels  # type: ignore[attr-defined]
+        return EmbeddedSplit(vlm.embed_images(paths), np.asarray(labels, dtype=np.int64))
+
+    feedback = embed(splits.feedback)
+    validation = embed(splits.validation) if splits.validation is not None and len(splits.validation) else None
+    handle = resolve_provider(
+        cfg.provider,
+        base_url=cfg.base_url,
+        temperature=cfg.resolved_temperature,
+        timeout_s=cfg.llm_timeout_s,
+        local_seed=cfg.seed,
+        local_chat_format=cfg.local_chat_format,
+    )
+    return RunResources(
+        dataset=splits.name,
+        classnames=list(splits.classnames),
+        encoder=vlm,
+        feedback=feedback,
+        validation=validation,
+        test_loader=lambda: embed(splits.test),
+        handle=handle,
+        backbone=vlm.identity,
+        extras={"vlm": vlm, "cache": cache},
+    )

@@ -1,0 +1,323 @@
+"""The runner the CLI calls: ``optimize(config)`` starts a run, ``resume(run_dir)`` continues one.
+
+A run directory holds ``config.yaml``, ``checkpoints.sqlite`` (LangGraph's SQLite checkpointer, one
+checkpoint per node), ``llm_cache.sqlite`` (the response cache, unless configured elsewhere),
+``trace.jsonl``, ``descriptions.json`` (best set, CuPL format), ``descriptions_raw.json`` (best set,
+raw descriptions, usable as ``init_file``) and ``result.json``. A resumed run reruns at most the node
+that was interrupted; its LLM calls that had completed come from the cache, so the result equals that of
+an uninterrupted run. Ctrl-C writes ``status: interrupted`` and leaves everything resumable.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import aiosqlite
+import yaml
+from langgraph.checkpoint.serde.jsonplus import JsonPlusSerializer
+from langgraph.checkpoint.sqlite.aio import AsyncSqliteSaver
+from pydantic import BaseModel, Field
+
+from visfeed.agents.context import ProgressFn, RunContext
+from visfeed.agents.finalize import MethodScore, score_methods
+from visfeed.agents.graph import build_graph
+from visfeed.agents.resources import RunResources, build_resources
+from visfeed.agents.trace import Tracer, read_trace, usage_from_trace
+from visfeed.errors import ConfigError, VisfeedError
+from visfeed.evals.baselines import description_prompts
+from visfeed.fileio import write_json_atomic, write_text_atomic
+from visfeed.state.config import RunConfig
+from visfeed.state.models import GraphState, IterationRecord, Usage
+from visfeed.tools.llm import Budget, LLMClient, LLMSettings, ResponseCache
+from visfeed.tools.session import ScoringSession
+
+log = logging.getLogger(__name__)
+
+CONFIG_FILE, RESULT_FILE, CHECKPOINTS = "config.yaml", "result.json", "checkpoints.sqlite"
+THREAD = {"configurable": {"thread_id": "run"}}
+_STATE_TYPES = (
+    "Objective",
+    "BankEntry",
+    "MemoryBank",
+    "Candidate",
+    "ClassChange",
+    "LineageEntry",
+    "IterationRecord",
+    "Usage",
+    "GraphState",
+)
+
+
+class RunResult(BaseModel):
+    """What ``result.json`` holds, and what :func:`optimize` / :func:`resume` return."""
+
+    status: str = Field(description="'completed', 'stopped: budget', 'failed: ...', 'interrupted' or 'running'.")
+    run_dir: str
+    dataset: str = ""
+    n_classes: int = 0
+    iterations: int = 0
+    best_iteration: int = 0
+    stop_reason: str | None = None
+    optimized: MethodScore | None = None
+    baselines: dict[str, MethodScore] = Field(default_factory=dict)
+    history: list[IterationRecord] = Field(default_factory=list)
+    llm: dict[str, Any] = Field(default_factory=dict, description="Calls, cache hits, tokens, cost (whole run).")
+    timings: dict[str, Any] = Field(default_factory=dict, description="Wall, LLM and non-LLM seconds of this process.")
+    filter_dropped: int = 0
+    error: str | None = None
+    config: dict[str, Any] = Field(default_factory=dict)
+    finished_at: str | None = None
+
+
+def checkpoint_serde() -> JsonPlusSerializer:
+    """Serializer that may restore visfeed's own state models (and nothing else unexpected)."""
+    return JsonPlusSerializer(allowed_msgpack_modules=[("visfeed.state.models", t) for t in _STATE_TYPES])
+
+
+def default_run_dir(cfg: RunConfig) -> Path:
+    """runs/<dataset>-s<seed>-<UTC time>."""
+    stamp = datetime.now(UTC).strftime("%Y%m%d-%H%M%S")
+    return Path("runs") / f"{cfg.dataset.replace(':', '_')}-s{cfg.seed}-{stamp}"
+
+
+def optimize(
+    config: RunConfig, *, progress: ProgressFn | None = None, resources: RunResources | None = None
+) -> RunResult:
+    """Start a new run in ``config.run_dir`` (or a fresh default folder) and run it to the end."""
+    run_dir = Path(config.run_dir) if config.run_dir is not None else default_run_dir(config)
+    if (run_dir / CHECKPOINTS).exists():
+        raise ConfigError(
+            f"run_dir {run_dir} already holds a run; continue it with `visfeed resume {run_dir}` or choose another run_dir"
+        )
+    run_dir.mkdir(parents=True, exist_ok=True)
+    config = config.with_updates(run_dir=run_dir)
+    write_text_atomic(run_dir / CONFIG_FILE, yaml.safe_dump(config.to_file_dict(), sort_keys=False))
+    return _execute(config, run_dir, resuming=False, progress=progress, resources=resources)
+
+
+def resume(
+    run_dir: str | Path, *, progress: ProgressFn | None = None, resources: RunResources | None = None
+) -> RunResult:
+    """Continue an interrupted or failed run; a finished run's result is returned as it is."""
+    run_dir = Path(run_dir)
+    if not (run_dir / CONFIG_FILE).is_file():
+        raise ConfigError(f"{run_dir} is not a run directory (no {CONFIG_FILE}); start one with `visfeed optimize`")
+    config = RunConfig.load(run_dir / CONFIG_FILE)
+    done = load_result(run_dir)
+    if done is not None and (done.status == "completed" or done.status.startswith("stopped")):
+        return done
+    return _execute(config, run_dir, resuming=True, progress=progress, resources=resources)
+
+
+def load_result(run_dir: str | Path) -> RunResult | None:
+    """The run's ``result.json`` if it exists and parses."""
+    path = Path(run_dir) / RESULT_FILE
+    try:
+        return RunResult.model_validate_json(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+
+
+def _execute(
+    cfg: RunConfig, run_dir: Path, *, resuming: bool, progress: ProgressFn | None, resources: RunResources | None
+) -> RunResult:
+    t0 = time.perf_counter()
+    tracer = Tracer(run_dir)
+    own = resources is None
+    holder: dict[str, Any] = {}
+    result = RunResult(status="running", run_dir=str(run_dir), config=cfg.to_file_dict())
+    write_json_atomic(run_dir / RESULT_FILE, result.model_dump(mode="json"))
+    try:
+        res = resources if resources is not None else build_resources(cfg)
+        holder["res"] = res
+        tracer.emit(
+            "resume" if resuming else "run_start",
+            config=cfg.to_file_dict(),
+            dataset=res.dataset,
+            classes=len(res.classnames),
+            backbone=res.backbone,
+        )
+        state = asyncio.run(_arun(cfg, run_dir, res, tracer, resuming, progress, holder))
+        result = _final_result(cfg, run_dir, res, state, tracer, holder, t0)
+    except KeyboardInterrupt:
+        log.warning("interrupted; continue with `visfeed resume %s`", run_dir)
+        result = _partial(result, holder, t0, "interrupted", None)
+    except (VisfeedError, OSError, RuntimeError, ValueError) as exc:
+        log.exception("run %s failed", run_dir)
+        result = _partial(result, holder, t0, f"failed: {type(exc).__name__}: {exc}", str(exc))
+    finally:
+        if own and "res" in holder:
+            holder["res"].close()
+    tracer.emit("run_end", status=result.status, wall_s=time.perf_counter() - t0)
+    tracer.close()
+    write_json_atomic(run_dir / RESULT_FILE, result.model_dump(mode="json"))
+    return result
+
+
+def _partial(result: RunResult, holder: dict[str, Any], t0: float, status: str, error: str | None) -> RunResult:
+    client: LLMClient | None = holder.get("client")
+    llm = client.totals.model_dump() if client is not None else {}
+    return result.model_copy(
+        update={
+            "status": status,
+            "error": error,
+            "llm": llm,
+            "timings": {"wall_s": time.perf_counter() - t0},
+            "finished_at": datetime.now(UTC).isoformat(),
+        }
+    )
+
+
+async def _arun(
+    cfg: RunConfig,
+    run_dir: Path,
+    res: RunResources,
+    tracer: Tracer,
+    resuming: bool,
+    progress: ProgressFn | None,
+    holder: dict[str, Any],
+) -> GraphState:
+    session = ScoringSession(
+        res.encoder,
+        res.classnames,
+        res.feedback.image_emb,
+        res.feedback.labels,
+        template=cfg.template,
+        device=cfg.device,
+        lam=cfg.lam,
+        m=cfg.top_m,
+        logit_scale=cfg.logit_scale,
+    )
+    val_session = None
+    if res.validation is not None:
+        val_session = ScoringSession(
+            res.encoder,
+            res.classnames,
+            res.validation.image_emb,
+            res.validation.labels,
+            template=cfg.template,
+            device=cfg.device,
+            lam=cfg.lam,
+            m=cfg.top_m,
+            logit_scale=cfg.logit_scale,
+        )
+    budget = None
+    if any(v is not None for v in (cfg.max_calls, cfg.max_total_tokens, cfg.max_cost_usd)):
+        budget = Budget(max_calls=cfg.max_calls, max_tokens=cfg.max_total_tokens, max_cost_usd=cfg.max_cost_usd)
+    settings = LLMSettings(
+        max_concurrency=cfg.max_concurrency,
+        timeout_s=cfg.llm_timeout_s,
+        temperature=cfg.resolved_temperature,
+        max_tokens=cfg.max_tokens,
+        seed=cfg.seed,
+    )
+    cache = ResponseCache(cfg.llm_cache or run_dir / "llm_cache.sqlite")
+    client = LLMClient(res.handle, settings, cache=cache, budget=budget, on_call=tracer.llm_call)
+    holder["client"] = client
+    try:
+        async with aiosqlite.connect(str(run_dir / CHECKPOINTS)) as conn:
+            graph = build_graph(checkpointer=AsyncSqliteSaver(conn, serde=checkpoint_serde()))
+            run_cfg: Any = {**THREAD, "recursion_limit": 20 + 6 * (cfg.max_iterations + 2)}
+            snap = await graph.aget_state(run_cfg)
+            usage = Usage()
+            start: GraphState | None = GraphState()
+            if resuming and snap.values:
+                usage = Usage(**usage_from_trace(run_dir))
+                start = None  # continue from the last checkpoint
+                if budget is not None:
+                    budget.restore(
+                        calls=usage.calls, tokens=usage.prompt_tokens + usage.completion_tokens, cost_usd=usage.cost_usd
+                    )
+            ctx = RunContext(
+                config=cfg,
+                session=session,
+                client=client,
+                tracer=tracer,
+                val_session=val_session,
+                usage_base=usage,
+                progress=progress,
+                supports_tools=res.handle.supports_tools,
+            )
+            holder["ctx"] = ctx
+            if start is not None or snap.next:
+                await graph.ainvoke(start, run_cfg, context=ctx, durability="sync")
+            final = await graph.aget_state(run_cfg)
+            return GraphState.model_validate(final.values)
+    finally:
+        cache.close()
+        client.close()
+
+
+def _llm_wall(client: LLMClient) -> float:
+    """Seconds during which at least one LLM request was in flight (union of call intervals)."""
+    spans = sorted(
+        (r.started_at.timestamp(), r.started_at.timestamp() + r.latency_s) for r in client.records if not r.cache_hit
+    )
+    total, end = 0.0, float("-inf")
+    for s, e in spans:
+        if e <= end:
+            continue
+        total += e - max(s, end)
+        end = e
+    return total
+
+
+def _final_result(
+    cfg: RunConfig,
+    run_dir: Path,
+    res: RunResources,
+    state: GraphState,
+    tracer: Tracer,
+    holder: dict[str, Any],
+    t0: float,
+) -> RunResult:
+    graph_s = time.perf_counter() - t0
+    t_eval = time.perf_counter()
+    scores = score_methods(res, cfg, state)
+    tracer.emit("evaluation", split="test", methods={k: v.model_dump() for k, v in scores.items()})
+    eval_s = time.perf_counter() - t_eval
+    best = state.best or state.descriptions
+    write_json_atomic(run_dir / "descriptions.json", description_prompts(best, cfg.template))
+    write_json_atomic(run_dir / "descriptions_raw.json", best)
+    client: LLMClient = holder["client"]
+    wall = time.perf_counter() - t0
+    llm_wall = _llm_wall(client)
+    nodes: dict[str, float] = {}
+    for e in read_trace(run_dir, events={"node_end"}):
+        nodes[e["node"]] = nodes.get(e["node"], 0.0) + float(e.get("duration_s", 0.0))
+    status = "stopped: budget" if state.stop_reason == "budget" else "completed"
+    stop = state.stop_reason or ("max_iterations" if state.iteration >= cfg.max_iterations else "patience")
+    u = state.usage
+    return RunResult(
+        status=status,
+        run_dir=str(run_dir),
+        dataset=res.dataset,
+        n_classes=len(res.classnames),
+        iterations=state.iteration,
+        best_iteration=state.best_iteration,
+        stop_reason=stop,
+        optimized=scores.get("optimized"),
+        baselines={k: v for k, v in scores.items() if k != "optimized"},
+        history=state.history,
+        llm={**u.model_dump(), "this_process": client.totals.model_dump()},
+        timings={
+            "wall_s": wall,
+            "graph_s": graph_s,
+            "final_eval_s": eval_s,
+            "llm_wall_s": llm_wall,
+            "non_llm_s": wall - llm_wall,
+            "non_llm_fraction": (wall - llm_wall) / wall if wall > 0 else 0.0,
+            "nodes_s": nodes,
+        },
+        filter_dropped=state.filter_dropped,
+        config=cfg.to_file_dict(),
+        finished_at=datetime.now(UTC).isoformat(),
+    )
+
+
+__all__ = ["RunResult", "load_result", "optimize", "resume"]

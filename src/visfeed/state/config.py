@@ -1,0 +1,254 @@
+"""The one validated run configuration: every knob of an optimization run, with the paper's defaults.
+
+Why one model: the CLI, config files, the graph's run context and ``result.json`` share it, so a run is
+fully described by its ``config.yaml``. Defaults follow the paper and its reference code (lambda 0.9,
+m 5, K 4, about 10 classes per LLM call, temperature 1.0 for remote models) except where the embedded
+local model needs smaller work per call to stay under ten minutes on two cores (fewer iterations, short
+proposals, only confused classes mutated). Validation errors are re-raised as :class:`ConfigError` naming
+the field, the value and the file.
+"""
+
+from __future__ import annotations
+
+import json
+import tomllib
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+from visfeed.errors import ConfigError
+
+DEFAULT_TEMPLATE = "{classname}, which has {description}"
+CrossoverMode = Literal["auto", "exhaustive", "greedy", "beam", "llm"]
+MutationMode = Literal["structured", "agent", "auto"]
+
+
+class RunConfig(BaseModel):
+    """Everything that defines an optimization run (data, backbone, LLM, method, budget, output)."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    # ----------------------------------------------------------------- data and backbone
+    dataset: str = Field(
+        default="world",
+        description="'world' for the shipped synthetic market world, or a dataset name known to "
+        "visfeed.tools.datasets (flowers102, imagefolder, coop:..., ...).",
+    )
+    dataset_root: Path | None = Field(default=None, description="Folder (or file) holding a real dataset.")
+    world_spec: Path | None = Field(default=None, description="World spec YAML for dataset='world' (default: shipped).")
+    k_shot: int = Field(default=8, ge=1, le=1000, description="Labelled feedback images per class (the few shots).")
+    n_val: int = Field(default=20, ge=0, description="Validation images per class (world only; 0: no validation).")
+    n_test: int = Field(default=50, ge=1, description="Test images per class (world only).")
+    backbone: str = Field(
+        default="visfeed-market", description="open_clip model name, 'hf-hub:...' or 'local-dir:...'."
+    )
+    pretrained: str | None = Field(
+        default=None, description="open_clip pretrained tag or checkpoint path; None: the embedded default weights."
+    )
+    allow_download: bool = Field(default=False, description="Allow fetching backbone weights (off: offline).")
+    device: str = Field(default="auto", description="Torch device for embedding and scoring ('auto', 'cpu', 'cuda').")
+    embedding_cache: Path | None = Field(
+        default=None, description="Embedding cache file; None: $VISFEED_CACHE_DIR/embeddings.sqlite."
+    )
+    template: str = Field(
+        default=DEFAULT_TEMPLATE,
+        description="How a class name and a description form a prompt; needs {description}, may use {classname}.",
+    )
+
+    # ----------------------------------------------------------------- LLM
+    provider: str = Field(
+        default="local", description="LLM provider: local, openai:MODEL, openai-compatible:MODEL, ..."
+    )
+    base_url: str | None = Field(default=None, description="Base URL of an OpenAI-compatible server.")
+    temperature: float | None = Field(
+        default=None, ge=0, le=2, description="Sampling temperature; None: 1.0 (paper) for remote models, 0.8 local."
+    )
+    max_tokens: int = Field(default=900, ge=16, description="Cap on completion tokens per LLM call.")
+    llm_timeout_s: float = Field(default=300.0, gt=0, description="Per-attempt LLM timeout in seconds.")
+    max_concurrency: int = Field(default=2, ge=1, le=256, description="Most LLM calls in flight at once.")
+    llm_cache: Path | None = Field(
+        default=None, description="Response cache file; None: llm_cache.sqlite in the run directory."
+    )
+    mutation_mode: MutationMode = Field(
+        default="structured",
+        description="'structured': one schema-constrained call per class group; 'agent': a bounded tool-calling "
+        "loop (needs a provider with tools); 'auto': agent when the provider supports tools.",
+    )
+    local_chat_format: str | None = Field(
+        default=None,
+        description="llama.cpp chat format of the local server; 'chatml-function-calling' enables tools (agent mode).",
+    )
+    agent_max_steps: int = Field(default=6, ge=1, le=50, description="Most LLM turns of one mutation agent loop.")
+
+    # ----------------------------------------------------------------- method
+    seed: int = Field(default=0, description="Seed of every random choice (data split, RNG, LLM sampling seed).")
+    lam: float = Field(default=0.9, gt=0, le=1, description="Lambda of the lambda-confusion feedback (paper: 0.9).")
+    top_m: int = Field(default=5, ge=1, le=50, description="Most confused classes shown per class (paper: 5).")
+    logit_scale: float = Field(default=100.0, gt=0, description="CLIP logit scale used by the lambda test.")
+    n_init: int = Field(default=10, ge=1, le=100, description="Descriptions per class asked for at initialization.")
+    n_new: int = Field(default=4, ge=1, le=50, description="New descriptions per class in each mutation proposal.")
+    n_mutations: int = Field(default=4, ge=1, le=16, description="K: proposals per class per iteration (paper: 4).")
+    classes_per_call: int | None = Field(
+        default=None,
+        ge=1,
+        le=100,
+        description="Classes per LLM call, grouped by lambda-confusion; None: 10 (paper) for remote models, 1 for "
+        "the local model, which returns empty multi-class answers far too often.",
+    )
+    mutate_scope: Literal["all", "confused"] = Field(
+        default="confused",
+        description="'confused': mutate only classes with errors or near misses; 'all': every class.",
+    )
+    bank_size: int = Field(default=10, ge=1, le=100, description="Entries kept per memory bank per class (paper: 10).")
+    bank_shown: int = Field(default=4, ge=0, le=100, description="Bank entries per class shown in a mutation prompt.")
+    similarity_threshold: float = Field(
+        default=0.9,
+        ge=-1,
+        le=1.0001,
+        description="Filter: drop a new description whose cosine similarity to a description of one of the "
+        "class's top-m confused classes is at least this.",
+    )
+    filter_regenerate: bool = Field(
+        default=True, description="Ask the LLM once for replacements of descriptions the filter dropped."
+    )
+    drop_other_class_names: bool = Field(default=True, description="Filter: drop descriptions that name another class.")
+    crossover: CrossoverMode = Field(
+        default="auto",
+        description="'exhaustive': every union of proposal sets and the current set; 'greedy'/'beam': "
+        "description-level search; 'llm': LLM recombination then selection; 'auto': exhaustive when small, "
+        "else beam.",
+    )
+    exhaustive_limit: int = Field(default=256, ge=1, description="Most candidate unions evaluated exhaustively.")
+    beam_width: int = Field(default=4, ge=1, le=64, description="Beam width of the beam crossover.")
+    search_steps: int = Field(default=6, ge=1, le=200, description="Most add/remove rounds of greedy or beam search.")
+    max_descriptions: int = Field(default=40, ge=1, description="Most descriptions a class may hold.")
+    patience: int = Field(default=2, ge=1, description="Stop after this many iterations without improvement.")
+    max_iterations: int = Field(default=5, ge=0, le=1000, description="Most mutation iterations (paper: 10).")
+    use_validation: bool = Field(
+        default=False, description="Select the best iteration and stop early on the validation split."
+    )
+    init_file: Path | None = Field(
+        default=None, description="Start from these descriptions (CuPL JSON: class -> list) instead of the LLM."
+    )
+
+    # ----------------------------------------------------------------- budget and output
+    max_calls: int | None = Field(default=None, ge=0, description="LLM budget: most calls sent (None: unlimited).")
+    max_total_tokens: int | None = Field(default=None, ge=0, description="LLM budget: most tokens (None: unlimited).")
+    max_cost_usd: float | None = Field(default=None, ge=0, description="LLM budget: most USD (None: unlimited).")
+    run_dir: Path | None = Field(default=None, description="Run directory; None: runs/<dataset>-s<seed>-<time>.")
+
+    @field_validator("template")
+    @classmethod
+    def _template(cls, v: str) -> str:
+        if "{description}" not in v:
+            raise ValueError("must contain {description}")
+        try:
+            v.format(classname="x", description="y")
+        except (KeyError, IndexError, ValueError) as exc:
+            raise ValueError("only {classname} and {description} may appear in braces") from exc
+        return v
+
+    @field_validator("provider")
+    @classmethod
+    def _provider(cls, v: str) -> str:
+        if not v.strip():
+            raise ValueError("must name a provider, e.g. 'local' or 'openai:gpt-4o-mini'")
+        return v.strip()
+
+    @model_validator(mode="after")
+    def _consistent(self) -> RunConfig:
+        if self.dataset != "world" and self.dataset_root is None:
+            raise ValueError(f"dataset_root: dataset {self.dataset!r} needs dataset_root (the folder that holds it)")
+        return self
+
+    # ----------------------------------------------------------------- helpers
+    @property
+    def is_local(self) -> bool:
+        """True for the embedded local model."""
+        return self.provider.split(":", 1)[0] == "local"
+
+    @property
+    def resolved_temperature(self) -> float:
+        """The temperature actually sent: the paper's 1.0 for remote models, 0.8 for the weak local one."""
+        if self.temperature is not None:
+            return self.temperature
+        return 0.8 if self.is_local else 1.0
+
+    @property
+    def group_size(self) -> int:
+        """Classes per LLM call actually used."""
+        if self.classes_per_call is not None:
+            return self.classes_per_call
+        return 1 if self.is_local else 10
+
+    def to_file_dict(self) -> dict[str, Any]:
+        """JSON-safe dict (paths as strings) for config.yaml and result.json."""
+        return self.model_dump(mode="json")
+
+    @classmethod
+    def from_mapping(cls, data: Mapping[str, Any], *, source: str = "config") -> RunConfig:
+        """Validate a mapping; errors become one :class:`ConfigError` naming each bad field."""
+        try:
+            return cls.model_validate(dict(data))
+        except ValidationError as exc:
+            raise ConfigError(format_validation_error(exc, source)) from None
+
+    @classmethod
+    def load(cls, path: str | Path | None = None, overrides: Mapping[str, Any] | None = None) -> RunConfig:
+        """Read YAML/TOML/JSON (optional), apply ``overrides`` (field -> value, None values ignored), validate."""
+        data: dict[str, Any] = {}
+        source = "overrides"
+        if path is not None:
+            data = read_config_file(Path(path))
+            source = str(path)
+        for key, value in (overrides or {}).items():
+            if value is not None:
+                data[key] = value
+        return cls.from_mapping(data, source=source)
+
+    def with_updates(self, **changes: Any) -> RunConfig:
+        """A validated copy with some fields changed."""
+        return RunConfig.from_mapping({**self.model_dump(), **changes}, source="updates")
+
+
+def read_config_file(path: Path) -> dict[str, Any]:
+    """Parse a YAML, TOML or JSON config file into a dict (errors name the file)."""
+    if not path.is_file():
+        raise ConfigError(f"config file {path} does not exist")
+    text = path.read_text(encoding="utf-8")
+    try:
+        if path.suffix.lower() == ".toml":
+            data: Any = tomllib.loads(text)
+        elif path.suffix.lower() == ".json":
+            data = json.loads(text)
+        else:
+            data = yaml.safe_load(text)
+    except (yaml.YAMLError, tomllib.TOMLDecodeError, json.JSONDecodeError) as exc:
+        raise ConfigError(f"config file {path} is not valid {path.suffix.lstrip('.') or 'yaml'}: {exc}") from exc
+    if data is None:
+        return {}
+    if not isinstance(data, dict):
+        raise ConfigError(f"config file {path} must hold a mapping of field: value, got {type(data).__name__}")
+    # A run directory's config.yaml may carry the config under "config" (written by the runner).
+    if set(data) == {"config"} and isinstance(data["config"], dict):
+        data = data["config"]
+    return data
+
+
+def format_validation_error(exc: ValidationError, source: str) -> str:
+    """One line per bad field: ``field: problem (got value)``, with the list of valid fields for typos."""
+    lines = []
+    for err in exc.errors():
+        loc = ".".join(str(p) for p in err["loc"]) or "config"
+        msg = err["msg"].removeprefix("Value error, ")
+        if err["type"] == "extra_forbidden":
+            msg = f"unknown field; valid fields are: {', '.join(RunConfig.model_fields)}"
+        model_level = not err["loc"]
+        got = "" if model_level or err["type"] == "extra_forbidden" else f" (got {err.get('input')!r})"
+        if model_level and ":" in msg:
+            loc, msg = (part.strip() for part in msg.split(":", 1))
+        lines.append(f"{loc}: {msg}{got}")
+    return f"invalid run config in {source}: " + "; ".join(lines)

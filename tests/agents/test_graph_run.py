@@ -1,0 +1,76 @@
+"""End-to-end runs of the optimization graph on the tiny world with the scripted chat model."""
+
+from __future__ import annotations
+
+import json
+
+from tests.agents.conftest import CLASSES, ScriptedChat
+
+from visfeed.agents.run import load_result, optimize
+from visfeed.agents.trace import read_trace
+
+
+def test_run_end_to_end_improves_and_writes_run_dir(base_config, make_resources):
+    chat = ScriptedChat(require=["Current:"])
+    res = make_resources(chat)
+    cfg = base_config(max_iterations=3, patience=3)
+    result = optimize(cfg, resources=res)
+    assert result.status == "completed", result.error
+    run_dir = cfg.run_dir
+    for name in ("config.yaml", "checkpoints.sqlite", "trace.jsonl", "descriptions.json", "result.json"):
+        assert (run_dir / name).is_file(), name
+    # elitism: the feedback objective never goes down, and the best is at least the initial one
+    keys = [(h.feedback.n_correct, h.feedback.mean_margin) for h in result.history]
+    assert keys == sorted(keys)
+    assert len(result.history) == result.iterations + 1 == 4
+    assert result.optimized is not None
+    assert result.optimized.feedback_accuracy >= result.history[0].feedback.accuracy
+    assert result.optimized.feedback_accuracy > result.baselines["names"].feedback_accuracy
+    assert set(result.baselines) == {"names", "templates", "llm_oneshot", "waffle"}
+    assert result.baselines["llm_oneshot"].feedback_accuracy == result.history[0].feedback.accuracy
+    # the test split is touched once, after the graph
+    assert res.test_loader.calls == 1
+    # CuPL output: every class, full prompt sentences that carry the class name
+    cupl = json.loads((run_dir / "descriptions.json").read_text())
+    assert list(cupl) == CLASSES
+    assert all(p.startswith(f"{c}, which has ") and p.endswith(".") for c, ps in cupl.items() for p in ps)
+    stored = load_result(run_dir)
+    assert stored is not None and stored.status == "completed"
+    assert stored.history[-1].feedback == result.history[-1].feedback
+    # traces: node events, every LLM call, objective per iteration, lineage
+    events = read_trace(run_dir)
+    kinds = {e["event"] for e in events}
+    assert {
+        "run_start",
+        "node_start",
+        "node_end",
+        "llm_call",
+        "iteration",
+        "lineage_add",
+        "evaluation",
+        "run_end",
+    } <= kinds
+    llm = [e for e in events if e["event"] == "llm_call"]
+    assert len(llm) == len(chat.answered) > 0
+    assert all(e["messages"] and e["response"] is not None for e in llm)
+    assert [e["iteration"] for e in events if e["event"] == "iteration"] == [0, 1, 2, 3]
+    ends = [e for e in events if e["event"] == "node_end"]
+    assert all(e["duration_s"] >= 0 for e in ends)
+    # the test evaluation comes after the last iteration
+    order = [e["event"] for e in events]
+    assert order.index("evaluation") > max(i for i, k in enumerate(order) if k == "iteration")
+    assert result.timings["wall_s"] > 0 and 0 <= result.timings["non_llm_fraction"] <= 1
+
+
+def test_one_class_per_call_uses_the_flat_schema(base_config, make_resources):
+    chat = ScriptedChat()
+    cfg = base_config(classes_per_call=1, max_iterations=1, n_mutations=2)
+    result = optimize(cfg, resources=make_resources(chat))
+    assert result.status == "completed", result.error
+    events = read_trace(cfg.run_dir)
+    assert not [e for e in events if e["event"] in ("init_fallback", "llm_invalid")]
+    init_calls = [e for e in events if e["event"] == "llm_call" and e["task"] == "init"]
+    assert len(init_calls) == len(CLASSES)
+    assert all(
+        '"descriptions"' in e["response"]["content"] and '"classes"' not in e["response"]["content"] for e in init_calls
+    )

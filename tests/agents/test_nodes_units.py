@@ -1,0 +1,135 @@
+"""Units of the graph's parts: filter, crossover search (against brute force), memory banks, grouping."""
+
+from __future__ import annotations
+
+import itertools
+
+import numpy as np
+import pytest
+from tests.agents.conftest import CLASSES, SyntheticEncoder, make_split
+
+from visfeed.agents.nodes.common import chunks, group_by_confusion
+from visfeed.agents.nodes.filtering import drop_reasons
+from visfeed.agents.nodes.memory import update_banks
+from visfeed.agents.schemas import ClassEntry, DescriptionBatch, batch_to_map, names_other_class
+from visfeed.agents.search import all_unions, beam, exhaustive, greedy, union
+from visfeed.state.models import BankEntry, ClassChange, MemoryBank
+from visfeed.tools.session import ScoringSession
+
+BASE = {
+    "apple": ["a shiny look", "a red look"],
+    "cherry": ["a red small look"],
+    "lemon": ["a yellow look"],
+    "lime": ["a green oval look"],
+    "banana": ["a long look"],
+    "grape": ["a purple look"],
+}
+
+
+@pytest.fixture()
+def session() -> ScoringSession:
+    split = make_split(4, seed=5)
+    s = ScoringSession(SyntheticEncoder(), CLASSES, split.image_emb, split.labels, device="cpu")
+    s.set_descriptions(BASE)
+    return s
+
+
+def _objective(session: ScoringSession, name: str, descs: list[str]) -> tuple[int, float]:
+    saved = list(session.current[name])
+    session.set_descriptions({name: descs})
+    n, m = session.objective()
+    session.set_descriptions({name: saved})
+    return n, round(m, 5)
+
+
+def test_filter_drops_descriptions_close_to_a_confused_class(session):
+    texts = ["a red small look", "a round stem look", "looks like a cherry"]
+    reasons = drop_reasons(session, "apple", texts, ["cherry"], threshold=0.9, check_names=True)
+    assert "too close" in reasons["a red small look"] and "cherry" in reasons["a red small look"]
+    assert "names another class" in reasons["looks like a cherry"]
+    assert "a round stem look" not in reasons
+    # a threshold above 1 keeps everything similar; no confused classes: nothing to compare with
+    assert drop_reasons(session, "apple", texts[:2], ["cherry"], threshold=1.01, check_names=True) == {}
+    assert drop_reasons(session, "apple", texts[:2], [], threshold=0.0, check_names=False) == {}
+
+
+def test_exhaustive_crossover_matches_brute_force(session):
+    sets = [BASE["lemon"], ["a sour oval look", "a shiny look"], ["a yellow sour look"], ["a long curved look"]]
+    chosen, n = exhaustive(sets, lambda c: session.evaluate_sets("lemon", c))
+    brute = {}
+    for r in range(1, len(sets) + 1):
+        for combo in itertools.combinations(range(len(sets)), r):
+            u = union([sets[i] for i in combo])
+            brute[tuple(u)] = _objective(session, "lemon", u)
+    best = max(brute.values())
+    assert _objective(session, "lemon", chosen) == best
+    assert n == len(all_unions(sets)) == len({frozenset(k) for k in brute})
+    # the current set stays when nothing beats it (tie -> index 0)
+    same, _ = exhaustive([BASE["lemon"], BASE["lemon"]], lambda c: session.evaluate_sets("lemon", c))
+    assert same == BASE["lemon"]
+
+
+def test_greedy_and_beam_never_lose_and_reach_brute_force_on_small_pools(session):
+    start = ["a long look"]
+    pool = ["a yellow look", "a sour look", "a curved look", "a red look"]
+    ev = lambda c: session.evaluate_sets("banana", c)  # noqa: E731
+    subsets = [list(s) for r in range(1, 6) for s in itertools.combinations([*start, *pool], r)]
+    best = max(_objective(session, "banana", s) for s in subsets)
+    g, _ = greedy(start, pool, ev, steps=10, max_size=5)
+    b, _ = beam(start, pool, ev, steps=10, width=8, max_size=5)
+    base = _objective(session, "banana", start)
+    for chosen in (g, b):
+        assert base <= _objective(session, "banana", chosen) <= best
+
+
+def test_memory_banks_fill_by_sign_and_are_capped():
+    up = ClassChange(before=["a", "b"], after=["a", "c"], delta_correct=1, delta_margin=0.01)
+    down = ClassChange(before=["x"], after=["x", "y"], delta_correct=0, delta_margin=-0.02)
+    rej = [
+        BankEntry(text=f"r{i}", action="proposed", iteration=1, delta_correct=-1, delta_margin=0.0) for i in range(4)
+    ]
+    flat = ClassChange(before=["p"], after=["p"], rejected=rej)
+    banks = update_banks({}, {"apple": up, "lime": down, "grape": flat}, it=1, cap=3)
+    assert [(e.text, e.action) for e in banks["apple"].positive] == [("c", "added"), ("b", "deleted")]
+    assert banks["apple"].negative == []
+    assert [e.text for e in banks["lime"].negative] == ["y"] and banks["lime"].positive == []
+    assert [e.text for e in banks["grape"].negative] == ["r1", "r2", "r3"]  # the last 3 kept
+    again = update_banks(banks, {"apple": up}, it=2, cap=3)
+    assert len(again["apple"].positive) == 3 and again["apple"].positive[-1].iteration == 2
+    assert len(banks["apple"].positive) == 2  # inputs untouched
+    assert isinstance(again["lime"], MemoryBank)
+
+
+def test_grouping_covers_targets_once_and_keeps_confused_classes_together():
+    conf = np.zeros((6, 6))
+    conf[0, 1] = conf[1, 0] = 5  # apple <-> cherry
+    conf[2, 3] = conf[3, 2] = 4  # lemon <-> lime
+    groups = group_by_confusion(conf, list(range(6)), 2)
+    assert sorted(c for g in groups for c in g) == list(range(6))
+    assert [0, 1] in groups and [2, 3] in groups
+    assert max(len(g) for g in group_by_confusion(conf, list(range(6)), 4)) <= 4
+    assert [len(c) for c in chunks(list(range(26)), 10)] == [9, 9, 8]
+
+
+def test_answers_are_mapped_and_cleaned():
+    batch = DescriptionBatch(
+        classes=[
+            ClassEntry(
+                class_name="Apple", descriptions=["1. A red skin.", "a red skin", "", "x" * 300, "apple", "- a stem"]
+            ),
+            ClassEntry(class_name="durian", descriptions=["spikes"]),
+        ]
+    )
+    out = batch_to_map(batch, ["apple", "lime"], limit=5, exclude={"apple": ["a stem"]})
+    assert out == {"apple": ["A red skin"]}
+    assert names_other_class("greener than a lime", "lemon", CLASSES) == "lime"
+    assert names_other_class("a round red fruit", "apple", CLASSES) is None
+
+
+def test_schema_fragments_and_example_copies_are_dropped():
+    batch = DescriptionBatch(
+        classes=[
+            ClassEntry(class_name="lime", descriptions=["] {", "type: 'string'", "a bright red body", "a green rind"])
+        ]
+    )
+    assert batch_to_map(batch, ["lime"], limit=5) == {"lime": ["a green rind"]}
