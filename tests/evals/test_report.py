@@ -44,7 +44,7 @@ def sample_data() -> ReportData:
                 text="a yellow oval fruit",
                 added_iteration=1,
                 origin="mutation 2",
-                accuracy_change=12.5,
+                delta_correct=2,
             )
         ],
         summary={"backbone": "visfeed-market"},

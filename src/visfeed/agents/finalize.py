@@ -7,10 +7,13 @@ backbone, so ``result.json`` compares like with like.
 
 from __future__ import annotations
 
+from typing import Any
+
+import numpy as np
 from pydantic import BaseModel, Field
 
 from visfeed.agents.resources import RunResources
-from visfeed.evals.baselines import baseline_prompt_sets, description_prompts, prompt_objective
+from visfeed.evals.baselines import baseline_prompt_sets, description_prompts, prompt_objective, prompt_session
 from visfeed.state.config import RunConfig
 from visfeed.state.models import GraphState
 
@@ -24,12 +27,23 @@ class MethodScore(BaseModel):
     prompts_per_class: float = Field(description="Mean number of prompts per class.")
 
 
-def score_methods(res: RunResources, cfg: RunConfig, state: GraphState) -> dict[str, MethodScore]:
-    """Baselines (names, templates, llm_oneshot, waffle) and ``optimized`` on every split; test once."""
+#: Most classes for which the per-class test confusion matrix is stored (it grows with the square).
+CONFUSION_LIMIT = 200
+
+
+def score_methods(
+    res: RunResources, cfg: RunConfig, state: GraphState
+) -> tuple[dict[str, MethodScore], dict[str, Any]]:
+    """Baselines (names, templates, llm_oneshot, waffle) and ``optimized`` on every split; test once.
+
+    Also returns the per-class test accuracy and test confusion of the initial (``llm_oneshot``) and
+    optimized descriptions, for the report's before/after plots.
+    """
     sets = baseline_prompt_sets(res.classnames, state.initial, cfg.template, cfg.seed)
     sets["optimized"] = description_prompts(state.best or state.descriptions, cfg.template)
     test = res.test_loader()
     out: dict[str, MethodScore] = {}
+    details: dict[str, Any] = {"split": "test", "classnames": list(res.classnames)}
     for name, prompts in sets.items():
         if not all(prompts.get(c) for c in res.classnames):
             continue
@@ -43,11 +57,20 @@ def score_methods(res: RunResources, cfg: RunConfig, state: GraphState) -> dict[
             if res.validation is not None
             else None
         )
-        te = prompt_objective(res.encoder, res.classnames, prompts, test.image_emb, test.labels, device=cfg.device)
+        te_session = prompt_session(
+            res.encoder, res.classnames, prompts, test.image_emb, test.labels, device=cfg.device
+        )
+        te = te_session.feedback()
+        if name in ("llm_oneshot", "optimized"):
+            details[name] = {
+                "accuracy": te.accuracy,
+                "per_class_accuracy": [None if np.isnan(a) else float(a) for a in te.per_class_accuracy],
+                "confusion": te.confusion.tolist() if len(res.classnames) <= CONFUSION_LIMIT else [],
+            }
         out[name] = MethodScore(
             feedback_accuracy=fb.accuracy,
             validation_accuracy=val.accuracy if val is not None else None,
             test_accuracy=te.accuracy,
             prompts_per_class=sum(len(v) for v in prompts.values()) / max(1, len(prompts)),
         )
-    return out
+    return out, details

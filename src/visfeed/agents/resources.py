@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from visfeed.state.config import RunConfig
+from visfeed.tools.datasets.base import Split
 from visfeed.tools.llm import ProviderHandle, resolve_provider
 from visfeed.tools.session import TextEncoder
 
@@ -51,8 +52,22 @@ class RunResources:
         self.handle.close()
 
 
-def build_resources(cfg: RunConfig) -> RunResources:
-    """Load the data, the backbone (embedding images through the cache) and the LLM provider."""
+@dataclass
+class ScoringData:
+    """A dataset embedded by a backbone: what scoring needs, without any LLM (``visfeed eval`` uses it)."""
+
+    dataset: str
+    classnames: list[str]
+    encoder: TextEncoder
+    feedback: EmbeddedSplit
+    test_loader: Callable[[], EmbeddedSplit]
+    validation: EmbeddedSplit | None
+    backbone: str
+    extras: dict[str, object]
+
+
+def build_scoring(cfg: RunConfig) -> ScoringData:
+    """Load the data and the backbone, embedding the feedback and validation images through the cache."""
     from visfeed.tools.builtin_models import DEFAULT_MODEL, default_pretrained, visfeed_cache_dir
     from visfeed.tools.cache import EmbeddingCache
     from visfeed.tools.vlm import VLM, BackboneRef
@@ -64,19 +79,34 @@ def build_resources(cfg: RunConfig) -> RunResources:
     else:
         from visfeed.tools.datasets.registry import load_dataset
 
-        splits = load_dataset(cfg.dataset, cfg.dataset_root, k_shot=cfg.k_shot, seed=cfg.seed)
+        splits = load_dataset(
+            cfg.dataset, cfg.dataset_root, k_shot=cfg.k_shot, seed=cfg.seed, download=cfg.allow_download
+        )
     pretrained = cfg.pretrained
     if pretrained is None and cfg.backbone == DEFAULT_MODEL:
         pretrained = str(default_pretrained())
     cache = EmbeddingCache(cfg.embedding_cache or visfeed_cache_dir() / "embeddings.sqlite")
     vlm = VLM(BackboneRef(cfg.backbone, pretrained, cfg.allow_download), cache, device=cfg.device)
 
-    def embed(split: object) -> EmbeddedSplit:
-        paths, labels = split.paths, split.labels  # type: ignore[attr-defined]
-        return EmbeddedSplit(vlm.embed_images(paths), np.asarray(labels, dtype=np.int64))
+    def embed(split: Split) -> EmbeddedSplit:
+        return EmbeddedSplit(vlm.embed_images(split.paths), np.asarray(split.labels, dtype=np.int64))
 
-    feedback = embed(splits.feedback)
     validation = embed(splits.validation) if splits.validation is not None and len(splits.validation) else None
+    return ScoringData(
+        dataset=splits.name,
+        classnames=list(splits.classnames),
+        encoder=vlm,
+        feedback=embed(splits.feedback),
+        validation=validation,
+        test_loader=lambda: embed(splits.test),
+        backbone=vlm.identity,
+        extras={"vlm": vlm, "cache": cache},
+    )
+
+
+def build_resources(cfg: RunConfig) -> RunResources:
+    """Scoring data (:func:`build_scoring`) plus the LLM provider."""
+    data = build_scoring(cfg)
     handle = resolve_provider(
         cfg.provider,
         base_url=cfg.base_url,
@@ -86,13 +116,13 @@ def build_resources(cfg: RunConfig) -> RunResources:
         local_chat_format=cfg.local_chat_format,
     )
     return RunResources(
-        dataset=splits.name,
-        classnames=list(splits.classnames),
-        encoder=vlm,
-        feedback=feedback,
-        validation=validation,
-        test_loader=lambda: embed(splits.test),
+        dataset=data.dataset,
+        classnames=data.classnames,
+        encoder=data.encoder,
+        feedback=data.feedback,
+        validation=data.validation,
+        test_loader=data.test_loader,
         handle=handle,
-        backbone=vlm.identity,
-        extras={"vlm": vlm, "cache": cache},
+        backbone=data.backbone,
+        extras=data.extras,
     )

@@ -39,6 +39,7 @@ from visfeed.tools.session import ScoringSession
 log = logging.getLogger(__name__)
 
 CONFIG_FILE, RESULT_FILE, CHECKPOINTS = "config.yaml", "result.json", "checkpoints.sqlite"
+EVALUATION_FILE = "evaluation.json"  # per-class test accuracy and confusion, before and after
 THREAD = {"configurable": {"thread_id": "run"}}
 _STATE_TYPES = (
     "Objective",
@@ -94,10 +95,18 @@ def optimize(
         raise ConfigError(
             f"run_dir {run_dir} already holds a run; continue it with `visfeed resume {run_dir}` or choose another run_dir"
         )
-    run_dir.mkdir(parents=True, exist_ok=True)
-    config = config.with_updates(run_dir=run_dir)
-    write_text_atomic(run_dir / CONFIG_FILE, yaml.safe_dump(config.to_file_dict(), sort_keys=False))
-    return _execute(config, run_dir, resuming=False, progress=progress, resources=resources)
+    own = resources is None
+    # Data, backbone and provider problems are usage errors: they surface before anything is written.
+    res = resources if resources is not None else build_resources(config)
+    try:
+        run_dir.mkdir(parents=True, exist_ok=True)
+        config = config.with_updates(run_dir=run_dir)
+        write_text_atomic(run_dir / CONFIG_FILE, yaml.safe_dump(config.to_file_dict(), sort_keys=False))
+    except BaseException:
+        if own:
+            res.close()
+        raise
+    return _execute(config, run_dir, resuming=False, progress=progress, resources=res, own=own)
 
 
 def resume(
@@ -111,7 +120,7 @@ def resume(
     done = load_result(run_dir)
     if done is not None and (done.status == "completed" or done.status.startswith("stopped")):
         return done
-    return _execute(config, run_dir, resuming=True, progress=progress, resources=resources)
+    return _execute(config, run_dir, resuming=True, progress=progress, resources=resources, own=resources is None)
 
 
 def load_result(run_dir: str | Path) -> RunResult | None:
@@ -124,11 +133,17 @@ def load_result(run_dir: str | Path) -> RunResult | None:
 
 
 def _execute(
-    cfg: RunConfig, run_dir: Path, *, resuming: bool, progress: ProgressFn | None, resources: RunResources | None
+    cfg: RunConfig,
+    run_dir: Path,
+    *,
+    resuming: bool,
+    progress: ProgressFn | None,
+    resources: RunResources | None,
+    own: bool,
 ) -> RunResult:
+    """Run the graph; ``own``: this call built the resources and must close them (stop the LLM server)."""
     t0 = time.perf_counter()
     tracer = Tracer(run_dir)
-    own = resources is None
     holder: dict[str, Any] = {}
     result = RunResult(status="running", run_dir=str(run_dir), config=cfg.to_file_dict())
     write_json_atomic(run_dir / RESULT_FILE, result.model_dump(mode="json"))
@@ -278,7 +293,8 @@ def _final_result(
 ) -> RunResult:
     graph_s = time.perf_counter() - t0
     t_eval = time.perf_counter()
-    scores = score_methods(res, cfg, state)
+    scores, details = score_methods(res, cfg, state)
+    write_json_atomic(run_dir / EVALUATION_FILE, details)
     tracer.emit("evaluation", split="test", methods={k: v.model_dump() for k, v in scores.items()})
     eval_s = time.perf_counter() - t_eval
     best = state.best or state.descriptions

@@ -214,7 +214,21 @@ def prompt_objective(
     device: str = "auto",
 ) -> Objective:
     """Accuracy (and mean margin) of full prompt sentences on one split, by description ensembling."""
-    session = ScoringSession(encoder, classnames, image_emb, labels, template="{description}", device=device)
-    session.set_descriptions({c: list(prompts[c]) for c in classnames})
+    session = prompt_session(encoder, classnames, prompts, image_emb, labels, device=device)
     n, margin = session.objective()
     return Objective(n_correct=n, mean_margin=margin, n_images=session.n_images)
+
+
+def prompt_session(
+    encoder: TextEncoder,
+    classnames: Sequence[str],
+    prompts: Mapping[str, Sequence[str]],
+    image_emb: np.ndarray,
+    labels: Sequence[int] | np.ndarray,
+    *,
+    device: str = "auto",
+) -> ScoringSession:
+    """A scoring session holding full prompt sentences (no template), for objective or full feedback."""
+    session = ScoringSession(encoder, classnames, image_emb, labels, template="{description}", device=device)
+    session.set_descriptions({c: list(prompts[c]) for c in classnames})
+    return session

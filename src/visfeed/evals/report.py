@@ -31,7 +31,7 @@ class LineageRow(BaseModel):
     text: str
     added_iteration: int
     origin: str = ""
-    accuracy_change: float | None = None
+    delta_correct: int | None = Field(default=None, description="Change in correct feedback images it came with.")
     removed_iteration: int | None = None
     removed_reason: str = ""
 
@@ -144,12 +144,12 @@ def render_html(data: ReportData) -> str:
             r.text,
             r.added_iteration,
             r.origin,
-            "" if r.accuracy_change is None else f"{r.accuracy_change:+.1f}",
+            "" if r.delta_correct is None else f"{r.delta_correct:+d} images",
             "" if r.removed_iteration is None else f"{r.removed_iteration} ({r.removed_reason})",
         )
         for r in sorted(data.lineage, key=lambda r: (r.classname, r.added_iteration))
     ]
-    lineage = _table(["class", "description", "added at", "origin", "accuracy change", "removed at"], lineage_rows)
+    lineage = _table(["class", "description", "added at", "origin", "objective change", "removed at"], lineage_rows)
     return f"""<!doctype html>
 <html lang="en"><head><meta charset="utf-8"><title>{html.escape(data.title)}</title>
 <style>{_CSS}</style></head><body>

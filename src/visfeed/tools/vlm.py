@@ -97,7 +97,8 @@ def load_open_clip(ref: BackboneRef, device: torch.device) -> tuple[torch.nn.Mod
     if schema == "local-dir":
         if not Path(ident).is_dir():
             raise ModelError(f"local model folder {ident} does not exist")
-        identity = f"{model_name}@{_sha256_file(Path(ident) / 'open_clip_config.json')}"
+        files = sorted(p for p in Path(ident).iterdir() if p.suffix in (".json", ".safetensors", ".bin", ".pth"))
+        identity = f"{model_name}@" + hashlib.sha256("".join(_sha256_file(p) for p in files).encode()).hexdigest()[:16]
     elif schema == "hf-hub":
         identity = model_name  # the user named a hub model: downloading it is what they asked for
     else:

@@ -46,7 +46,16 @@ async def feedback(state: GraphState, runtime: Runtime[RunContext]) -> dict[str,
         improved=improved,
         llm_calls=usage.calls,
     )
-    ctx.notify("iteration", iteration=state.iteration, accuracy=obj.accuracy, improved=improved)
+    ctx.notify(
+        "iteration",
+        iteration=state.iteration,
+        max_iterations=ctx.config.max_iterations,
+        accuracy=obj.accuracy,
+        improved=improved,
+        llm_calls=usage.calls,
+        cache_hits=usage.cache_hits,
+        tokens=usage.prompt_tokens + usage.completion_tokens,
+    )
     update: dict[str, Any] = {"history": [record], "usage": usage}
     if improved:
         update |= {

@@ -1,0 +1,50 @@
+"""Shared pieces of the CLI modules: consoles, the error-to-exit-code wrapper, ``--set`` parsing."""
+
+from __future__ import annotations
+
+import functools
+from collections.abc import Callable
+from typing import Any, TypeVar
+
+import typer
+import yaml
+from rich.console import Console
+
+from visfeed.errors import ConfigError, DataError, VisfeedError
+
+console = Console(stderr=True)
+out = Console()
+
+F = TypeVar("F", bound=Callable[..., Any])
+USAGE_ERRORS = (ConfigError, DataError)
+
+
+def handle_errors(fn: F) -> F:
+    """Map the error hierarchy to exit codes, with one readable line instead of a traceback."""
+
+    @functools.wraps(fn)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        try:
+            return fn(*args, **kwargs)
+        except USAGE_ERRORS as exc:
+            console.print(f"[red]error:[/red] {exc}")
+            raise typer.Exit(2) from None
+        except VisfeedError as exc:
+            console.print(f"[red]failed:[/red] {exc}")
+            raise typer.Exit(1) from None
+        except KeyboardInterrupt:
+            console.print("[yellow]interrupted[/yellow]")
+            raise typer.Exit(130) from None
+
+    return wrapper  # type: ignore[return-value]
+
+
+def parse_sets(pairs: list[str]) -> dict[str, Any]:
+    """``--set key=value`` pairs (values parsed as YAML scalars) to config overrides."""
+    overrides: dict[str, Any] = {}
+    for pair in pairs:
+        key, sep, value = pair.partition("=")
+        if not sep or not key.strip():
+            raise ConfigError(f"--set expects KEY=VALUE, got {pair!r}")
+        overrides[key.strip().replace("-", "_")] = yaml.safe_load(value) if value else None
+    return overrides

@@ -1,0 +1,72 @@
+"""The live view of ``visfeed optimize``: iteration, objective, best so far, LLM calls, tokens, ETA."""
+
+from __future__ import annotations
+
+import time
+from types import TracebackType
+from typing import Any
+
+from rich.console import Console
+from rich.live import Live
+from rich.table import Table
+
+
+class LiveView:
+    """A small rich table refreshed from the runner's progress callback (``update(what, info)``)."""
+
+    def __init__(self, console: Console) -> None:
+        self.console = console
+        self.t0 = time.perf_counter()
+        self.state: dict[str, Any] = {"node": "starting", "iteration": 0}
+        self.iteration_times: list[float] = []
+        self._live = Live(self._render(), console=console, refresh_per_second=4, transient=False)
+
+    def __enter__(self) -> LiveView:
+        self._live.__enter__()
+        return self
+
+    def __exit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        self._live.__exit__(exc_type, exc, tb)
+
+    def update(self, what: str, info: dict[str, Any]) -> None:
+        """Take one progress event; never raises into the run."""
+        if what == "iteration_end" or (what == "node_start" and info.get("iteration") != self.state.get("iteration")):
+            self.iteration_times.append(time.perf_counter() - self.t0)
+        self.state.update(info)
+        if info.get("accuracy") is not None:
+            self.state["best_accuracy"] = max(float(info["accuracy"]), float(self.state.get("best_accuracy") or 0.0))
+        if "node" in info:
+            self.state["node"] = info["node"]
+        self.state["event"] = what
+        self._live.update(self._render())
+
+    def _eta(self) -> str:
+        max_it = self.state.get("max_iterations")
+        done = int(self.state.get("iteration", 0))
+        if not max_it or not self.iteration_times or done <= 0:
+            return "-"
+        per_iteration = self.iteration_times[-1] / max(1, done)
+        return f"<= {per_iteration * max(0, int(max_it) - done):.0f} s"
+
+    def _render(self) -> Table:
+        s = self.state
+        table = Table(show_header=False, box=None, title="visfeed optimize")
+
+        def acc(key: str) -> str:
+            v = s.get(key)
+            return "-" if v is None else f"{100 * float(v):.1f}%"
+
+        rows = [
+            ("step", f"{s.get('node')} (iteration {s.get('iteration', 0)})"),
+            ("objective", acc("accuracy")),
+            ("best so far", acc("best_accuracy")),
+            ("LLM calls", f"{s.get('llm_calls', 0)} ({s.get('cache_hits', 0)} cached)"),
+            ("tokens", str(s.get("tokens", 0))),
+            ("elapsed", f"{time.perf_counter() - self.t0:.0f} s"),
+            ("ETA", self._eta()),
+        ]
+        for k, v in rows:
+            table.add_row(f"[bold]{k}[/bold]", v)
+        return table
