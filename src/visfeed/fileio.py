@@ -1,9 +1,10 @@
-"""Atomic file writes: a reader sees the old file or the new one, never half of one."""
+"""Safe persistence: atomic file writes (a reader sees the old file or the new one) and WAL SQLite files."""
 
 from __future__ import annotations
 
 import json
 import os
+import sqlite3
 import tempfile
 from pathlib import Path
 from typing import Any
@@ -34,3 +35,19 @@ def write_text_atomic(path: str | Path, text: str) -> Path:
 def write_json_atomic(path: str | Path, obj: Any) -> Path:
     """Pretty JSON version of :func:`write_bytes_atomic` (non-ASCII kept readable)."""
     return write_text_atomic(path, json.dumps(obj, indent=2, ensure_ascii=False) + "\n")
+
+
+def connect_sqlite(path: str | Path, schema: str, *, timeout_s: float) -> sqlite3.Connection:
+    """Open (creating) a SQLite file in WAL mode with ``schema`` applied.
+
+    WAL plus one transaction per write is what makes the caches crash-safe and shareable between two
+    processes; raises ``sqlite3.Error`` or ``OSError`` for the caller to turn into a message naming the file.
+    """
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    conn = sqlite3.connect(path, timeout=timeout_s, check_same_thread=False)
+    conn.execute("PRAGMA journal_mode=WAL")
+    conn.execute("PRAGMA synchronous=NORMAL")
+    conn.execute(schema)
+    conn.commit()
+    return conn

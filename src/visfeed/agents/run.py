@@ -26,7 +26,7 @@ from pydantic import BaseModel, Field
 from visfeed.agents.context import ProgressFn, RunContext
 from visfeed.agents.finalize import MethodScore, score_methods
 from visfeed.agents.graph import build_graph
-from visfeed.agents.resources import RunResources, build_resources
+from visfeed.agents.resources import EmbeddedSplit, RunResources, build_resources
 from visfeed.agents.trace import Tracer, read_trace, usage_from_trace
 from visfeed.errors import ConfigError, VisfeedError
 from visfeed.evals.baselines import description_prompts
@@ -197,30 +197,21 @@ async def _arun(
     progress: ProgressFn | None,
     holder: dict[str, Any],
 ) -> GraphState:
-    session = ScoringSession(
-        res.encoder,
-        res.classnames,
-        res.feedback.image_emb,
-        res.feedback.labels,
-        template=cfg.template,
-        device=cfg.device,
-        lam=cfg.lam,
-        m=cfg.top_m,
-        logit_scale=cfg.logit_scale,
-    )
-    val_session = None
-    if res.validation is not None:
-        val_session = ScoringSession(
+    def make_session(split: EmbeddedSplit) -> ScoringSession:
+        return ScoringSession(
             res.encoder,
             res.classnames,
-            res.validation.image_emb,
-            res.validation.labels,
+            split.image_emb,
+            split.labels,
             template=cfg.template,
             device=cfg.device,
             lam=cfg.lam,
             m=cfg.top_m,
             logit_scale=cfg.logit_scale,
         )
+
+    session = make_session(res.feedback)
+    val_session = make_session(res.validation) if res.validation is not None else None
     budget = None
     if any(v is not None for v in (cfg.max_calls, cfg.max_total_tokens, cfg.max_cost_usd)):
         budget = Budget(max_calls=cfg.max_calls, max_tokens=cfg.max_total_tokens, max_cost_usd=cfg.max_cost_usd)

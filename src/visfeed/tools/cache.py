@@ -18,6 +18,7 @@ from pathlib import Path
 import numpy as np
 
 from visfeed.errors import CacheError, EmbeddingError
+from visfeed.fileio import connect_sqlite
 
 log = logging.getLogger(__name__)
 
@@ -56,12 +57,7 @@ class EmbeddingCache:
     def __init__(self, path: str | Path, *, timeout_s: float = 60.0) -> None:
         self.path = Path(path)
         try:
-            self.path.parent.mkdir(parents=True, exist_ok=True)
-            self._conn = sqlite3.connect(self.path, timeout=timeout_s, check_same_thread=False)
-            self._conn.execute("PRAGMA journal_mode=WAL")
-            self._conn.execute("PRAGMA synchronous=NORMAL")
-            self._conn.execute(_SCHEMA)
-            self._conn.commit()
+            self._conn = connect_sqlite(self.path, _SCHEMA, timeout_s=timeout_s)
         except (sqlite3.Error, OSError) as exc:
             raise CacheError(f"cannot open the embedding cache {self.path}: {exc}") from exc
         self._lock = threading.Lock()

@@ -22,6 +22,7 @@ from typing import TYPE_CHECKING, Any
 from langchain_core.messages import AIMessage, BaseMessage
 
 from visfeed.errors import CacheError
+from visfeed.fileio import connect_sqlite
 
 if TYPE_CHECKING:
     from visfeed.tools.llm.handle import ProviderHandle
@@ -150,12 +151,7 @@ class ResponseCache:
     def __init__(self, path: str | Path, *, timeout_s: float = 30.0) -> None:
         self.path = Path(path)
         try:
-            self.path.parent.mkdir(parents=True, exist_ok=True)
-            self._conn = sqlite3.connect(self.path, timeout=timeout_s, check_same_thread=False)
-            self._conn.execute("PRAGMA journal_mode=WAL")
-            self._conn.execute("PRAGMA synchronous=NORMAL")
-            self._conn.execute(_SCHEMA)
-            self._conn.commit()
+            self._conn = connect_sqlite(self.path, _SCHEMA, timeout_s=timeout_s)
         except (sqlite3.Error, OSError) as exc:
             raise CacheError(
                 f"cannot open the LLM response cache {self.path}: {exc}; delete the file or pass "
