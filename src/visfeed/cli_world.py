@@ -1,0 +1,124 @@
+"""``visfeed world``: render a procedural world to an ImageFolder, or train the market image tower."""
+
+from __future__ import annotations
+
+import json
+import logging
+import math
+import os
+import platform
+import shlex
+import tempfile
+import time
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+from rich.console import Console
+
+from visfeed.errors import VisfeedError
+
+app = typer.Typer(help="The synthetic market world: render images, train the default VLM.", no_args_is_help=True)
+console = Console(stderr=True)
+
+
+@app.command()
+def render(
+    out: Annotated[Path, typer.Option("--out", help="Output folder (one subfolder of PNGs per class).")],
+    spec: Annotated[Path | None, typer.Option("--spec", help="Class spec YAML/JSON (default: shipped market).")] = None,
+    per_class: Annotated[int, typer.Option("--per-class", min=1, help="Images per class.")] = 20,
+    seed: Annotated[int, typer.Option("--seed", help="Rendering seed (same seed, same pictures).")] = 0,
+) -> None:
+    """Render an ImageFolder from a class spec, deterministically for a seed."""
+    from visfeed.evals.world.spec import load_spec
+    from visfeed.evals.world.splits import write_split
+
+    try:
+        world = load_spec(spec)
+        t0 = time.time()
+        paths, _ = write_split(world, out, "test", per_class, seed)
+    except VisfeedError as exc:
+        console.print(f"[red]error:[/red] {exc}")
+        raise typer.Exit(2) from exc
+    console.print(f"wrote {len(paths)} images of {len(world.classes)} classes to {out} in {time.time() - t0:.1f} s")
+
+
+@app.command()
+def train(
+    out: Annotated[Path, typer.Option("--out", help="Image-tower checkpoint to write (+ a .json run record).")] = Path(
+        "market_vlm.pt"
+    ),
+    seed: Annotated[int, typer.Option("--seed", help="Seed of captions, images and initialisation.")] = 0,
+    images: Annotated[int, typer.Option("--images", min=256, help="Training images to render and see.")] = 450_000,
+    batch_size: Annotated[int, typer.Option("--batch-size", min=8)] = 256,
+    lr: Annotated[float, typer.Option("--lr")] = 2e-3,
+    pool_size: Annotated[int, typer.Option("--pool-size", min=100, help="Distinct generated captions.")] = 40_000,
+    workers: Annotated[int, typer.Option("--workers", min=0, help="Rendering worker processes.")] = 1,
+    threads: Annotated[
+        int,
+        typer.Option("--threads", min=1, help="torch threads (1 is fastest on 2 cores: the renderer uses the other)."),
+    ] = 1,
+    checkpoint_every: Annotated[
+        int, typer.Option("--checkpoint-every", min=0, help="Steps between partial checkpoints (0: none).")
+    ] = 0,
+    evaluate: Annotated[bool, typer.Option("--eval/--no-eval", help="Measure the gates at the end.")] = True,
+) -> None:
+    """Train the visfeed-market image tower (uses CUDA when present) and write its run record."""
+    from visfeed.evals.world.train import TrainConfig
+    from visfeed.evals.world.train import train as run_train
+
+    logging.basicConfig(level=logging.WARNING)
+    os.environ.setdefault("HF_HUB_OFFLINE", "1")
+    os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
+    cfg = TrainConfig(
+        seed=seed,
+        images=images,
+        batch_size=batch_size,
+        lr=lr,
+        pool_size=pool_size,
+        workers=workers,
+        threads=threads,
+        checkpoint_every=checkpoint_every,
+    )
+
+    def progress(d: dict[str, float]) -> None:
+        console.print(
+            f"step {int(d['step']):>5}  images {int(d['images']):>8}  loss {d['loss']:.3f}  "
+            f"scale {d['logit_scale']:.1f}  {d['images_per_s']:.0f} img/s  {d['elapsed_s']:.0f} s"
+        )
+
+    t0 = time.time()
+    try:
+        result = run_train(cfg, out, progress=progress)
+        record: dict[str, Any] = {
+            "command": (
+                f"visfeed world train --out {shlex.quote(str(out))} --seed {seed} --images {images} "
+                f"--batch-size {batch_size} --lr {lr} --pool-size {pool_size} --workers {workers} --threads {threads}"
+            ),
+            "seed": seed,
+            "config": {k: v for k, v in cfg.__dict__.items() if not (isinstance(v, float) and math.isnan(v))},
+            **{k: v for k, v in result.items() if k not in ("model", "tokenizer")},
+            "python": platform.python_version(),
+            "torch": __import__("torch").__version__,
+        }
+        if evaluate:
+            import open_clip
+
+            from visfeed.evals.world.measure import measure
+
+            preprocess = open_clip.image_transform(64, is_train=False)
+            model = result["model"].cpu()
+            record["final_metrics"] = measure(model, preprocess, result["tokenizer"], threads=2)
+        record["total_wall_s"] = round(time.time() - t0, 1)
+    except VisfeedError as exc:
+        console.print(f"[red]error:[/red] {exc}")
+        raise typer.Exit(2) from exc
+    rec_path = out.with_suffix(".json")
+    fd, tmp = tempfile.mkstemp(dir=rec_path.parent if str(rec_path.parent) else ".", suffix=".json.tmp")
+    with os.fdopen(fd, "w", encoding="utf-8") as f:
+        json.dump(record, f, indent=2)
+        f.write("\n")
+    os.replace(tmp, rec_path)
+    console.print(f"wrote {out} ({out.stat().st_size / 1e6:.1f} MB) and {rec_path}")
+    if "final_metrics" in record:
+        console.print_json(json.dumps(record["final_metrics"]))

@@ -1,0 +1,257 @@
+"""Captions generated from attributes: the only text the image tower is ever trained against.
+
+A caption mentions a random subset of attributes (its *constraints*); every image whose attributes agree
+with all of them is a correct match, which is what the multi-positive loss counts. Wording varies (several
+sentence shapes, synonyms, partial descriptions) so that free-form descriptions land near the right images.
+Class names never appear. Words and sentence shapes kept for the paraphrase gate (see
+:mod:`visfeed.evals.world.gates`) are never produced here; a test checks it.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from visfeed.evals.world.vocab import ATTRIBUTES, SIZE_OK_FOR_COUNT, VOCABULARY
+
+COLOR_WORDS: dict[str, list[str]] = {
+    "red": ["red", "bright red", "vivid red"],
+    "dark red": ["dark red", "very dark red", "wine-red"],
+    "pink": ["pink", "light pink", "bright pink"],
+    "orange": ["orange", "bright orange", "orange-colored"],
+    "yellow": ["yellow", "bright yellow", "sunny yellow"],
+    "pale yellow": ["pale yellow", "cream", "light yellow", "beige"],
+    "light green": ["light green", "yellow-green", "soft green"],
+    "green": ["green", "medium green", "leaf green"],
+    "dark green": ["dark green", "very dark green", "dark olive green"],
+    "blue": ["blue", "dark blue", "navy blue"],
+    "purple": ["purple", "dark purple", "bright purple"],
+    "brown": ["brown", "dark brown", "light brown", "tan"],
+    "white": ["white", "pure white", "snow-white"],
+}
+
+SHAPE_WORDS: dict[str, list[str]] = {
+    "round": ["round", "circular", "ball-like", "rounded"],
+    "oval": ["oval", "egg-shaped", "oval-shaped", "ovoid"],
+    "long": ["long", "elongated", "cylindrical", "long and thin", "stick-like"],
+    "curved": ["curved", "crescent-shaped", "curving", "hooked"],
+    "heart": ["heart-shaped", "shaped like a heart"],
+    "teardrop": ["teardrop-shaped", "bottom-heavy", "drop-shaped", "narrow at the top and wide at the bottom"],
+    "cone": ["cone-shaped", "tapered", "pointed", "tapering to a point"],
+    "flat": ["flattened", "squat", "wide and flat", "flat and round"],
+    "floret": ["tree-shaped", "branching", "tree-like", "made of many florets"],
+}
+
+# pattern: (adjectives, noun phrases used after "with")
+PATTERN_WORDS: dict[str, tuple[list[str], list[str]]] = {
+    "smooth": (["smooth", "glossy", "smooth-skinned"], ["smooth skin", "a glossy surface", "a polished surface"]),
+    "stripes": (["striped"], ["stripes", "dark stripes", "striped skin", "long stripes", "lines"]),
+    "spots": (["spotted", "dotted", "speckled"], ["spots", "small spots", "dots", "speckles"]),
+    "seeds": (["seeded", "seedy"], ["seeds", "tiny seeds", "seeds all over the skin"]),
+    "dimples": (["dimpled", "textured"], ["dimples", "dimpled skin", "a dimpled peel", "tiny dimples"]),
+    "scales": (["scaly"], ["scales", "a scaly pattern", "a diamond pattern", "diamond-shaped scales"]),
+    "kernels": (["kernel-covered"], ["kernels", "rows of kernels", "neat rows of kernels"]),
+    "hairy": (["hairy", "furry"], ["hairy skin", "fine hairs", "fur"]),
+    "ribs": (["ribbed"], ["ribs", "vertical ribs", "segments"]),
+    "bumpy": (["bumpy", "rough"], ["bumps", "a bumpy surface", "a rough surface"]),
+    "fuzzy": (["fuzzy", "soft"], ["fuzz", "soft fuzz", "fuzzy skin"]),
+}
+
+TOP_WORDS: dict[str, list[str]] = {
+    "none": ["no stem", "nothing on top", "no leaves"],
+    "stem": ["a stem", "a short stem", "a brown stem", "a small stem on top"],
+    "leaf": ["a leaf", "a stem and a leaf", "a green leaf", "a small leaf on top"],
+    "cap": ["a green cap", "a leafy cap", "green sepals on top", "a green star on top"],
+    "crown": ["a spiky crown", "a crown of spiky leaves", "spiky leaves on top"],
+    "greens": ["leafy greens on top", "long green leaves", "green tops", "leafy tops"],
+    "husk": ["a green husk", "husk leaves", "wrapping green leaves"],
+}
+
+SIZE_WORDS: dict[str, list[str]] = {
+    "tiny": ["tiny", "very small"],
+    "small": ["small", "smallish"],
+    "medium": ["medium-sized", "medium", "mid-sized"],
+    "large": ["large", "fairly large"],
+    "huge": ["huge", "very large", "enormous"],
+}
+
+COUNT_WORDS: dict[str, list[str]] = {
+    "single": ["a single", "one", "a lone"],
+    "pair": ["two", "a pair of"],
+    "cluster": ["a cluster of", "a bunch of", "many"],
+}
+
+CUT_WORDS: dict[str, list[str]] = {"whole": ["whole"], "halved": ["cut in half", "halved", "sliced in half"]}
+INSIDE_WORDS = ["{c} flesh", "{c} inside", "a {c} center"]
+NOUNS = [
+    ("fruit", "fruits"),
+    ("vegetable", "vegetables"),
+    ("thing", "things"),
+    ("object", "objects"),
+    ("item", "items"),
+]
+FRAMES = [
+    "{}",
+    "{}",
+    "{}",
+    "a photo of {}",
+    "a picture of {}",
+    "an image of {}",
+    "a close-up of {}",
+    "a drawing of {}",
+    "there is {}",
+    "this is {}",
+    "the picture shows {}",
+    "here we see {}",
+    "{} on a table",
+    "{} at the market",
+    "a snapshot of {}",
+]
+
+PRIORS = {
+    "color": 0.75,
+    "shape": 0.55,
+    "pattern": 0.45,
+    "top": 0.35,
+    "size": 0.35,
+    "count": 0.2,
+    "cut": 0.15,
+    "inside": 0.0,
+}
+
+
+def _pick(rng: np.random.Generator, items: list[str]) -> str:
+    return items[int(rng.integers(len(items)))]
+
+
+def sample_constraints(rng: np.random.Generator) -> dict[str, str]:
+    """A random partial attribute assignment (what one caption will say)."""
+    out: dict[str, str] = {}
+    while not out:
+        for attr in ATTRIBUTES:
+            if rng.random() < PRIORS[attr]:
+                out[attr] = _pick(rng, list(VOCABULARY[attr]))
+    if out.get("cut") == "halved":
+        out.pop("pattern", None)  # the skin pattern is hidden by the cut
+        if rng.random() < 0.6:
+            out["inside"] = _pick(rng, list(VOCABULARY["inside"]))
+    if "count" in out and "size" in out and out["size"] not in SIZE_OK_FOR_COUNT[out["count"]]:
+        out["size"] = _pick(rng, list(SIZE_OK_FOR_COUNT[out["count"]]))
+    return out
+
+
+def _article(word: str) -> str:
+    return "an" if word[:1].lower() in "aeiou" else "a"
+
+
+def caption(cons: dict[str, str], rng: np.random.Generator) -> str:
+    """Word one caption for a set of constraints; wording is drawn from ``rng``."""
+    adjs: list[str] = []
+    withs: list[str] = []
+    if "size" in cons:
+        adjs.append(_pick(rng, SIZE_WORDS[cons["size"]]))
+    if "color" in cons:
+        adjs.append(_pick(rng, COLOR_WORDS[cons["color"]]))
+    if "shape" in cons:
+        adjs.append(_pick(rng, SHAPE_WORDS[cons["shape"]]))
+    if "pattern" in cons:
+        adj, nouns = PATTERN_WORDS[cons["pattern"]]
+        if rng.random() < 0.5:
+            adjs.append(_pick(rng, adj))
+        else:
+            noun = _pick(rng, nouns)
+            if cons["pattern"] == "seeds" and "color" in cons and rng.random() < 0.5:
+                dark = cons["color"] in ("red", "dark red", "purple", "blue", "dark green", "brown", "green", "pink")
+                noun = ("yellow " if dark else "black ") + noun.replace("tiny ", "")
+            withs.append(noun)
+    if "top" in cons:
+        withs.append(_pick(rng, TOP_WORDS[cons["top"]]))
+    if "inside" in cons:
+        withs.append(_pick(rng, INSIDE_WORDS).format(c=_pick(rng, COLOR_WORDS[cons["inside"]])))
+    if len(adjs) > 2 and rng.random() < 0.3:
+        rng.shuffle(adjs)
+    cut = _pick(rng, CUT_WORDS[cons["cut"]]) if "cut" in cons else ""
+    count = cons.get("count")
+    plural = count in ("pair", "cluster")
+    noun = NOUNS[int(rng.integers(len(NOUNS)))][1 if plural else 0] if rng.random() < 0.85 or plural else ""
+    with_txt = ""
+    if withs:
+        with_txt = " with " + (withs[0] if len(withs) == 1 else ", ".join(withs[:-1]) + " and " + withs[-1])
+    shape = int(rng.integers(4))
+    if shape == 0 and adjs and not count and not cut:
+        # bare adjective list: "red, round and striped"
+        text = adjs[0] if len(adjs) == 1 else ", ".join(adjs[:-1]) + " and " + adjs[-1]
+        return text + with_txt
+    if shape == 1 and adjs and not plural:
+        # "a fruit that is red and round"
+        n = noun or "thing"
+        head = _pick(rng, COUNT_WORDS["single"]) if count == "single" else _article(n)
+        body = adjs[0] if len(adjs) == 1 else ", ".join(adjs[:-1]) + " and " + adjs[-1]
+        text = f"{head} {n} that is {body}"
+        if cut:
+            text += f", {cut}"
+        return text + with_txt
+    words = " ".join([*adjs, noun]).strip() or "thing"
+    if count:
+        det = _pick(rng, COUNT_WORDS[count])
+        phrase = f"{det} {words}"
+    else:
+        phrase = f"{_article(words)} {words}" if rng.random() < 0.8 else ("something " + " ".join(adjs)).strip()
+    if cut:
+        phrase = f"{phrase}, {cut}" if rng.random() < 0.5 else f"{phrase} {cut}"
+    return _pick(rng, FRAMES).format(phrase + with_txt)
+
+
+def caption_pool(n: int, seed: int) -> tuple[list[str], list[dict[str, str]]]:
+    """``n`` distinct captions with their constraints, deterministic for a seed."""
+    rng = np.random.default_rng([seed, 7])
+    texts: list[str] = []
+    cons_list: list[dict[str, str]] = []
+    seen: set[str] = set()
+    tries = 0
+    while len(texts) < n and tries < n * 20:
+        tries += 1
+        cons = sample_constraints(rng)
+        text = caption(cons, rng)
+        if text in seen:
+            continue
+        seen.add(text)
+        texts.append(text)
+        cons_list.append(cons)
+    return texts, cons_list
+
+
+def constraint_codes(cons_list: list[dict[str, str]]) -> np.ndarray:
+    """``(n, n_attributes)`` int array: value index per mentioned attribute, -1 where unconstrained."""
+    out = np.full((len(cons_list), len(ATTRIBUTES)), -1, dtype=np.int64)
+    for i, cons in enumerate(cons_list):
+        for j, attr in enumerate(ATTRIBUTES):
+            if attr in cons:
+                out[i, j] = VOCABULARY[attr].index(cons[attr])
+    return out
+
+
+def complete(cons: dict[str, str], rng: np.random.Generator, p_halved: float = 0.2) -> dict[str, str]:
+    """A full attribute assignment agreeing with ``cons``; the rest uniform at random."""
+    out = dict(cons)
+    if "cut" not in out:
+        out["cut"] = "whole" if "pattern" in out or rng.random() >= p_halved else "halved"
+        if "inside" in out:
+            out["cut"] = "halved"
+    for attr in ("color", "shape", "pattern", "top", "count", "inside"):
+        if attr not in out:
+            out[attr] = _pick(rng, list(VOCABULARY[attr]))
+    if "size" not in out:
+        out["size"] = _pick(rng, list(SIZE_OK_FOR_COUNT[out["count"]]))
+    elif out["size"] not in SIZE_OK_FOR_COUNT[out["count"]]:
+        out["count"] = "single"
+    return out
+
+
+def image_codes(attrs: dict[str, str]) -> np.ndarray:
+    """Value index per attribute of a rendered image; -2 for what the picture hides (never matches)."""
+    out = np.array([VOCABULARY[a].index(attrs[a]) for a in ATTRIBUTES], dtype=np.int64)
+    if attrs["cut"] == "halved":
+        out[ATTRIBUTES.index("pattern")] = -2
+    else:
+        out[ATTRIBUTES.index("inside")] = -2
+    return out

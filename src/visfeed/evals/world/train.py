@@ -1,0 +1,243 @@
+"""Contrastive training of the market image tower against the frozen MiniLM text tower.
+
+Data: a fixed pool of generated captions (embedded once, cached on disk). Each training image starts from a
+pool caption, which fixes the attributes it mentions; the other attributes are drawn uniformly and the
+picture is rendered on the fly in DataLoader workers. In a batch, every caption consistent with an image is
+a positive (soft targets spread over the positives, both directions), so short captions such as "a red
+thing" teach what they should. Only the image tower and the logit scale learn. Batch ``b`` is rendered from
+a generator seeded by ``(seed, b)``, so the data stream is fixed by the seed whatever the worker count.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import math
+import os
+import tempfile
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch.utils.data import DataLoader, IterableDataset, get_worker_info
+
+from visfeed.evals.world.captions import caption_pool, complete, constraint_codes, image_codes
+from visfeed.evals.world.render import render_array
+from visfeed.tools.builtin_models import DEFAULT_MODEL, register_builtin_models, visfeed_cache_dir
+
+log = logging.getLogger(__name__)
+
+MEAN = (0.48145466, 0.4578275, 0.40821073)  # open_clip's default (OpenAI) image normalisation
+STD = (0.26862954, 0.26130258, 0.27577711)
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    """Settings of one training run (all recorded in the run record)."""
+
+    seed: int = 0
+    images: int = 450_000
+    batch_size: int = 256
+    lr: float = 2e-3
+    weight_decay: float = 0.05
+    warmup_frac: float = 0.03
+    pool_size: int = 40_000
+    checkpoint_every: int = 0  # steps between partial checkpoints (<out>.partial.pt); 0 = none
+    workers: int = 1
+    threads: int = 1
+    init_logit_scale: float = math.log(20.0)
+    max_logit_scale: float = math.log(100.0)
+
+
+def normalize_uint8(batch: torch.Tensor) -> torch.Tensor:
+    """``(B, H, W, 3)`` uint8 -> normalised float ``(B, 3, H, W)``, as open_clip's preprocess does."""
+    x = batch.permute(0, 3, 1, 2).float().div_(255.0)
+    mean = torch.tensor(MEAN, device=x.device).view(1, 3, 1, 1)
+    std = torch.tensor(STD, device=x.device).view(1, 3, 1, 1)
+    return (x - mean) / std
+
+
+def encode_texts(model: Any, tokenizer: Any, texts: list[str], batch: int = 256) -> np.ndarray:
+    """Normalised text-tower embeddings; batches sorted by length and trimmed of padding (same result)."""
+    order = sorted(range(len(texts)), key=lambda i: len(texts[i]))
+    out = np.zeros((len(texts), model.text.output_dim), dtype=np.float32)
+    with torch.no_grad():
+        for k in range(0, len(order), batch):
+            idx = order[k : k + batch]
+            tok = tokenizer([texts[i] for i in idx])
+            width = int((tok != 0).sum(1).max())
+            emb = model.encode_text(tok[:, :width], normalize=True)
+            out[idx] = emb.float().cpu().numpy()
+    return out
+
+
+def caption_embeddings(model: Any, tokenizer: Any, texts: list[str]) -> np.ndarray:
+    """Pool embeddings, cached under ``<cache>/world/captions-<hash>.npy`` (hash of the texts)."""
+    h = hashlib.sha256(("\n".join(texts) + "|" + DEFAULT_MODEL).encode("utf-8")).hexdigest()[:16]
+    path = visfeed_cache_dir() / "world" / f"captions-{h}.npy"
+    if path.is_file():
+        emb = np.load(path)
+        if emb.shape == (len(texts), model.text.output_dim):
+            return emb
+    t0 = time.time()
+    emb = encode_texts(model, tokenizer, texts)
+    log.info("embedded %d captions in %.0f s", len(texts), time.time() - t0)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, suffix=".npy")
+    with os.fdopen(fd, "wb") as f:
+        np.save(f, emb)
+        f.flush()
+        os.fsync(f.fileno())
+    os.replace(tmp, path)
+    return emb
+
+
+class _Stream(IterableDataset[tuple[torch.Tensor, torch.Tensor, torch.Tensor]]):
+    """Batches of (uint8 images, pool caption indices, image attribute codes)."""
+
+    def __init__(self, cons: list[dict[str, str]], n_batches: int, batch_size: int, seed: int) -> None:
+        self.cons, self.n_batches, self.batch_size, self.seed = cons, n_batches, batch_size, seed
+
+    def __iter__(self) -> Iterator[tuple[torch.Tensor, torch.Tensor, torch.Tensor]]:
+        info = get_worker_info()
+        wid, nw = (info.id, info.num_workers) if info is not None else (0, 1)
+        for b in range(wid, self.n_batches, nw):
+            rng = np.random.default_rng([self.seed, 11, b])
+            idx = rng.integers(0, len(self.cons), self.batch_size)
+            imgs = np.empty((self.batch_size, 64, 64, 3), dtype=np.uint8)
+            codes = np.empty((self.batch_size, 8), dtype=np.int64)
+            for k, i in enumerate(idx):
+                attrs = complete(self.cons[int(i)], rng)
+                imgs[k] = render_array(attrs, rng)
+                codes[k] = image_codes(attrs)
+            yield torch.from_numpy(imgs), torch.from_numpy(idx), torch.from_numpy(codes)
+
+
+def multi_positive_loss(img: torch.Tensor, txt: torch.Tensor, pos: torch.Tensor, scale: torch.Tensor) -> torch.Tensor:
+    """Symmetric contrastive loss with soft targets over all positives (``pos[i, j]``: caption j fits image i)."""
+    logits = scale * img @ txt.t()
+    p = pos.float()
+    li = -(p / p.sum(1, keepdim=True) * F.log_softmax(logits, 1)).sum(1).mean()
+    lt = -(p / p.sum(0, keepdim=True) * F.log_softmax(logits, 0)).sum(0).mean()
+    return (li + lt) / 2
+
+
+def build_model(device: torch.device) -> tuple[Any, Any]:
+    """A fresh ``visfeed-market`` model (random image tower, MiniLM text tower) and its tokenizer."""
+    import open_clip
+
+    register_builtin_models()
+    model = open_clip.create_model(DEFAULT_MODEL, pretrained=None, pretrained_text=True)
+    tokenizer = open_clip.get_tokenizer(DEFAULT_MODEL)
+    model.lock_text_tower()
+    return model.to(device), tokenizer
+
+
+def _save_tower(model: Any, out: Path) -> None:
+    """Write the image tower and logit scale (the text tower is the installed MiniLM), atomically."""
+    state = {k: v.detach().cpu().clone() for k, v in model.state_dict().items() if not k.startswith("text.")}
+    out.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=out.parent, suffix=".pt.tmp")
+    os.close(fd)
+    torch.save(state, tmp)
+    os.replace(tmp, out)
+
+
+def train(cfg: TrainConfig, out: Path, *, progress: Callable[[dict[str, float]], None] | None = None) -> dict[str, Any]:
+    """Train, write the image tower + logit scale to ``out``; returns a record of the run."""
+    torch.manual_seed(cfg.seed)
+    torch.set_num_threads(cfg.threads)
+    device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    model, tokenizer = build_model(device)
+    texts, cons = caption_pool(cfg.pool_size, cfg.seed)
+    model.eval()
+    t0 = time.time()
+    txt_all = torch.from_numpy(caption_embeddings(model.cpu(), tokenizer, texts)).to(device)
+    model.to(device)
+    t_text = time.time() - t0
+    cap_codes = torch.from_numpy(constraint_codes(cons)).to(device)
+    with torch.no_grad():
+        model.logit_scale.fill_(cfg.init_logit_scale)
+    params = [p for n, p in model.named_parameters() if n.startswith("visual.")]
+    decay = [p for p in params if p.ndim > 1]
+    no_decay = [p for p in params if p.ndim <= 1]
+    opt = torch.optim.AdamW(
+        [
+            {"params": decay, "weight_decay": cfg.weight_decay},
+            {"params": no_decay, "weight_decay": 0.0},
+            {"params": [model.logit_scale], "weight_decay": 0.0},
+        ],
+        lr=cfg.lr,
+    )
+    n_batches = max(1, cfg.images // cfg.batch_size)
+    warm = max(1, int(cfg.warmup_frac * n_batches))
+
+    def lr_at(step: int) -> float:
+        if step < warm:
+            return cfg.lr * (step + 1) / warm
+        return cfg.lr * 0.5 * (1 + math.cos(math.pi * (step - warm) / max(1, n_batches - warm)))
+
+    loader = DataLoader(
+        _Stream(cons, n_batches, cfg.batch_size, cfg.seed),
+        batch_size=None,
+        num_workers=cfg.workers,
+        persistent_workers=False,
+        prefetch_factor=4 if cfg.workers else None,
+    )
+    model.visual.train()
+    t_start = time.time()
+    seen, ema = 0, None
+    for step, (imgs, idx, codes) in enumerate(loader):
+        for g in opt.param_groups:
+            g["lr"] = lr_at(step)
+        x = normalize_uint8(imgs.to(device, non_blocking=True))
+        idx, codes = idx.to(device), codes.to(device)
+        c = cap_codes[idx]  # (B, A) captions of this batch
+        pos = ((c[None, :, :] == -1) | (c[None, :, :] == codes[:, None, :])).all(-1)  # image x caption
+        emb = F.normalize(model.visual(x), dim=-1)
+        loss = multi_positive_loss(emb, txt_all[idx], pos, model.logit_scale.exp())
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        opt.step()
+        with torch.no_grad():
+            model.logit_scale.clamp_(0, cfg.max_logit_scale)
+        seen += len(imgs)
+        if cfg.checkpoint_every and step and step % cfg.checkpoint_every == 0:
+            _save_tower(model, out.with_name(out.stem + ".partial.pt"))
+        ema = float(loss.detach()) if ema is None else 0.98 * ema + 0.02 * float(loss.detach())
+        if progress is not None and (step % 50 == 0 or step == n_batches - 1):
+            el = time.time() - t_start
+            progress(
+                {
+                    "step": step,
+                    "images": seen,
+                    "loss": ema,
+                    "images_per_s": seen / max(el, 1e-9),
+                    "logit_scale": float(model.logit_scale.detach().exp()),
+                    "elapsed_s": el,
+                }
+            )
+    wall = time.time() - t_start
+    model.eval()
+    _save_tower(model, out)
+    return {
+        "images_seen": seen,
+        "steps": n_batches,
+        "caption_pool": len(texts),
+        "epochs_over_caption_pool": seen / len(texts),
+        "unique_images": seen,
+        "train_wall_s": round(wall, 1),
+        "caption_embed_s": round(t_text, 1),
+        "final_loss": ema,
+        "final_logit_scale": float(model.logit_scale.detach().exp()),
+        "device": str(device),
+        "torch_threads": cfg.threads,
+        "workers": cfg.workers,
+        "model": model,
+        "tokenizer": tokenizer,
+    }

