@@ -40,11 +40,23 @@ def handle_errors(fn: F) -> F:
 
 
 def parse_sets(pairs: list[str]) -> dict[str, Any]:
-    """``--set key=value`` pairs (values parsed as YAML scalars) to config overrides."""
+    """``--set key=value`` pairs (values parsed as YAML scalars) to config overrides.
+
+    A value that is not valid YAML, or that YAML would read as a mapping (every template starts with
+    ``{classname}``), is taken as the literal string: no config field is a mapping.
+    """
     overrides: dict[str, Any] = {}
     for pair in pairs:
         key, sep, value = pair.partition("=")
         if not sep or not key.strip():
             raise ConfigError(f"--set expects KEY=VALUE, got {pair!r}")
-        overrides[key.strip().replace("-", "_")] = yaml.safe_load(value) if value else None
+        parsed: Any = None
+        if value:
+            try:
+                parsed = yaml.safe_load(value)
+            except yaml.YAMLError:
+                parsed = value
+            if isinstance(parsed, dict):
+                parsed = value
+        overrides[key.strip().replace("-", "_")] = parsed
     return overrides

@@ -62,7 +62,10 @@ class LiveView:
             ("step", f"{s.get('node')} (iteration {s.get('iteration', 0)})"),
             ("objective", acc("accuracy")),
             ("best so far", acc("best_accuracy")),
-            ("LLM calls", f"{s.get('llm_calls', 0)} ({s.get('cache_hits', 0)} cached)"),
+            (
+                "LLM calls",
+                f"{s.get('llm_calls', 0)} ({s.get('cache_hits', 0)} cached), projected <= {s.get('projected_llm_calls', '?')}",
+            ),
             ("tokens", str(s.get("tokens", 0))),
             ("elapsed", f"{time.perf_counter() - self.t0:.0f} s"),
             ("ETA", self._eta()),

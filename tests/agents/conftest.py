@@ -237,6 +237,7 @@ def base_config(tmp_path: Path) -> Callable[..., RunConfig]:
     def make(name: str = "run", **changes: Any) -> RunConfig:
         fields: dict[str, Any] = {
             "provider": "scripted",
+            "backbone": "synthetic",  # named prompts, as for any real backbone
             "run_dir": tmp_path / name,
             "n_init": 4,
             "n_new": 3,

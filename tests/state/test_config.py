@@ -10,8 +10,12 @@ from visfeed.state.config import RunConfig
 
 def test_defaults_follow_the_paper_and_every_field_is_documented():
     cfg = RunConfig()
-    assert (cfg.lam, cfg.top_m, cfg.n_mutations) == (0.9, 5, 4)
-    assert cfg.group_size == 1 and RunConfig(provider="openai:gpt-4o").group_size == 10
+    remote = RunConfig(provider="openai:gpt-4o")
+    assert (remote.lam, remote.top_m, remote.proposals_per_class, remote.group_size) == (0.9, 5, 4, 10)
+    assert remote.resolved_max_tokens == 900
+    # the local model gets one class per call, K = 2 and short answers, to finish a default run in minutes
+    assert (cfg.proposals_per_class, cfg.group_size, cfg.resolved_max_tokens) == (2, 1, 256)
+    assert RunConfig(n_mutations=3, max_tokens=100).proposals_per_class == 3
     assert cfg.resolved_temperature == 0.8  # the weak local model
     assert RunConfig(provider="openai:gpt-4o-mini").resolved_temperature == 1.0
     assert all(f.description for f in RunConfig.model_fields.values())
@@ -57,3 +61,19 @@ def test_bad_files_are_config_errors(tmp_path):
     lst.write_text("- 1\n- 2\n")
     with pytest.raises(ConfigError, match="mapping"):
         RunConfig.load(lst)
+
+
+def test_template_default_depends_on_the_backbone() -> None:
+    from visfeed.state.config import DEFAULT_TEMPLATE, NAMELESS_TEMPLATE, RunConfig
+
+    assert RunConfig().resolved_template == NAMELESS_TEMPLATE  # the world model never saw class names
+    assert RunConfig(backbone="ViT-B-32", pretrained="openai").resolved_template == DEFAULT_TEMPLATE
+    assert RunConfig(template="{classname}: {description}").resolved_template == "{classname}: {description}"
+
+
+def test_projected_llm_calls_counts_init_and_proposals() -> None:
+    from visfeed.state.config import RunConfig
+
+    remote = RunConfig(provider="openai:gpt-4o", max_iterations=10)
+    assert remote.projected_llm_calls(26) == 3 + 10 * 4 * 3  # 3 groups of <= 10 classes
+    assert RunConfig(max_iterations=5).projected_llm_calls(26) == 26 + 5 * 2 * 26

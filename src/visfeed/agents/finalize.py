@@ -39,8 +39,8 @@ def score_methods(
     Also returns the per-class test accuracy and test confusion of the initial (``llm_oneshot``) and
     optimized descriptions, for the report's before/after plots.
     """
-    sets = baseline_prompt_sets(res.classnames, state.initial, cfg.template, cfg.seed)
-    sets["optimized"] = description_prompts(state.best or state.descriptions, cfg.template)
+    sets = baseline_prompt_sets(res.classnames, state.initial, cfg.resolved_template, cfg.seed)
+    sets["optimized"] = description_prompts(state.best or state.descriptions, cfg.resolved_template)
     test = res.test_loader()
     out: dict[str, MethodScore] = {}
     details: dict[str, Any] = {"split": "test", "classnames": list(res.classnames)}

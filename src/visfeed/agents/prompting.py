@@ -9,6 +9,7 @@ confused classes and their descriptions) in a compact form, because the embedded
 from __future__ import annotations
 
 import functools
+import json
 from collections.abc import Mapping, Sequence
 from importlib import resources
 from string import Template
@@ -44,9 +45,14 @@ def messages(name: str, **fields: object) -> list[BaseMessage]:
     ]
 
 
+def quote(name: str) -> str:
+    """One class name as a JSON string literal: names are data, and a quote inside one cannot end it early."""
+    return json.dumps(name, ensure_ascii=False)
+
+
 def quoted(names: Sequence[str]) -> str:
-    """Class names as a quoted, comma-separated list."""
-    return ", ".join(f'"{n}"' for n in names)
+    """Class names as a comma-separated list of JSON string literals."""
+    return ", ".join(quote(n) for n in names)
 
 
 def _short(descs: Sequence[str], limit: int) -> str:
@@ -71,11 +77,14 @@ def compact_feedback(
         acc = fb.per_class_accuracy[c]
         n = int(fb.per_class_count[c])
         acc_text = "no labelled images" if np.isnan(acc) else f"{acc:.0%} of {n} images correct"
-        lines = [f'Class "{name}": {acc_text}.', f"  Current: {_short(list(descriptions.get(name, [])), own_limit)}"]
+        lines = [
+            f"Class {quote(name)}: {acc_text}.",
+            f"  Current: {_short(list(descriptions.get(name, [])), own_limit)}",
+        ]
         confused = fb.top_confused[c][:confused_limit]
         if confused:
             parts = [
-                f'"{classnames[o]}" ({int(fb.lam_confusion[c, o])} images; described as: '
+                f"{quote(classnames[o])} ({int(fb.lam_confusion[c, o])} images; described as: "
                 f"{_short(list(descriptions.get(classnames[o], [])), other_limit)})"
                 for o in confused
             ]
@@ -98,7 +107,7 @@ def render_banks(banks: Mapping[str, MemoryBank], classes: Sequence[str], shown:
         good = [e.text for e in reversed(bank.positive) if e.action != "deleted"][:shown]
         bad = [e.text for e in reversed(bank.negative) if e.action != "deleted"][:shown]
         if good:
-            lines.append(f'"{name}" helped: {"; ".join(good)}')
+            lines.append(f"{quote(name)} helped: {'; '.join(good)}")
         if bad:
-            lines.append(f'"{name}" hurt (do not reuse): {"; ".join(bad)}')
+            lines.append(f"{quote(name)} hurt (do not reuse): {'; '.join(bad)}")
     return ("\nMemory of earlier edits:\n" + "\n".join(lines) + "\n") if lines else ""

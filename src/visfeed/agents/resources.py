@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from visfeed.errors import DataError
 from visfeed.state.config import RunConfig
 from visfeed.tools.datasets.base import Split
 from visfeed.tools.llm import ProviderHandle, resolve_provider
@@ -72,16 +73,18 @@ def build_scoring(cfg: RunConfig) -> ScoringData:
     from visfeed.tools.cache import EmbeddingCache
     from visfeed.tools.vlm import VLM, BackboneRef
 
+    load_report: dict[str, object] | None = None
     if cfg.dataset == "world":
         from visfeed.evals.world.splits import world_splits
 
         splits = world_splits(cfg.world_spec, seed=cfg.seed, k_shot=cfg.k_shot, n_val=cfg.n_val, n_test=cfg.n_test)
     else:
-        from visfeed.tools.datasets.registry import load_dataset
+        from visfeed.tools.datasets.registry import load_dataset_with_report
 
-        splits = load_dataset(
+        splits, report = load_dataset_with_report(
             cfg.dataset, cfg.dataset_root, k_shot=cfg.k_shot, seed=cfg.seed, download=cfg.allow_download
         )
+        load_report = report.model_dump(mode="json")  # skipped files, short classes: recorded in the trace
     pretrained = cfg.pretrained
     if pretrained is None and cfg.backbone == DEFAULT_MODEL:
         pretrained = str(default_pretrained())
@@ -91,16 +94,39 @@ def build_scoring(cfg: RunConfig) -> ScoringData:
     def embed(split: Split) -> EmbeddedSplit:
         return EmbeddedSplit(vlm.embed_images(split.paths), np.asarray(split.labels, dtype=np.int64))
 
+    def embed_test() -> EmbeddedSplit:
+        """Test images were only identified by header when loading; leave out those that do not decode."""
+        try:
+            return embed(splits.test)
+        except DataError:
+            from visfeed.tools.datasets._files import check_images
+
+            bad = check_images(splits.test.paths, "decode")
+            if not bad:
+                raise
+            first = next(iter(bad.items()))
+            log.warning(
+                "%s: %d test image(s) could not be decoded and are left out (e.g. %s: %s)",
+                splits.name, len(bad), first[0], first[1],
+            )  # fmt: skip
+            keep = [i for i, p in enumerate(splits.test.paths) if p not in bad]
+            return embed(
+                Split(paths=[splits.test.paths[i] for i in keep], labels=[splits.test.labels[i] for i in keep])
+            )
+
     validation = embed(splits.validation) if splits.validation is not None and len(splits.validation) else None
+    extras: dict[str, object] = {"vlm": vlm, "cache": cache}
+    if load_report is not None:
+        extras["load_report"] = load_report
     return ScoringData(
         dataset=splits.name,
         classnames=list(splits.classnames),
         encoder=vlm,
         feedback=embed(splits.feedback),
         validation=validation,
-        test_loader=lambda: embed(splits.test),
+        test_loader=embed_test,
         backbone=vlm.identity,
-        extras={"vlm": vlm, "cache": cache},
+        extras=extras,
     )
 
 

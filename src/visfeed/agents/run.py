@@ -102,9 +102,13 @@ def optimize(
         run_dir.mkdir(parents=True, exist_ok=True)
         config = config.with_updates(run_dir=run_dir)
         write_text_atomic(run_dir / CONFIG_FILE, yaml.safe_dump(config.to_file_dict(), sort_keys=False))
-    except BaseException:
+    except BaseException as exc:
         if own:
             res.close()
+        if isinstance(exc, OSError):  # e.g. a read-only file system, where permission bits do not tell
+            raise ConfigError(
+                f"run directory {run_dir} cannot be written ({exc.strerror or exc}); choose another --run-dir"
+            ) from exc
         raise
     return _execute(config, run_dir, resuming=False, progress=progress, resources=res, own=own)
 
@@ -156,7 +160,13 @@ def _execute(
             dataset=res.dataset,
             classes=len(res.classnames),
             backbone=res.backbone,
+            data=res.extras.get("load_report"),
         )
+        projected = cfg.projected_llm_calls(len(res.classnames))
+        log.info("projected LLM calls for this configuration: at most %d (plus regenerations)", projected)
+        tracer.emit("projection", llm_calls=projected, classes=len(res.classnames))
+        if progress is not None:
+            progress("projection", {"projected_llm_calls": projected})
         state = asyncio.run(_arun(cfg, run_dir, res, tracer, resuming, progress, holder))
         result = _final_result(cfg, run_dir, res, state, tracer, holder, t0)
     except KeyboardInterrupt:
@@ -203,7 +213,7 @@ async def _arun(
             res.classnames,
             split.image_emb,
             split.labels,
-            template=cfg.template,
+            template=cfg.resolved_template,
             device=cfg.device,
             lam=cfg.lam,
             m=cfg.top_m,
@@ -218,8 +228,10 @@ async def _arun(
     settings = LLMSettings(
         max_concurrency=cfg.max_concurrency,
         timeout_s=cfg.llm_timeout_s,
+        max_retries=cfg.llm_max_retries,
+        backoff_base_s=cfg.llm_backoff_s,
         temperature=cfg.resolved_temperature,
-        max_tokens=cfg.max_tokens,
+        max_tokens=cfg.resolved_max_tokens,
         seed=cfg.seed,
     )
     cache = ResponseCache(cfg.llm_cache or run_dir / "llm_cache.sqlite")
@@ -289,7 +301,7 @@ def _final_result(
     tracer.emit("evaluation", split="test", methods={k: v.model_dump() for k, v in scores.items()})
     eval_s = time.perf_counter() - t_eval
     best = state.best or state.descriptions
-    write_json_atomic(run_dir / "descriptions.json", description_prompts(best, cfg.template))
+    write_json_atomic(run_dir / "descriptions.json", description_prompts(best, cfg.resolved_template))
     write_json_atomic(run_dir / "descriptions_raw.json", best)
     client: LLMClient = holder["client"]
     wall = time.perf_counter() - t0

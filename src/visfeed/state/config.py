@@ -22,6 +22,8 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 from visfeed.errors import ConfigError
 
 DEFAULT_TEMPLATE = "{classname}, which has {description}"
+NAMELESS_TEMPLATE = "{description}"
+WORLD_BACKBONE = "visfeed-market"  # the embedded default (visfeed.tools.builtin_models.DEFAULT_MODEL)
 CrossoverMode = Literal["auto", "exhaustive", "greedy", "beam", "llm"]
 MutationMode = Literal["structured", "agent", "auto"]
 
@@ -53,9 +55,11 @@ class RunConfig(BaseModel):
     embedding_cache: Path | None = Field(
         default=None, description="Embedding cache file; None: $VISFEED_CACHE_DIR/embeddings.sqlite."
     )
-    template: str = Field(
-        default=DEFAULT_TEMPLATE,
-        description="How a class name and a description form a prompt; needs {description}, may use {classname}.",
+    template: str | None = Field(
+        default=None,
+        description="How a class name and a description form a prompt; needs {description}, may use {classname}. "
+        f"None: {NAMELESS_TEMPLATE!r} for the embedded visfeed-market backbone (its text tower never saw class "
+        f"names, which only add noise there), {DEFAULT_TEMPLATE!r} for every other backbone.",
     )
 
     # ----------------------------------------------------------------- LLM
@@ -66,8 +70,26 @@ class RunConfig(BaseModel):
     temperature: float | None = Field(
         default=None, ge=0, le=2, description="Sampling temperature; None: 1.0 (paper) for remote models, 0.8 local."
     )
-    max_tokens: int = Field(default=900, ge=16, description="Cap on completion tokens per LLM call.")
+    max_tokens: int | None = Field(
+        default=None,
+        ge=16,
+        description="Cap on completion tokens per LLM call; None: 900 for remote models, 256 for the local model "
+        "(a dozen short phrases fit; past that it rambles, and every token costs it about 20 ms).",
+    )
     llm_timeout_s: float = Field(default=300.0, gt=0, description="Per-attempt LLM timeout in seconds.")
+    llm_max_retries: int = Field(
+        default=3,
+        ge=0,
+        le=20,
+        description="Retries of one LLM call on rate limits, 5xx, timeouts, dropped connections.",
+    )
+    llm_backoff_s: float = Field(
+        default=1.0,
+        ge=0,
+        le=30,
+        description="First retry delay in seconds; doubles at each retry (jittered, capped at 30 s). A server's "
+        "retry-after hint is honoured on top.",
+    )
     max_concurrency: int = Field(default=2, ge=1, le=256, description="Most LLM calls in flight at once.")
     llm_cache: Path | None = Field(
         default=None, description="Response cache file; None: llm_cache.sqlite in the run directory."
@@ -90,7 +112,13 @@ class RunConfig(BaseModel):
     logit_scale: float = Field(default=100.0, gt=0, description="CLIP logit scale used by the lambda test.")
     n_init: int = Field(default=10, ge=1, le=100, description="Descriptions per class asked for at initialization.")
     n_new: int = Field(default=4, ge=1, le=50, description="New descriptions per class in each mutation proposal.")
-    n_mutations: int = Field(default=4, ge=1, le=16, description="K: proposals per class per iteration (paper: 4).")
+    n_mutations: int | None = Field(
+        default=None,
+        ge=1,
+        le=16,
+        description="K: proposals per class per iteration; None: 4 (paper) for remote models, 2 for the local "
+        "model, which makes one call per class and proposal and must finish a default run in minutes.",
+    )
     classes_per_call: int | None = Field(
         default=None,
         ge=1,
@@ -142,7 +170,9 @@ class RunConfig(BaseModel):
 
     @field_validator("template")
     @classmethod
-    def _template(cls, v: str) -> str:
+    def _template(cls, v: str | None) -> str | None:
+        if v is None:
+            return v
         if "{description}" not in v:
             raise ValueError("must contain {description}")
         try:
@@ -171,6 +201,13 @@ class RunConfig(BaseModel):
         return self.provider.split(":", 1)[0] == "local"
 
     @property
+    def resolved_template(self) -> str:
+        """The prompt template actually used (see the ``template`` field)."""
+        if self.template is not None:
+            return self.template
+        return NAMELESS_TEMPLATE if self.backbone == WORLD_BACKBONE else DEFAULT_TEMPLATE
+
+    @property
     def resolved_temperature(self) -> float:
         """The temperature actually sent: the paper's 1.0 for remote models, 0.8 for the weak local one."""
         if self.temperature is not None:
@@ -178,11 +215,34 @@ class RunConfig(BaseModel):
         return 0.8 if self.is_local else 1.0
 
     @property
+    def resolved_max_tokens(self) -> int:
+        """Completion-token cap actually sent (see the ``max_tokens`` field)."""
+        if self.max_tokens is not None:
+            return self.max_tokens
+        return 256 if self.is_local else 900
+
+    @property
+    def proposals_per_class(self) -> int:
+        """K actually used (see the ``n_mutations`` field)."""
+        if self.n_mutations is not None:
+            return self.n_mutations
+        return 2 if self.is_local else 4
+
+    @property
     def group_size(self) -> int:
         """Classes per LLM call actually used."""
         if self.classes_per_call is not None:
             return self.classes_per_call
         return 1 if self.is_local else 10
+
+    def projected_llm_calls(self, n_classes: int) -> int:
+        """Upper bound on LLM calls of a run (initialization plus K proposals per group per iteration).
+
+        Regeneration after the similarity filter and agent-mode tool turns come on top; cache hits are free.
+        """
+        groups = -(-n_classes // self.group_size)
+        init = 0 if self.init_file is not None else groups
+        return init + self.max_iterations * self.proposals_per_class * groups
 
     def to_file_dict(self) -> dict[str, Any]:
         """JSON-safe dict (paths as strings) for config.yaml and result.json."""

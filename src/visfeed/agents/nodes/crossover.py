@@ -16,7 +16,7 @@ from langgraph.runtime import Runtime
 
 from visfeed.agents.context import RunContext, traced
 from visfeed.agents.nodes.common import ask_descriptions, chunks, gather_budgeted
-from visfeed.agents.prompting import messages, quoted
+from visfeed.agents.prompting import messages, quote, quoted
 from visfeed.agents.schemas import batch_to_map
 from visfeed.agents.search import beam, count_unions, exhaustive, greedy, union
 from visfeed.state.config import RunConfig
@@ -54,7 +54,7 @@ async def llm_recombinations(ctx: RunContext, state: GraphState, it: int) -> tup
     coros = []
     for gi, g in enumerate(groups):
         pools = "\n".join(
-            f'"{n}":\n  current: '
+            f"{quote(n)}:\n  current: "
             + "; ".join(state.descriptions[n])
             + "\n  proposed: "
             + "; ".join(union([c.descriptions for c in state.candidates[n]]))

@@ -15,7 +15,7 @@ from langgraph.runtime import Runtime
 
 from visfeed.agents.context import RunContext, traced
 from visfeed.agents.nodes.common import ask_descriptions, chunks, gather_budgeted
-from visfeed.agents.prompting import messages, quoted
+from visfeed.agents.prompting import messages, quote, quoted
 from visfeed.agents.schemas import batch_to_map, names_other_class
 from visfeed.state.models import Candidate, GraphState
 from visfeed.tools.session import ScoringSession
@@ -35,14 +35,14 @@ def drop_reasons(
         for t in texts:
             other = names_other_class(t, name, session.classnames)
             if other is not None:
-                reasons[t] = f"names another class ({other})"
+                reasons[t] = f"names another class ({quote(other)})"
     rest = [t for t in texts if t not in reasons]
     if rest and confused:
         for t, hits in zip(rest, session.nearest(rest, confused, k=1), strict=True):
             if hits and hits[0].similarity >= threshold:
                 h = hits[0]
                 reasons[t] = (
-                    f"too close ({h.similarity:.3f}) to '{h.text}' of confused class {session.classnames[h.class_index]}"
+                    f"too close ({h.similarity:.3f}) to '{h.text}' of confused class {quote(session.classnames[h.class_index])}"
                 )
     return reasons
 
@@ -84,7 +84,9 @@ async def filter_similar(state: GraphState, runtime: Runtime[RunContext]) -> dic
         groups = chunks(affected, cfg.group_size)
         coros = []
         for gi, g in enumerate(groups):
-            rejected = "\n".join(f'"{n}": ' + "; ".join(f"{t} ({why})" for t, why in dropped[n].items()) for n in g)
+            rejected = "\n".join(
+                f"{quote(n)}: " + "; ".join(f"{t} ({why})" for t, why in dropped[n].items()) for n in g
+            )
             msgs = messages("regenerate", rejected=rejected, classes=quoted(g), n=cfg.n_new)
             coros.append(ask_descriptions(ctx, msgs, task="regenerate", salt=f"regenerate:it{it}:g{gi}", classes=g))
         results, budget_hit = await gather_budgeted(coros)

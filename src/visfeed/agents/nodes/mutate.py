@@ -52,7 +52,7 @@ async def mutate(state: GraphState, runtime: Runtime[RunContext]) -> dict[str, A
             continue
         text = compact_feedback(group, names, state.descriptions, fb)
         banks = render_banks(state.banks, gnames, cfg.bank_shown)
-        for k in range(cfg.n_mutations):
+        for k in range(cfg.proposals_per_class):
             msgs = messages(
                 "mutate", feedback=text, banks=banks, classes=quoted(gnames), n=cfg.n_new,
                 focus=FOCUSES[k % len(FOCUSES)],

@@ -307,7 +307,7 @@ class LLMClient:
         log.warning(
             "%s:%s attempt %d failed (%s); retrying in %.2fs",
             self.handle.provider, self.handle.model, state.attempt_number,
-            failure.reason if failure else "?", delay,
+            self.handle.redact(failure.reason) if failure else "?", delay,
         )  # fmt: skip
         return delay
 
@@ -344,10 +344,11 @@ class LLMClient:
                             reply = out if isinstance(out, AIMessage) else AIMessage(content=str(out))
                 except Exception as exc:
                     failure = classify(exc)
-                    cause = exc
+                    reason = h.redact(failure.reason)
+                    # A cause that quoted a secret must not reach tracebacks in the logs.
+                    cause = exc if reason == failure.reason else None
                     error = ProviderError(
-                        f"{h.provider}:{h.model} call for task {task!r} failed after {attempts} attempt(s): "
-                        f"{failure.reason}",
+                        f"{h.provider}:{h.model} call for task {task!r} failed after {attempts} attempt(s): {reason}",
                         provider=h.provider,
                         model=h.model,
                         status=failure.status,

@@ -10,6 +10,7 @@ a handle themselves when they want to declare capabilities.
 from __future__ import annotations
 
 import itertools
+import re
 import threading
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any, Literal
@@ -22,6 +23,7 @@ from visfeed.tools.llm.local_server import LocalLLMServer
 from visfeed.tools.llm.structured import StructuredMode, schema_json
 
 CallStyle = Literal["openai", "openai-compatible", "generic"]
+_BEARER = re.compile(r"(?i)\b(bearer)\s+[A-Za-z0-9._~+/=-]+")
 
 
 class ProviderHandle:
@@ -47,6 +49,7 @@ class ProviderHandle:
         free: bool = False,
         servers: Sequence[LocalLLMServer] = (),
         default_params: Mapping[str, Any] | None = None,
+        secrets: Sequence[str] = (),
     ) -> None:
         if chat_model is None and factory is None:
             raise ConfigError("ProviderHandle needs a chat_model or a factory")
@@ -59,6 +62,7 @@ class ProviderHandle:
         self.free = free
         self.servers = list(servers)
         self.default_params = dict(default_params or {})
+        self._secrets = tuple(x for x in secrets if len(x) >= 6)  # never shown, only masked
         self._models: list[BaseChatModel] = [chat_model] if chat_model is not None else []
         self._factory = factory
         self._lock = threading.Lock()
@@ -141,6 +145,16 @@ class ProviderHandle:
         if self.structured_mode == "openai_json_schema":
             return _openai_json_schema(schema)
         return None
+
+    def redact(self, text: str) -> str:
+        """``text`` with this provider's API key and any bearer token masked.
+
+        Error messages quote server replies, and some servers echo the key they rejected; those
+        messages go to result.json, the trace, checkpoints and logs.
+        """
+        for secret in self._secrets:
+            text = text.replace(secret, "***")
+        return _BEARER.sub(r"\1 ***", text)
 
     def close(self) -> None:
         """Stop the local servers this handle owns (idempotent)."""

@@ -140,6 +140,7 @@ def resolve_provider(
             call_style=kind,  # type: ignore[arg-type]
             endpoint=_redact_url(url) if url else None,
             default_params={"temperature": temperature},
+            secrets=(key,),
         )
     return _plugin_handle(spec, options or {}, structured_mode, supports_tools)
 
