@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import sqlite3
@@ -51,3 +52,12 @@ def connect_sqlite(path: str | Path, schema: str, *, timeout_s: float) -> sqlite
     conn.execute(schema)
     conn.commit()
     return conn
+
+
+def sha256_file(path: str | Path) -> str:
+    """Hex SHA-256 of a file's content, read in 1 MiB blocks (keys caches by content, not by path)."""
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            h.update(block)
+    return h.hexdigest()

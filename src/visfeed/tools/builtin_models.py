@@ -23,7 +23,6 @@ Two facts shape this module:
 
 from __future__ import annotations
 
-import hashlib
 import json
 import logging
 import os
@@ -36,6 +35,7 @@ import torch
 from filelock import FileLock
 
 from visfeed.errors import CacheError, ModelError
+from visfeed.fileio import sha256_file, write_bytes_atomic
 
 log = logging.getLogger(__name__)
 
@@ -85,20 +85,6 @@ def shipped_checkpoint() -> Path:
     return path
 
 
-def _atomic_write_bytes(path: Path, data: bytes) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-
-
 def _config_path() -> Path:
     return visfeed_cache_dir() / "open_clip" / f"{DEFAULT_MODEL}.json"
 
@@ -118,7 +104,7 @@ def register_builtin_models() -> None:
     data = json.dumps(cfg, indent=2, sort_keys=True).encode("utf-8")
     try:
         if not path.is_file() or path.read_bytes() != data:
-            _atomic_write_bytes(path, data)
+            write_bytes_atomic(path, data)
     except OSError as exc:
         raise CacheError(
             f"cannot write the model config {path}: {exc}; set VISFEED_CACHE_DIR to a writable folder"
@@ -126,14 +112,6 @@ def register_builtin_models() -> None:
     open_clip.add_model_config(path)
     if open_clip.get_model_config(DEFAULT_MODEL) != cfg:  # pragma: no cover - would be an open_clip change
         raise ModelError(f"open_clip did not register {DEFAULT_MODEL} from {path}")
-
-
-def _file_digest(path: Path) -> str:
-    h = hashlib.sha256()
-    with path.open("rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            h.update(block)
-    return h.hexdigest()[:16]
 
 
 def assemble_checkpoint(tower: Path, out: Path) -> Path:
@@ -176,7 +154,7 @@ def default_pretrained() -> Path:
     Assembled on first use into ``<cache>/models/`` (keyed by the shipped file's hash) and reused after.
     """
     tower = shipped_checkpoint()
-    out = visfeed_cache_dir() / "models" / f"{DEFAULT_MODEL}-{_file_digest(tower)}.pt"
+    out = visfeed_cache_dir() / "models" / f"{DEFAULT_MODEL}-{sha256_file(tower)[:16]}.pt"
     if out.is_file():
         return out
     try:

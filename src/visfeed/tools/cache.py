@@ -18,7 +18,7 @@ from pathlib import Path
 import numpy as np
 
 from visfeed.errors import CacheError, EmbeddingError
-from visfeed.fileio import connect_sqlite
+from visfeed.fileio import connect_sqlite, sha256_file
 
 log = logging.getLogger(__name__)
 
@@ -40,11 +40,7 @@ def text_key(text: str) -> str:
 
 def file_key(path: str | Path) -> str:
     """Cache key of a file's content: the same image under two paths is embedded once."""
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            h.update(block)
-    return h.hexdigest()
+    return sha256_file(path)
 
 
 class EmbeddingCache:

@@ -25,6 +25,7 @@ from PIL import Image, UnidentifiedImageError
 from torch.utils.data import DataLoader, Dataset
 
 from visfeed.errors import DataError, EmbeddingError, ModelError
+from visfeed.fileio import sha256_file
 from visfeed.tools.cache import EmbeddingCache, file_key, text_key
 from visfeed.tools.scoring import pick_device
 
@@ -55,11 +56,7 @@ class BackboneRef:
 
 
 def _sha256_file(path: Path) -> str:
-    h = hashlib.sha256()
-    with path.open("rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            h.update(block)
-    return h.hexdigest()[:16]
+    return sha256_file(path)[:16]
 
 
 def _cached_tag_weights(model: str, tag: str, cache_dir: str | None) -> str | None:
