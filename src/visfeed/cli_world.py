@@ -58,6 +58,7 @@ def train(
         int,
         typer.Option("--threads", min=1, help="torch threads (1 is fastest on 2 cores: the renderer uses the other)."),
     ] = 1,
+    twins: Annotated[int, typer.Option("--twins", min=0, help="Hard-negative twin images per batch.")] = 64,
     checkpoint_every: Annotated[
         int, typer.Option("--checkpoint-every", min=0, help="Steps between partial checkpoints (0: none).")
     ] = 0,
@@ -79,6 +80,7 @@ def train(
         workers=workers,
         threads=threads,
         checkpoint_every=checkpoint_every,
+        twins=twins,
     )
 
     def progress(d: dict[str, float]) -> None:
@@ -93,7 +95,8 @@ def train(
         record: dict[str, Any] = {
             "command": (
                 f"visfeed world train --out {shlex.quote(str(out))} --seed {seed} --images {images} "
-                f"--batch-size {batch_size} --lr {lr} --pool-size {pool_size} --workers {workers} --threads {threads}"
+                f"--batch-size {batch_size} --lr {lr} --pool-size {pool_size} --workers {workers} --threads {threads} "
+                f"--twins {twins}"
             ),
             "seed": seed,
             "config": {k: v for k, v in cfg.__dict__.items() if not (isinstance(v, float) and math.isnan(v))},

@@ -5,7 +5,7 @@ import re
 import numpy as np
 
 from visfeed.evals.world import gates
-from visfeed.evals.world.captions import caption_pool, complete, constraint_codes, image_codes
+from visfeed.evals.world.captions import caption_pool, complete, constraint_codes, image_codes, twin
 from visfeed.evals.world.spec import load_spec
 
 
@@ -44,3 +44,17 @@ def test_completed_images_satisfy_their_caption() -> None:
     for c, code in zip(cons, codes, strict=True):
         img = image_codes(complete(c, rng))
         assert np.all((code == -1) | (code == img))
+
+
+def test_twins_break_their_caption_by_one_attribute() -> None:
+    _, cons = caption_pool(400, seed=3)
+    codes = constraint_codes(cons)
+    rng = np.random.default_rng(1)
+    broken = 0
+    for c, code in zip(cons, codes, strict=True):
+        attrs = complete(c, rng)
+        other = twin(attrs, c, rng)
+        assert sum(attrs[k] != other[k] for k in attrs) == 1
+        fits = bool(np.all((code == -1) | (code == image_codes(other))))
+        broken += not fits
+    assert broken >= 0.9 * len(cons)  # only captions that mention nothing changeable keep fitting

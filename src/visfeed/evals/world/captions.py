@@ -108,12 +108,12 @@ FRAMES = [
 ]
 
 PRIORS = {
-    "color": 0.75,
-    "shape": 0.55,
-    "pattern": 0.45,
-    "top": 0.35,
-    "size": 0.35,
-    "count": 0.2,
+    "color": 0.6,
+    "shape": 0.6,
+    "pattern": 0.6,
+    "top": 0.5,
+    "size": 0.5,
+    "count": 0.25,
     "cut": 0.15,
     "inside": 0.0,
 }
@@ -254,4 +254,28 @@ def image_codes(attrs: dict[str, str]) -> np.ndarray:
         out[ATTRIBUTES.index("pattern")] = -2
     else:
         out[ATTRIBUTES.index("inside")] = -2
+    return out
+
+
+_TWIN_WEIGHTS = {"color": 0.5, "shape": 1.0, "pattern": 1.0, "top": 1.0, "size": 1.0, "count": 0.5}
+
+
+def twin(attrs: dict[str, str], cons: dict[str, str], rng: np.random.Generator) -> dict[str, str]:
+    """``attrs`` with one attribute the caption mentions changed: a hard negative for that caption.
+
+    Colour is the easiest cue, so the other attributes are preferred; when the caption mentions nothing
+    that can change (only the cut), the colour changes and the twin is simply another picture.
+    """
+    keys = [a for a in _TWIN_WEIGHTS if a in cons] or ["color"]
+    w = np.asarray([_TWIN_WEIGHTS[a] for a in keys])
+    attr = keys[int(rng.choice(len(keys), p=w / w.sum()))]
+    out = dict(attrs)
+    choices = [v for v in VOCABULARY[attr] if v != attrs[attr]]
+    if attr == "size":
+        choices = [v for v in choices if v in SIZE_OK_FOR_COUNT[attrs["count"]]]
+    elif attr == "count":
+        choices = [v for v in choices if attrs["size"] in SIZE_OK_FOR_COUNT[v]]
+    if not choices:
+        attr, choices = "color", [v for v in VOCABULARY["color"] if v != attrs["color"]]
+    out[attr] = _pick(rng, choices)
     return out

@@ -252,11 +252,15 @@ def _color_word(color: str) -> str:
     return color
 
 
+def _a(word: str) -> str:
+    return "an" if word[0] in "aeiou" else "a"
+
+
 def oracle(facts: dict[str, str], color: str | None = None, alts: Sequence[str] = ()) -> list[str]:
     """Correct descriptions of one class; ``color`` replaces every colour mention (swap gates)."""
     c = color or facts["color"]
     n = facts["noun"]
-    out = [f"a {c} {_SHAPE[facts['shape']]} {n}"]
+    out = [f"{_a(c)} {c} {_SHAPE[facts['shape']]} {n}"]
     if "pattern" in facts:
         out.append(f"{c} with {_PATTERN[facts['pattern']]}")
     if "top" in facts:
@@ -266,9 +270,9 @@ def oracle(facts: dict[str, str], color: str | None = None, alts: Sequence[str] 
     if "count" in facts:
         out.append(f"{_COUNT[facts['count']]} {_SIZE[facts['size']]} {c} {n}s")
     if "inside" in facts:
-        out.append(f"a {c} {n} cut in half with {facts['inside']} flesh")
+        out.append(f"{_a(c)} {c} {n} cut in half with {facts['inside']} flesh")
     for alt in alts:
-        out.append(f"a {color or alt} {_SHAPE[facts['shape']]} {n}")
+        out.append(f"{_a(color or alt)} {color or alt} {_SHAPE[facts['shape']]} {n}")
     return out
 
 

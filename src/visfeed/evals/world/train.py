@@ -10,6 +10,7 @@ a generator seeded by ``(seed, b)``, so the data stream is fixed by the seed wha
 
 from __future__ import annotations
 
+import copy
 import hashlib
 import logging
 import math
@@ -26,7 +27,7 @@ import torch
 import torch.nn.functional as F
 from torch.utils.data import DataLoader, IterableDataset, get_worker_info
 
-from visfeed.evals.world.captions import caption_pool, complete, constraint_codes, image_codes
+from visfeed.evals.world.captions import caption_pool, complete, constraint_codes, image_codes, twin
 from visfeed.evals.world.render import render_array
 from visfeed.tools.builtin_models import DEFAULT_MODEL, register_builtin_models, visfeed_cache_dir
 
@@ -47,6 +48,7 @@ class TrainConfig:
     weight_decay: float = 0.05
     warmup_frac: float = 0.03
     pool_size: int = 40_000
+    twins: int = 64  # hard-negative twins per batch
     checkpoint_every: int = 0  # steps between partial checkpoints (<out>.partial.pt); 0 = none
     workers: int = 1
     threads: int = 1
@@ -98,32 +100,48 @@ def caption_embeddings(model: Any, tokenizer: Any, texts: list[str]) -> np.ndarr
 
 
 class _Stream(IterableDataset[tuple[torch.Tensor, torch.Tensor, torch.Tensor]]):
-    """Batches of (uint8 images, pool caption indices, image attribute codes)."""
+    """Batches of (uint8 images, pool caption indices, image attribute codes).
 
-    def __init__(self, cons: list[dict[str, str]], n_batches: int, batch_size: int, seed: int) -> None:
-        self.cons, self.n_batches, self.batch_size, self.seed = cons, n_batches, batch_size, seed
+    The first ``batch_size`` images come from their captions; then ``twins`` hard negatives follow: copies
+    of the first images with one attribute their caption mentions changed, drawn with the same nuisance
+    randomness (background, position), so a caption must tell the two apart by what it says.
+    """
+
+    def __init__(self, cons: list[dict[str, str]], n_batches: int, batch_size: int, seed: int, twins: int) -> None:
+        self.cons, self.n_batches, self.batch_size, self.seed, self.twins = cons, n_batches, batch_size, seed, twins
 
     def __iter__(self) -> Iterator[tuple[torch.Tensor, torch.Tensor, torch.Tensor]]:
         info = get_worker_info()
         wid, nw = (info.id, info.num_workers) if info is not None else (0, 1)
+        n = self.batch_size + self.twins
         for b in range(wid, self.n_batches, nw):
             rng = np.random.default_rng([self.seed, 11, b])
             idx = rng.integers(0, len(self.cons), self.batch_size)
-            imgs = np.empty((self.batch_size, 64, 64, 3), dtype=np.uint8)
-            codes = np.empty((self.batch_size, 8), dtype=np.int64)
+            imgs = np.empty((n, 64, 64, 3), dtype=np.uint8)
+            codes = np.empty((n, 8), dtype=np.int64)
             for k, i in enumerate(idx):
-                attrs = complete(self.cons[int(i)], rng)
+                cons = self.cons[int(i)]
+                attrs = complete(cons, rng)
+                if k < self.twins:
+                    other = twin(attrs, cons, rng)
+                    same = copy.deepcopy(rng)
+                    imgs[self.batch_size + k] = render_array(other, same)
+                    codes[self.batch_size + k] = image_codes(other)
                 imgs[k] = render_array(attrs, rng)
                 codes[k] = image_codes(attrs)
             yield torch.from_numpy(imgs), torch.from_numpy(idx), torch.from_numpy(codes)
 
 
 def multi_positive_loss(img: torch.Tensor, txt: torch.Tensor, pos: torch.Tensor, scale: torch.Tensor) -> torch.Tensor:
-    """Symmetric contrastive loss with soft targets over all positives (``pos[i, j]``: caption j fits image i)."""
+    """Symmetric contrastive loss with soft targets over all positives (``pos[i, j]``: caption j fits image i).
+
+    Images that fit no caption of the batch (hard-negative twins) only act as negatives for the captions.
+    """
     logits = scale * img @ txt.t()
     p = pos.float()
-    li = -(p / p.sum(1, keepdim=True) * F.log_softmax(logits, 1)).sum(1).mean()
-    lt = -(p / p.sum(0, keepdim=True) * F.log_softmax(logits, 0)).sum(0).mean()
+    rows = p.sum(1) > 0
+    li = -(p[rows] / p[rows].sum(1, keepdim=True) * F.log_softmax(logits[rows], 1)).sum(1).mean()
+    lt = -(p / p.sum(0, keepdim=True).clamp_min(1) * F.log_softmax(logits, 0)).sum(0).mean()
     return (li + lt) / 2
 
 
@@ -145,6 +163,7 @@ def _save_tower(model: Any, out: Path) -> None:
     fd, tmp = tempfile.mkstemp(dir=out.parent, suffix=".pt.tmp")
     os.close(fd)
     torch.save(state, tmp)
+    os.chmod(tmp, 0o644)  # mkstemp files are private; a checkpoint is meant to be shared
     os.replace(tmp, out)
 
 
@@ -183,7 +202,7 @@ def train(cfg: TrainConfig, out: Path, *, progress: Callable[[dict[str, float]],
         return cfg.lr * 0.5 * (1 + math.cos(math.pi * (step - warm) / max(1, n_batches - warm)))
 
     loader = DataLoader(
-        _Stream(cons, n_batches, cfg.batch_size, cfg.seed),
+        _Stream(cons, n_batches, cfg.batch_size, cfg.seed, cfg.twins),
         batch_size=None,
         num_workers=cfg.workers,
         persistent_workers=False,
@@ -206,7 +225,7 @@ def train(cfg: TrainConfig, out: Path, *, progress: Callable[[dict[str, float]],
         opt.step()
         with torch.no_grad():
             model.logit_scale.clamp_(0, cfg.max_logit_scale)
-        seen += len(imgs)
+        seen += len(idx)
         if cfg.checkpoint_every and step and step % cfg.checkpoint_every == 0:
             _save_tower(model, out.with_name(out.stem + ".partial.pt"))
         ema = float(loss.detach()) if ema is None else 0.98 * ema + 0.02 * float(loss.detach())
