@@ -384,7 +384,8 @@ class LLMClient:
         self._finish(record, messages, reply)
         if error is not None:
             raise error from cause
-        assert reply is not None  # set when no error was recorded
+        if reply is None:  # cannot happen: a call without an error always has a reply
+            raise ProviderError("the LLM call ended without a reply or an error", provider=self.handle.provider)
         return reply
 
     def _run_sync(self, coro: Coroutine[Any, Any, T]) -> T:

@@ -214,7 +214,8 @@ class LocalLLMServer:
         _LIVE.add(self)
 
     def _wait_ready(self) -> None:
-        assert self._proc is not None  # internal invariant, set by _launch
+        if self._proc is None:  # _launch sets it; waiting without a process is a programming error
+            raise RuntimeError("the local LLM server was not launched")
         deadline = time.monotonic() + self.startup_timeout_s
         url = f"{self.base_url}/models"
         opener = urllib.request.build_opener(urllib.request.ProxyHandler({}))  # loopback: never a proxy
