@@ -28,6 +28,19 @@ CrossoverMode = Literal["auto", "exhaustive", "greedy", "beam", "llm"]
 MutationMode = Literal["structured", "agent", "auto"]
 
 
+def check_template(template: str) -> str:
+    """Reject templates that lack ``{description}`` or use fields other than ``{classname}``/``{description}``."""
+    if "{description}" not in template:
+        raise ConfigError(f"template {template!r} must contain {{description}}")
+    try:
+        template.format(classname="x", description="y")
+    except (KeyError, IndexError, ValueError) as exc:
+        raise ConfigError(
+            f"template {template!r} is invalid: only {{classname}} and {{description}} are allowed"
+        ) from exc
+    return template
+
+
 class RunConfig(BaseModel):
     """Everything that defines an optimization run (data, backbone, LLM, method, budget, output)."""
 
@@ -171,15 +184,7 @@ class RunConfig(BaseModel):
     @field_validator("template")
     @classmethod
     def _template(cls, v: str | None) -> str | None:
-        if v is None:
-            return v
-        if "{description}" not in v:
-            raise ValueError("must contain {description}")
-        try:
-            v.format(classname="x", description="y")
-        except (KeyError, IndexError, ValueError) as exc:
-            raise ValueError("only {classname} and {description} may appear in braces") from exc
-        return v
+        return None if v is None else check_template(v)
 
     @field_validator("provider")
     @classmethod

@@ -14,7 +14,8 @@ from typing import Protocol
 import numpy as np
 import torch
 
-from visfeed.errors import ConfigError, DataError
+from visfeed.errors import DataError
+from visfeed.state.config import check_template
 from visfeed.tools.engine import CandidateScores, ScoringEngine
 from visfeed.tools.index import DescriptionIndex, Neighbour
 from visfeed.tools.scoring import Feedback
@@ -33,19 +34,6 @@ class TextEncoder(Protocol):
 def render_prompt(template: str, classname: str, description: str) -> str:
     """Join a class name and a description with the template (``{classname}``, ``{description}``)."""
     return template.format(classname=classname, description=description.strip().rstrip("."))
-
-
-def check_template(template: str) -> str:
-    """Reject templates that lack ``{description}`` or use unknown fields (a ConfigError naming it)."""
-    if "{description}" not in template:
-        raise ConfigError(f"template {template!r} must contain {{description}}")
-    try:
-        template.format(classname="x", description="y")
-    except (KeyError, IndexError, ValueError) as exc:
-        raise ConfigError(
-            f"template {template!r} is invalid: only {{classname}} and {{description}} are allowed"
-        ) from exc
-    return template
 
 
 class ScoringSession:
