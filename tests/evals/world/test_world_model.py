@@ -32,13 +32,14 @@ imgs = torch.stack([preprocess(Image.new("RGB", (64, 64), c)) for c in ((200, 30
 with torch.no_grad():
     t = model.encode_text(tokenizer(texts), normalize=True)
     i = model.encode_image(imgs, normalize=True)
-    # sentence-transformers style reference: MiniLM mean-pooled over the attention mask
+    # reference: sentence-transformers style MiniLM (mean-pooled over the attention mask), then the shipped
+    # text projection: the installed MiniLM is used as it is, frozen
     hf_tok = AutoTokenizer.from_pretrained(str(minilm_dir()))
     hf = AutoModel.from_pretrained(str(minilm_dir())).eval()
     enc = hf_tok(texts, padding=True, return_tensors="pt")
     h = hf(**enc).last_hidden_state
     m = enc["attention_mask"].unsqueeze(-1).float()
-    ref = torch.nn.functional.normalize((h * m).sum(1) / m.sum(1), dim=-1)
+    ref = torch.nn.functional.normalize(((h * m).sum(1) / m.sum(1)) @ model.text.proj.weight.T, dim=-1)
 print(json.dumps({
     "text_shape": list(t.shape), "image_shape": list(i.shape),
     "text_norms": t.norm(dim=-1).tolist(), "image_norms": i.norm(dim=-1).tolist(),
@@ -59,7 +60,7 @@ def test_register_is_idempotent() -> None:
     register_builtin_models()
     assert open_clip.list_models().count(DEFAULT_MODEL) == 1
     cfg = open_clip.get_model_config(DEFAULT_MODEL)
-    assert cfg["embed_dim"] == 384 and cfg["text_cfg"]["hf_proj_type"] is None
+    assert cfg["embed_dim"] == 64 and cfg["text_cfg"]["hf_proj_type"] == "linear"
     assert Path(cfg["text_cfg"]["hf_model_name"]).is_dir()
 
 
@@ -69,7 +70,7 @@ def test_default_model_loads_offline_and_embeds(tmp_path: Path) -> None:
     proc = subprocess.run([sys.executable, "-c", _SCRIPT], env=env, capture_output=True, text=True, timeout=300)
     assert proc.returncode == 0, proc.stderr[-3000:]
     out = json.loads(proc.stdout.strip().splitlines()[-1])
-    assert out["text_shape"] == [3, 384] and out["image_shape"] == [2, 384]
+    assert out["text_shape"] == [3, 64] and out["image_shape"] == [2, 64]
     assert all(abs(n - 1) < 1e-4 for n in out["text_norms"] + out["image_norms"])
     assert all(c > 0.9999 for c in out["cos_to_minilm"]), out["cos_to_minilm"]
     assert out["image_cos"] < 0.999  # a red and a blue picture do not collapse to one vector

@@ -3,13 +3,15 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import numpy as np
 import pytest
 import torch
 from typer.testing import CliRunner
 
 from visfeed.cli_world import app
-from visfeed.evals.world.train import multi_positive_loss
-from visfeed.tools.builtin_models import assemble_checkpoint
+from visfeed.errors import ModelError
+from visfeed.evals.world.train import build_model, encode_texts, multi_positive_loss
+from visfeed.tools.builtin_models import MINILM_PREFIX, assemble_checkpoint
 
 
 def test_multi_positive_loss_rewards_all_positives() -> None:
@@ -49,6 +51,26 @@ def test_cli_train_tiny_run_writes_a_loadable_tower_and_record(tmp_path: Path, m
     assert record["images_seen"] == 512 and record["seed"] == 0
     assert record["command"].startswith("visfeed world train --out")
     state = torch.load(out, weights_only=True)
-    assert "logit_scale" in state and all(not k.startswith("text.") for k in state)
+    # what training learned travels (image tower, text projection, scale); frozen MiniLM never does
+    assert {"logit_scale", "text.proj.weight"} <= set(state)
+    assert not any(k.startswith(MINILM_PREFIX) for k in state)
     full = assemble_checkpoint(out, tmp_path / "full.pt")
-    assert any(k.startswith("text.") for k in torch.load(full, weights_only=True))
+    assert any(k.startswith(MINILM_PREFIX) for k in torch.load(full, weights_only=True))
+    # a tower without the projection (an older layout) is refused by name, not loaded half-random
+    del state["text.proj.weight"]
+    torch.save(state, tmp_path / "old.pt")
+    with pytest.raises(ModelError, match=r"text\.proj\.weight"):
+        assemble_checkpoint(tmp_path / "old.pt", tmp_path / "full2.pt")
+
+
+def test_training_text_path_matches_open_clip_encode_text(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    """Cached pooled MiniLM features + the projection give exactly what open_clip's encode_text gives."""
+    monkeypatch.setenv("VISFEED_CACHE_DIR", str(tmp_path / "cache"))
+    model, tokenizer = build_model(torch.device("cpu"))
+    model.eval()
+    texts = ["a red round fruit", "The vegetable has green skin and is long.", "tiny"]
+    ours = encode_texts(model, tokenizer, texts)
+    with torch.no_grad():
+        ref = model.encode_text(tokenizer(texts), normalize=True).numpy()
+    assert ours.shape == (3, model.text.proj.out_features)
+    np.testing.assert_allclose(ours, ref, atol=1e-5)

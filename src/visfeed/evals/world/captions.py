@@ -14,64 +14,83 @@ import numpy as np
 from visfeed.evals.world.vocab import ATTRIBUTES, SIZE_OK_FOR_COUNT, VOCABULARY
 
 COLOR_WORDS: dict[str, list[str]] = {
-    "red": ["red", "bright red", "vivid red"],
-    "dark red": ["dark red", "very dark red", "wine-red"],
-    "pink": ["pink", "light pink", "bright pink"],
-    "orange": ["orange", "bright orange", "orange-colored"],
-    "yellow": ["yellow", "bright yellow", "sunny yellow"],
-    "pale yellow": ["pale yellow", "cream", "light yellow", "beige"],
-    "light green": ["light green", "yellow-green", "soft green"],
-    "green": ["green", "medium green", "leaf green"],
-    "dark green": ["dark green", "very dark green", "dark olive green"],
-    "blue": ["blue", "dark blue", "navy blue"],
-    "purple": ["purple", "dark purple", "bright purple"],
-    "brown": ["brown", "dark brown", "light brown", "tan"],
-    "white": ["white", "pure white", "snow-white"],
+    "red": ["red", "bright red", "vivid red", "reddish", "scarlet", "ruby red"],
+    "dark red": ["dark red", "very dark red", "wine-red", "burgundy", "blood-red", "dark reddish"],
+    "pink": ["pink", "light pink", "bright pink", "pinkish", "rosy", "rose-colored"],
+    "orange": ["orange", "bright orange", "orange-colored", "orangey", "tangerine-colored", "orangish"],
+    "yellow": ["yellow", "bright yellow", "sunny yellow", "yellowish", "mustard yellow", "butter-yellow"],
+    "pale yellow": ["pale yellow", "cream", "light yellow", "beige", "creamy", "off-white"],
+    "light green": ["light green", "yellow-green", "soft green", "pastel green", "light greenish"],
+    "green": ["green", "medium green", "leaf green", "greenish", "grass-green"],
+    "dark green": ["dark green", "very dark green", "dark olive green", "forest green", "dark greenish"],
+    "blue": ["blue", "dark blue", "navy blue", "bluish", "blue-black", "inky blue"],
+    "purple": ["purple", "dark purple", "bright purple", "purplish", "lilac", "purple-colored"],
+    "brown": ["brown", "dark brown", "light brown", "tan", "brownish", "chocolate brown"],
+    "white": ["white", "pure white", "snow-white", "whitish", "milky white"],
 }
 
 SHAPE_WORDS: dict[str, list[str]] = {
-    "round": ["round", "circular", "ball-like", "rounded"],
-    "oval": ["oval", "egg-shaped", "oval-shaped", "ovoid"],
-    "long": ["long", "elongated", "cylindrical", "long and thin", "stick-like"],
-    "curved": ["curved", "crescent-shaped", "curving", "hooked"],
-    "heart": ["heart-shaped", "shaped like a heart"],
-    "teardrop": ["teardrop-shaped", "bottom-heavy", "drop-shaped", "narrow at the top and wide at the bottom"],
-    "cone": ["cone-shaped", "tapered", "pointed", "tapering to a point"],
-    "flat": ["flattened", "squat", "wide and flat", "flat and round"],
-    "floret": ["tree-shaped", "branching", "tree-like", "made of many florets"],
+    "round": ["round", "circular", "ball-like", "rounded", "globe-shaped", "roundish", "orb-like"],
+    "oval": ["oval", "egg-shaped", "oval-shaped", "ovoid", "egg-like", "ovalish"],
+    "long": ["long", "elongated", "cylindrical", "long and thin", "stick-like", "slender", "rod-shaped"],
+    "curved": ["curved", "crescent-shaped", "curving", "hooked", "arched", "arc-shaped"],
+    "heart": ["heart-shaped", "shaped like a heart", "like a heart", "heart-form"],
+    "teardrop": [
+        "teardrop-shaped",
+        "bottom-heavy",
+        "drop-shaped",
+        "narrow at the top and wide at the bottom",
+        "tear-shaped",
+        "wider at the bottom",
+    ],
+    "cone": ["cone-shaped", "tapered", "pointed", "tapering to a point", "pointy", "spike-shaped"],
+    "flat": ["flattened", "squat", "wide and flat", "flat and round", "flat", "wider than tall"],
+    "floret": ["tree-shaped", "branching", "tree-like", "made of many florets", "clustered florets", "floret-covered"],
 }
 
 # pattern: (adjectives, noun phrases used after "with")
 PATTERN_WORDS: dict[str, tuple[list[str], list[str]]] = {
-    "smooth": (["smooth", "glossy", "smooth-skinned"], ["smooth skin", "a glossy surface", "a polished surface"]),
-    "stripes": (["striped"], ["stripes", "dark stripes", "striped skin", "long stripes", "lines"]),
-    "spots": (["spotted", "dotted", "speckled"], ["spots", "small spots", "dots", "speckles"]),
-    "seeds": (["seeded", "seedy"], ["seeds", "tiny seeds", "seeds all over the skin"]),
-    "dimples": (["dimpled", "textured"], ["dimples", "dimpled skin", "a dimpled peel", "tiny dimples"]),
-    "scales": (["scaly"], ["scales", "a scaly pattern", "a diamond pattern", "diamond-shaped scales"]),
-    "kernels": (["kernel-covered"], ["kernels", "rows of kernels", "neat rows of kernels"]),
-    "hairy": (["hairy", "furry"], ["hairy skin", "fine hairs", "fur"]),
-    "ribs": (["ribbed"], ["ribs", "vertical ribs", "segments"]),
-    "bumpy": (["bumpy", "rough"], ["bumps", "a bumpy surface", "a rough surface"]),
-    "fuzzy": (["fuzzy", "soft"], ["fuzz", "soft fuzz", "fuzzy skin"]),
+    "smooth": (
+        ["smooth", "glossy", "smooth-skinned", "sleek"],
+        ["smooth skin", "a glossy surface", "a polished surface", "an even, smooth surface"],
+    ),
+    "stripes": (["striped", "banded"], ["stripes", "dark stripes", "striped skin", "long stripes", "lines", "bands"]),
+    "spots": (["spotted", "dotted", "speckled", "freckled"], ["spots", "small spots", "dots", "speckles", "freckles"]),
+    "seeds": (["seeded", "seedy", "seed-covered"], ["seeds", "tiny seeds", "seeds all over the skin", "dots of seeds"]),
+    "dimples": (
+        ["dimpled", "textured", "pitted", "pockmarked"],
+        ["dimples", "dimpled skin", "a dimpled peel", "tiny dimples", "tiny pits"],
+    ),
+    "scales": (["scaly", "scale-covered"], ["scales", "a scaly pattern", "a diamond pattern", "diamond-shaped scales"]),
+    "kernels": (["kernel-covered"], ["kernels", "rows of kernels", "neat rows of kernels", "packed kernels"]),
+    "hairy": (["hairy", "furry", "shaggy"], ["hairy skin", "fine hairs", "fur", "a hairy coat", "fibres"]),
+    "ribs": (["ribbed", "grooved", "lobed"], ["ribs", "vertical ribs", "segments", "deep grooves", "lobes"]),
+    "bumpy": (["bumpy", "rough", "knobbly", "warty"], ["bumps", "a bumpy surface", "a rough surface", "knobs"]),
+    "fuzzy": (["fuzzy", "soft", "downy"], ["fuzz", "soft fuzz", "fuzzy skin", "a downy coat"]),
 }
 
 TOP_WORDS: dict[str, list[str]] = {
     "none": ["no stem", "nothing on top", "no leaves"],
-    "stem": ["a stem", "a short stem", "a brown stem", "a small stem on top"],
-    "leaf": ["a leaf", "a stem and a leaf", "a green leaf", "a small leaf on top"],
-    "cap": ["a green cap", "a leafy cap", "green sepals on top", "a green star on top"],
-    "crown": ["a spiky crown", "a crown of spiky leaves", "spiky leaves on top"],
-    "greens": ["leafy greens on top", "long green leaves", "green tops", "leafy tops"],
-    "husk": ["a green husk", "husk leaves", "wrapping green leaves"],
+    "stem": ["a stem", "a short stem", "a brown stem", "a small stem on top", "a woody stem"],
+    "leaf": ["a leaf", "a stem and a leaf", "a green leaf", "a small leaf on top", "a single leaf on a stem"],
+    "cap": ["a green cap", "a leafy cap", "green sepals on top", "a green star on top", "a leafy green top"],
+    "crown": [
+        "a spiky crown",
+        "a crown of spiky leaves",
+        "spiky leaves on top",
+        "a leafy crown",
+        "pointed leaves on top",
+    ],
+    "greens": ["leafy greens on top", "long green leaves", "green tops", "leafy tops", "leaves sprouting from the top"],
+    "husk": ["a green husk", "husk leaves", "wrapping green leaves", "a papery husk", "green leaves wrapped around"],
 }
 
 SIZE_WORDS: dict[str, list[str]] = {
-    "tiny": ["tiny", "very small"],
-    "small": ["small", "smallish"],
-    "medium": ["medium-sized", "medium", "mid-sized"],
-    "large": ["large", "fairly large"],
-    "huge": ["huge", "very large", "enormous"],
+    "tiny": ["tiny", "very small", "very tiny", "teeny"],
+    "small": ["small", "smallish", "small-sized", "petite"],
+    "medium": ["medium-sized", "medium", "mid-sized", "moderate-sized", "regular-sized"],
+    "large": ["large", "fairly large", "sizable", "large-sized"],
+    "huge": ["huge", "very large", "enormous", "massive", "oversized"],
 }
 
 COUNT_WORDS: dict[str, list[str]] = {
@@ -106,6 +125,8 @@ FRAMES = [
     "{} at the market",
     "a snapshot of {}",
 ]
+
+SENTENCE_SHARE = 0.35  # captions worded as full sentences by :func:`_clauses`
 
 PRIORS = {
     "color": 0.6,
@@ -143,8 +164,57 @@ def _article(word: str) -> str:
     return "an" if word[:1].lower() in "aeiou" else "a"
 
 
+SUBJECTS = ["the {n}", "this {n}", "a {n}", "the {n} shown", "one {n}"]
+
+
+def _clauses(cons: dict[str, str], rng: np.random.Generator) -> str:
+    """Sentence-style wording: a subject and one clause per attribute ("the fruit has yellow skin, ...").
+
+    A second family of sentence shapes, so a description's meaning, not one template, is what lands near
+    the images; the paraphrase gate's shapes stay out (no "its", "it", "you", "typically", ...).
+    """
+    noun = NOUNS[int(rng.integers(len(NOUNS)))][0]
+    clauses: list[str] = []
+    if "color" in cons:
+        c = _pick(rng, COLOR_WORDS[cons["color"]])
+        clauses.append(
+            _pick(rng, [f"has {c} skin", f"is {c}", f"is {c} in color", f"is colored {c}", f"is {c}-skinned"])
+        )
+    if "shape" in cons:
+        sh = _pick(rng, SHAPE_WORDS[cons["shape"]])
+        clauses.append(_pick(rng, [f"is {sh}", f"has a {sh} shape", f"looks {sh}"] if " " not in sh else [f"is {sh}"]))
+    if "size" in cons:
+        z = _pick(rng, SIZE_WORDS[cons["size"]])
+        clauses.append(_pick(rng, [f"is {z}", f"is {z} in size"]))
+    if "pattern" in cons:
+        adj, nouns = PATTERN_WORDS[cons["pattern"]]
+        clauses.append(
+            _pick(rng, [f"has {_pick(rng, nouns)}", f"is covered in {_pick(rng, nouns)}", f"looks {_pick(rng, adj)}"])
+        )
+    if "top" in cons:
+        top = _pick(rng, TOP_WORDS[cons["top"]])
+        clauses.append(_pick(rng, [f"has {top}", f"is topped by {top.removesuffix(' on top')}"]))
+    if "cut" in cons:
+        clauses.append("is " + _pick(rng, CUT_WORDS[cons["cut"]]))
+    if "inside" in cons:
+        clauses.append(f"shows {_pick(rng, COLOR_WORDS[cons['inside']])} flesh inside")
+    order = rng.permutation(len(clauses))
+    clauses = [clauses[i] for i in order]
+    subject = _pick(rng, SUBJECTS).format(n=noun)
+    if len(clauses) > 2 and rng.random() < 0.4:  # two sentences
+        text = f"{subject} {', '.join(clauses[:-1])}. the {noun} also {clauses[-1]}"
+    else:
+        body = clauses[0] if len(clauses) == 1 else ", ".join(clauses[:-1]) + " and " + clauses[-1]
+        text = f"{subject} {body}"
+    if rng.random() < 0.5:
+        text = text[0].upper() + text[1:] + "."
+    return text
+
+
 def caption(cons: dict[str, str], rng: np.random.Generator) -> str:
     """Word one caption for a set of constraints; wording is drawn from ``rng``."""
+    if "count" not in cons and rng.random() < SENTENCE_SHARE:
+        return _clauses(cons, rng)
     adjs: list[str] = []
     withs: list[str] = []
     if "size" in cons:

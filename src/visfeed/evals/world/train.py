@@ -29,7 +29,7 @@ from torch.utils.data import DataLoader, IterableDataset, get_worker_info
 
 from visfeed.evals.world.captions import caption_pool, complete, constraint_codes, image_codes, twin
 from visfeed.evals.world.render import render_array
-from visfeed.tools.builtin_models import DEFAULT_MODEL, register_builtin_models, visfeed_cache_dir
+from visfeed.tools.builtin_models import DEFAULT_MODEL, MINILM_PREFIX, register_builtin_models, visfeed_cache_dir
 
 log = logging.getLogger(__name__)
 
@@ -42,12 +42,12 @@ class TrainConfig:
     """Settings of one training run (all recorded in the run record)."""
 
     seed: int = 0
-    images: int = 450_000
+    images: int = 640_000
     batch_size: int = 256
     lr: float = 2e-3
     weight_decay: float = 0.05
     warmup_frac: float = 0.03
-    pool_size: int = 40_000
+    pool_size: int = 32_000
     twins: int = 64  # hard-negative twins per batch
     checkpoint_every: int = 0  # steps between partial checkpoints (<out>.partial.pt); 0 = none
     workers: int = 1
@@ -64,30 +64,66 @@ def normalize_uint8(batch: torch.Tensor) -> torch.Tensor:
     return (x - mean) / std
 
 
+def model_image_size(model: Any) -> int:
+    """Input side of the model's image tower (renders are 64 px; a larger tower input means upsampling)."""
+    size = model.visual.image_size
+    return int(size if isinstance(size, int) else size[0])
+
+
+def fit_size(x: torch.Tensor, size: int) -> torch.Tensor:
+    """Resize a normalised batch to the tower's input side, bicubic like open_clip's eval transform."""
+    if x.shape[-1] == size:
+        return x
+    return F.interpolate(x, size=(size, size), mode="bicubic", align_corners=False)
+
+
 def encode_texts(model: Any, tokenizer: Any, texts: list[str], batch: int = 256) -> np.ndarray:
-    """Normalised text-tower embeddings; batches sorted by length and trimmed of padding (same result)."""
+    """Normalised text-tower embeddings (after the text projection)."""
+    with torch.no_grad():
+        pooled = torch.from_numpy(pooled_texts(model, tokenizer, texts, batch))
+        return F.normalize(model.text.proj(pooled.to(_device(model))), dim=-1).float().cpu().numpy()
+
+
+def _device(model: Any) -> torch.device:
+    return next(model.parameters()).device
+
+
+def pooled_texts(model: Any, tokenizer: Any, texts: list[str], batch: int = 256) -> np.ndarray:
+    """Frozen MiniLM sentence features before the trainable projection, as open_clip's text tower pools them.
+
+    Batches are sorted by length and trimmed of padding (same result, much faster).
+    """
+    text = model.text
     order = sorted(range(len(texts)), key=lambda i: len(texts[i]))
-    out = np.zeros((len(texts), model.text.output_dim), dtype=np.float32)
+    width_out = text.transformer.config.hidden_size
+    out = np.zeros((len(texts), width_out), dtype=np.float32)
     with torch.no_grad():
         for k in range(0, len(order), batch):
             idx = order[k : k + batch]
-            tok = tokenizer([texts[i] for i in idx])
-            width = int((tok != 0).sum(1).max())
-            emb = model.encode_text(tok[:, :width], normalize=True)
-            out[idx] = emb.float().cpu().numpy()
+            tok = tokenizer([texts[i] for i in idx]).to(_device(model))
+            pad = text.config.pad_token_id
+            width = int((tok != pad).sum(1).max())
+            tok = tok[:, :width]
+            mask = (tok != pad).long()
+            pooled = text.pooler(text.transformer(input_ids=tok, attention_mask=mask), mask)
+            out[idx] = pooled.float().cpu().numpy()
     return out
 
 
-def caption_embeddings(model: Any, tokenizer: Any, texts: list[str]) -> np.ndarray:
-    """Pool embeddings, cached under ``<cache>/world/captions-<hash>.npy`` (hash of the texts)."""
-    h = hashlib.sha256(("\n".join(texts) + "|" + DEFAULT_MODEL).encode("utf-8")).hexdigest()[:16]
+def caption_features(model: Any, tokenizer: Any, texts: list[str]) -> np.ndarray:
+    """Pooled MiniLM features of the pool, cached under ``<cache>/world/captions-<hash>.npy`` (hash of the texts).
+
+    The text transformer is frozen, so these never change during training; only the projection learns.
+    """
+    h = hashlib.sha256(("\n".join(texts) + "|pooled|" + DEFAULT_MODEL).encode("utf-8")).hexdigest()[:16]
     path = visfeed_cache_dir() / "world" / f"captions-{h}.npy"
+    width = model.text.transformer.config.hidden_size
     if path.is_file():
         emb = np.load(path)
-        if emb.shape == (len(texts), model.text.output_dim):
+        if emb.shape == (len(texts), width):
             return emb
     t0 = time.time()
-    emb = encode_texts(model, tokenizer, texts)
+    emb = pooled_texts(model, tokenizer, texts)
     log.info("embedded %d captions in %.0f s", len(texts), time.time() - t0)
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=path.parent, suffix=".npy")
@@ -132,6 +168,12 @@ class _Stream(IterableDataset[tuple[torch.Tensor, torch.Tensor, torch.Tensor]]):
             yield torch.from_numpy(imgs), torch.from_numpy(idx), torch.from_numpy(codes)
 
 
+def positives(caption_codes: torch.Tensor, image_codes: torch.Tensor) -> torch.Tensor:
+    """``(images, captions)`` bool: caption j fits image i (every attribute it mentions agrees)."""
+    c = caption_codes[None, :, :]
+    return ((c == -1) | (c == image_codes[:, None, :])).all(-1)
+
+
 def multi_positive_loss(img: torch.Tensor, txt: torch.Tensor, pos: torch.Tensor, scale: torch.Tensor) -> torch.Tensor:
     """Symmetric contrastive loss with soft targets over all positives (``pos[i, j]``: caption j fits image i).
 
@@ -157,8 +199,8 @@ def build_model(device: torch.device) -> tuple[Any, Any]:
 
 
 def _save_tower(model: Any, out: Path) -> None:
-    """Write the image tower and logit scale (the text tower is the installed MiniLM), atomically."""
-    state = {k: v.detach().cpu().clone() for k, v in model.state_dict().items() if not k.startswith("text.")}
+    """Write what training learned: image tower, text projection, logit scale (MiniLM is installed), atomically."""
+    state = {k: v.detach().cpu().clone() for k, v in model.state_dict().items() if not k.startswith(MINILM_PREFIX)}
     out.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=out.parent, suffix=".pt.tmp")
     os.close(fd)
@@ -176,13 +218,13 @@ def train(cfg: TrainConfig, out: Path, *, progress: Callable[[dict[str, float]],
     texts, cons = caption_pool(cfg.pool_size, cfg.seed)
     model.eval()
     t0 = time.time()
-    txt_all = torch.from_numpy(caption_embeddings(model.cpu(), tokenizer, texts)).to(device)
+    txt_all = torch.from_numpy(caption_features(model.cpu(), tokenizer, texts)).to(device)
     model.to(device)
     t_text = time.time() - t0
     cap_codes = torch.from_numpy(constraint_codes(cons)).to(device)
     with torch.no_grad():
         model.logit_scale.fill_(cfg.init_logit_scale)
-    params = [p for n, p in model.named_parameters() if n.startswith("visual.")]
+    params = [p for n, p in model.named_parameters() if n.startswith(("visual.", "text.proj."))]
     decay = [p for p in params if p.ndim > 1]
     no_decay = [p for p in params if p.ndim <= 1]
     opt = torch.optim.AdamW(
@@ -209,17 +251,19 @@ def train(cfg: TrainConfig, out: Path, *, progress: Callable[[dict[str, float]],
         prefetch_factor=4 if cfg.workers else None,
     )
     model.visual.train()
+    size = model_image_size(model)
     t_start = time.time()
     seen, ema = 0, None
     for step, (imgs, idx, codes) in enumerate(loader):
         for g in opt.param_groups:
             g["lr"] = lr_at(step)
-        x = normalize_uint8(imgs.to(device, non_blocking=True))
+        x = fit_size(normalize_uint8(imgs.to(device, non_blocking=True)), size)
         idx, codes = idx.to(device), codes.to(device)
         c = cap_codes[idx]  # (B, A) captions of this batch
-        pos = ((c[None, :, :] == -1) | (c[None, :, :] == codes[:, None, :])).all(-1)  # image x caption
+        pos = positives(c, codes)
         emb = F.normalize(model.visual(x), dim=-1)
-        loss = multi_positive_loss(emb, txt_all[idx], pos, model.logit_scale.exp())
+        txt = F.normalize(model.text.proj(txt_all[idx]), dim=-1)
+        loss = multi_positive_loss(emb, txt, pos, model.logit_scale.exp())
         opt.zero_grad(set_to_none=True)
         loss.backward()
         opt.step()
