@@ -7,7 +7,8 @@ well and one that names a confused class's attributes hurts.
 
 The scripted model answers from the prompt alone (no hidden counter), so its answers do not depend on
 the order of concurrent calls: it finds the requested classes in the prompt and writes descriptions
-from attribute words chosen by a hash of the prompt. It records every answered prompt and can raise on
+from attribute words chosen by a hash of the prompt, as JSON, or as a small model's prose (a preamble,
+numbered sentences with a label, and a stray schema word) when asked in plain words. It records every answered prompt and can raise on
 the n-th call (a crash) or fail the test when a prompt lacks what it must contain.
 """
 
@@ -46,6 +47,7 @@ ATTRS = {
 CLASSES = list(ATTRS)
 DISTRACTORS = ["shiny", "fresh", "tasty", "sweet", "smooth", "bright"]
 DIM = 64
+PROSE_REQUEST = re.compile(r"Describe what (?:an? )?(.+?) looks like")
 
 
 def word_vec(word: str) -> np.ndarray:
@@ -127,8 +129,11 @@ class ScriptedChat(BaseChatModel):
             ):
                 pytest.fail(f"prompt lacks {needle!r}:\n{prompt[:2000]}")
         key = hashlib.sha256(prompt.encode()).hexdigest()
+        prose = PROSE_REQUEST.search(prompt)
         if tools:
             reply = self._agent_turn(messages, key)
+        elif prose is not None and "JSON" not in prompt:
+            reply = AIMessage(content=self._prose(prose.group(1), key))
         else:
             batch = self._batch(prompt, key)
             if '"title":"OneClass"' in prompt.replace(" ", ""):  # the flat single-class schema
@@ -144,6 +149,14 @@ class ScriptedChat(BaseChatModel):
             found += [c for c in re.findall(r'"([^"]+)"', m.group(1)) if c in ATTRS and c not in found]
         return found
 
+    def _words(self, c: str, i: int, rng: np.random.Generator) -> list[str]:
+        if self.useless:  # always the same texts: nothing new to select
+            return [DISTRACTORS[i % 6], DISTRACTORS[(i + 1) % 6]]
+        if rng.random() < self.good_rate:
+            return list(rng.choice(ATTRS[c], size=2, replace=False))
+        other = CLASSES[int(rng.integers(len(CLASSES)))]
+        return [str(rng.choice(ATTRS[other])), str(rng.choice(DISTRACTORS))]
+
     def _batch(self, prompt: str, key: str) -> dict[str, Any]:
         rng = np.random.default_rng(int(key[:12], 16))
         n_match = re.search(r"(?:Give|Write|write) (\d+)", prompt)
@@ -151,17 +164,21 @@ class ScriptedChat(BaseChatModel):
         entries = []
         for c in self._classes(prompt):
             descs = []
-            for _ in range(n):
-                if self.useless:  # always the same texts: nothing new to select
-                    words = [DISTRACTORS[len(descs) % 6], DISTRACTORS[(len(descs) + 1) % 6]]
-                elif rng.random() < self.good_rate:
-                    words = list(rng.choice(ATTRS[c], size=2, replace=False))
-                else:
-                    other = CLASSES[int(rng.integers(len(CLASSES)))]
-                    words = [str(rng.choice(ATTRS[other])), str(rng.choice(DISTRACTORS))]
+            for i in range(n):
+                words = self._words(c, i, rng)
                 descs.append(f"a {words[0]} {words[1]} look")
             entries.append({"class_name": c, "descriptions": descs})
         return {"classes": entries}
+
+    def _prose(self, c: str, key: str) -> str:
+        if c not in ATTRS:
+            return "I do not know that one."
+        rng = np.random.default_rng(int(key[:12], 16))
+        first, second = self._words(c, 0, rng), self._words(c, 1, rng)
+        return (
+            f"Sure! Here is what a {c} looks like:\n1. A {c} has a {first[0]} {first[1]} look.\n"
+            f"2. Color: it is {second[0]} and {second[1]}.\ntitle."
+        )
 
     def _agent_turn(self, messages: list[BaseMessage], key: str) -> AIMessage:
         last = messages[-1]

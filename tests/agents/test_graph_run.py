@@ -74,3 +74,28 @@ def test_one_class_per_call_uses_the_flat_schema(base_config, make_resources):
     assert all(
         '"descriptions"' in e["response"]["content"] and '"classes"' not in e["response"]["content"] for e in init_calls
     )
+
+
+def test_prose_answers_one_call_per_class_without_json(base_config, make_resources):
+    chat = ScriptedChat()
+    cfg = base_config(answer_format="prose", classes_per_call=3, max_iterations=1, n_mutations=2)
+    result = optimize(cfg, resources=make_resources(chat))
+    assert result.status == "completed", result.error
+    events = read_trace(cfg.run_dir)
+    calls = [e for e in events if e["event"] == "llm_call"]
+    init = [e for e in calls if e["task"] == "init"]
+    mutate = [e for e in calls if e["task"] == "mutate"]
+    # groups of three classes still go out one class (and, at init, one aspect) per call
+    assert len(init) == len(CLASSES) * cfg.prose_init_calls
+    assert len(mutate) == len(CLASSES) * cfg.proposals_per_class
+    projection = next(e for e in events if e["event"] == "projection")
+    assert projection["llm_calls"] == len(init) + len(mutate)
+    prose_calls = [e for e in calls if e["task"] in ("init", "mutate", "regenerate")]
+    assert all("JSON" not in m["content"] for e in prose_calls for m in e["messages"])
+    assert any("Do not mention" in e["messages"][-1]["content"] for e in mutate)  # the confusions
+    assert not [e for e in events if e["event"] in ("init_fallback", "llm_invalid")]
+    # the sentences, not the preamble or the stray schema word, became descriptions
+    initial = [e["text"] for e in events if e["event"] == "lineage_add" and e["origin"] == "init"]
+    assert initial and all(t.startswith(("A ", "it is ")) for t in initial)
+    assert result.optimized is not None
+    assert result.optimized.feedback_accuracy >= result.history[0].feedback.accuracy

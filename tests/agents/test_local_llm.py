@@ -2,12 +2,42 @@
 
 from __future__ import annotations
 
+import asyncio
+import re
+from pathlib import Path
+
 import pytest
 from tests.agents.conftest import CLASSES, CountingTest, SyntheticEncoder, make_split
 
+from visfeed.agents.prompting import prose_requests
+from visfeed.agents.prose import ask_prose
 from visfeed.agents.resources import RunResources
 from visfeed.agents.run import optimize
-from visfeed.agents.trace import read_trace
+from visfeed.agents.trace import Tracer, read_trace
+from visfeed.tools.llm import LLMClient, LLMSettings
+
+_VISUAL = (
+    "red yellow green orange brown white black pink purple golden bright pale dark round oval long curved "
+    "small large tiny thin thick smooth rough shiny glossy waxy bumpy wrinkled soft firm juicy textured "
+    "spherical elongated pointed dimpled translucent vibrant"
+)
+VISUAL_WORDS = set(_VISUAL.split())  # colour, shape and texture words
+
+
+@pytest.mark.slow
+def test_real_local_model_answers_prose_with_visual_words(local_llm_handle, tmp_path: Path):
+    client = LLMClient(local_llm_handle, LLMSettings(max_tokens=120, temperature=0.8, seed=0))
+    tracer = Tracer(tmp_path)
+    batch = asyncio.run(
+        ask_prose(
+            client, tracer, ["lemon"], prose_requests(["its color", "its surface and texture"]), task="t", salt="t"
+        )
+    )
+    tracer.close()
+    assert batch is not None, [e for e in read_trace(tmp_path) if e["event"] == "llm_invalid"]
+    descs = batch.classes[0].descriptions
+    assert any(VISUAL_WORDS & set(re.findall(r"[a-z]+", d.lower())) for d in descs), descs
+    assert client.totals.calls == 2 and all(r.completion_tokens > 0 for r in client.records)
 
 
 @pytest.mark.slow

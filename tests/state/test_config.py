@@ -14,7 +14,8 @@ def test_defaults_follow_the_paper_and_every_field_is_documented():
     assert (remote.lam, remote.top_m, remote.proposals_per_class, remote.group_size) == (0.9, 5, 4, 10)
     assert remote.resolved_max_tokens == 900
     # the local model gets one class per call, K = 2 and short answers, to finish a default run in minutes
-    assert (cfg.proposals_per_class, cfg.group_size, cfg.resolved_max_tokens) == (2, 1, 256)
+    assert (cfg.proposals_per_class, cfg.group_size, cfg.resolved_max_tokens) == (2, 1, 96)
+    assert RunConfig(answer_format="json").resolved_max_tokens == 256
     assert RunConfig(n_mutations=3, max_tokens=100).proposals_per_class == 3
     assert cfg.resolved_temperature == 0.8  # the weak local model
     assert RunConfig(provider="openai:gpt-4o-mini").resolved_temperature == 1.0
@@ -76,4 +77,9 @@ def test_projected_llm_calls_counts_init_and_proposals() -> None:
 
     remote = RunConfig(provider="openai:gpt-4o", max_iterations=10)
     assert remote.projected_llm_calls(26) == 3 + 10 * 4 * 3  # 3 groups of <= 10 classes
-    assert RunConfig(max_iterations=5).projected_llm_calls(26) == 26 + 5 * 2 * 26
+    local = RunConfig(max_iterations=5)  # prose answers: n_init=10 -> 5 two-sentence calls per class
+    assert local.resolved_answer_format == "prose" and remote.resolved_answer_format == "json"
+    assert local.projected_llm_calls(26) == 26 * 5 + 5 * 2 * 26
+    assert local.with_updates(answer_format="json").projected_llm_calls(26) == 26 + 5 * 2 * 26
+    prose_groups = remote.with_updates(answer_format="prose", n_init=4, max_iterations=1)
+    assert prose_groups.projected_llm_calls(26) == 26 * 2 + 1 * 4 * 26  # one call per class, not per group

@@ -4,19 +4,29 @@ Prompts are ``string.Template`` files (``$name`` fields) so descriptions contain
 formatting. The feedback shown per class follows the paper (accuracy, current descriptions, top-m
 confused classes and their descriptions) in a compact form, because the embedded local model has a
 4096-token context and ten classes must fit in one call.
+
+Prose prompts (``prose*.txt``, the answer format of weak local models) ask about one class and one
+aspect in plain words: no schema, no worked example, no "answer with JSON". The confusions enter as
+"Do not mention a lime.": SmolLM2-135M, told "It is often mistaken for a lime." or "People confuse a
+lemon with a lime.", writes about the confusion itself (sentences naming the other class, which the
+filter drops). Measured on 5 fruit classes x 3 aspects x 3 seeds (45 calls each): no confusion line 63
+usable sentences (42 with a colour/shape/texture word), "Do not mention" 59 (44), "People confuse" 48
+(26); "It is often mistaken for" gave 14 usable, 9 naming the other class, on one seed (15 calls).
 """
 
 from __future__ import annotations
 
 import functools
 import json
-from collections.abc import Mapping, Sequence
+import re
+from collections.abc import Callable, Mapping, Sequence
 from importlib import resources
 from string import Template
 
 import numpy as np
 from langchain_core.messages import BaseMessage, HumanMessage, SystemMessage
 
+from visfeed.state.config import PROSE_SENTENCES_PER_CALL
 from visfeed.state.models import MemoryBank
 from visfeed.tools.scoring import Feedback
 
@@ -28,6 +38,23 @@ FOCUSES = (
     "Focus on small details a close look would reveal.",
     "Focus on the overall silhouette and typical arrangement.",
 )
+
+PROSE_ASPECTS = (
+    "its color",
+    "its shape and size",
+    "its surface and texture",
+    "its color pattern",
+    "the parts you can see on it",
+    "its outline",
+    "how it looks up close",
+    "its skin or outer layer",
+)
+"""What one prose request asks about (the prose counterpart of :data:`FOCUSES`; one aspect per call).
+
+Calls with equal messages get equal answers from a seeded local model, so the aspect is what makes the
+K samples of an iteration, and successive iterations, ask different questions."""
+
+_NUMBERS = {1: "one", 2: "two", 3: "three", 4: "four", 5: "five"}
 
 
 @functools.cache
@@ -111,3 +138,37 @@ def render_banks(banks: Mapping[str, MemoryBank], classes: Sequence[str], shown:
         if bad:
             lines.append(f"{quote(name)} hurt (do not reuse): {'; '.join(bad)}")
     return ("\nMemory of earlier edits:\n" + "\n".join(lines) + "\n") if lines else ""
+
+
+def with_article(name: str) -> str:
+    """``a lemon`` / ``an orange``: class names read as nouns in prose prompts."""
+    return f"{'an' if name[:1].casefold() in 'aeiou' else 'a'} {name}"
+
+
+def prose_messages(
+    name: str, *, aspect: str, confused: Sequence[str] = (), sentences: int = PROSE_SENTENCES_PER_CALL
+) -> list[BaseMessage]:
+    """A plain-prose request for one class and one aspect; ``confused`` (names) become one short sentence."""
+    others = [with_article(o) for o in confused]
+    confusion = ""
+    if others:
+        joined = others[0] if len(others) == 1 else ", ".join(others[:-1]) + " or " + others[-1]
+        confusion = " " + load_prompt("prose_confusion").substitute(others=joined)
+    thing = with_article(name)
+    text = load_prompt("prose").substitute(
+        thing=thing, aspect=aspect, count=_NUMBERS.get(sentences, str(sentences)), confusion=confusion
+    )
+    text = re.sub(r" {2,}", " ", text).strip()
+    return [SystemMessage(content=load_prompt("prose_system").substitute()), HumanMessage(content=text)]
+
+
+def prose_requests(
+    aspects: Sequence[str], confused: Mapping[str, Sequence[str]] | None = None, *, confused_limit: int = 2
+) -> Callable[[str], list[list[BaseMessage]]]:
+    """Class name -> one prose request per aspect; ``confused``: class -> classes it is mistaken for."""
+
+    def build(name: str) -> list[list[BaseMessage]]:
+        others = list((confused or {}).get(name, ()))[:confused_limit]
+        return [prose_messages(name, aspect=a, confused=others) for a in aspects]
+
+    return build

@@ -26,6 +26,8 @@ NAMELESS_TEMPLATE = "{description}"
 WORLD_BACKBONE = "visfeed-market"  # the embedded default (visfeed.tools.builtin_models.DEFAULT_MODEL)
 CrossoverMode = Literal["auto", "exhaustive", "greedy", "beam", "llm"]
 MutationMode = Literal["structured", "agent", "auto"]
+AnswerFormat = Literal["auto", "json", "prose"]
+PROSE_SENTENCES_PER_CALL = 2  # what one plain-prose description request asks for
 
 
 def check_template(template: str) -> str:
@@ -86,8 +88,9 @@ class RunConfig(BaseModel):
     max_tokens: int | None = Field(
         default=None,
         ge=16,
-        description="Cap on completion tokens per LLM call; None: 900 for remote models, 256 for the local model "
-        "(a dozen short phrases fit; past that it rambles, and every token costs it about 20 ms).",
+        description="Cap on completion tokens per LLM call; None: 900 for remote models; for the local model 96 in "
+        "prose (two short sentences) and 256 in JSON (a dozen short phrases); past that it rambles, and every token "
+        "costs it about 20 ms.",
     )
     llm_timeout_s: float = Field(default=300.0, gt=0, description="Per-attempt LLM timeout in seconds.")
     llm_max_retries: int = Field(
@@ -111,6 +114,12 @@ class RunConfig(BaseModel):
         default="structured",
         description="'structured': one schema-constrained call per class group; 'agent': a bounded tool-calling "
         "loop (needs a provider with tools); 'auto': agent when the provider supports tools.",
+    )
+    answer_format: AnswerFormat = Field(
+        default="auto",
+        description="How description requests are answered: 'json' (schema-constrained structured output), "
+        "'prose' (one class per call, a couple of plain sentences split into descriptions; a weak model writes "
+        "real descriptions this way and schema junk in JSON), 'auto': prose for the local model, else json.",
     )
     local_chat_format: str | None = Field(
         default=None,
@@ -169,7 +178,10 @@ class RunConfig(BaseModel):
     patience: int = Field(default=2, ge=1, description="Stop after this many iterations without improvement.")
     max_iterations: int = Field(default=5, ge=0, le=1000, description="Most mutation iterations (paper: 10).")
     use_validation: bool = Field(
-        default=False, description="Select the best iteration and stop early on the validation split."
+        default=True,
+        description="Pick the best iteration and stop early on the validation split when there is one (the "
+        "crossover still selects on the few-shot split; 8 shots alone reward descriptions that fit those images "
+        "by chance). Without a validation split, the feedback split decides.",
     )
     init_file: Path | None = Field(
         default=None, description="Start from these descriptions (CuPL JSON: class -> list) instead of the LLM."
@@ -221,10 +233,15 @@ class RunConfig(BaseModel):
 
     @property
     def resolved_max_tokens(self) -> int:
-        """Completion-token cap actually sent (see the ``max_tokens`` field)."""
+        """Completion-token cap actually sent (see the ``max_tokens`` field).
+
+        Local prose answers are two short sentences; a tighter cap stops a small model's rambling early.
+        """
         if self.max_tokens is not None:
             return self.max_tokens
-        return 256 if self.is_local else 900
+        if self.is_local:
+            return 96 if self.resolved_answer_format == "prose" else 256
+        return 900
 
     @property
     def proposals_per_class(self) -> int:
@@ -232,6 +249,18 @@ class RunConfig(BaseModel):
         if self.n_mutations is not None:
             return self.n_mutations
         return 2 if self.is_local else 4
+
+    @property
+    def resolved_answer_format(self) -> Literal["json", "prose"]:
+        """The answer format actually used (see the ``answer_format`` field)."""
+        if self.answer_format != "auto":
+            return self.answer_format
+        return "prose" if self.is_local else "json"
+
+    @property
+    def prose_init_calls(self) -> int:
+        """Prose-mode initialization calls per class (each asks for a couple of sentences on one aspect)."""
+        return -(-self.n_init // PROSE_SENTENCES_PER_CALL)
 
     @property
     def group_size(self) -> int:
@@ -244,10 +273,16 @@ class RunConfig(BaseModel):
         """Upper bound on LLM calls of a run (initialization plus K proposals per group per iteration).
 
         Regeneration after the similarity filter and agent-mode tool turns come on top; cache hits are free.
+        Prose answers take one call per class (several per class at initialization), whatever the group size.
         """
-        groups = -(-n_classes // self.group_size)
-        init = 0 if self.init_file is not None else groups
-        return init + self.max_iterations * self.proposals_per_class * groups
+        if self.resolved_answer_format == "prose":
+            init = n_classes * self.prose_init_calls
+            per_iteration = n_classes
+        else:
+            init = per_iteration = -(-n_classes // self.group_size)
+        if self.init_file is not None:
+            init = 0
+        return init + self.max_iterations * self.proposals_per_class * per_iteration
 
     def to_file_dict(self) -> dict[str, Any]:
         """JSON-safe dict (paths as strings) for config.yaml and result.json."""

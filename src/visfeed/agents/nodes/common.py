@@ -1,4 +1,4 @@
-"""Helpers shared by nodes: the structured description call, gathering under a budget, class grouping."""
+"""Helpers shared by nodes: the description request, gathering under a budget, class grouping."""
 
 from __future__ import annotations
 
@@ -11,6 +11,7 @@ import numpy as np
 from langchain_core.messages import BaseMessage
 
 from visfeed.agents.context import RunContext
+from visfeed.agents.prose import ProseCalls, ask_prose
 from visfeed.agents.schemas import ClassEntry, DescriptionBatch, OneClass, example_batch, example_one
 from visfeed.errors import BudgetExceeded
 from visfeed.state.models import Objective
@@ -23,13 +24,24 @@ T = TypeVar("T")
 
 
 async def ask_descriptions(
-    ctx: RunContext, msgs: list[BaseMessage], *, task: str, salt: str, classes: Sequence[str]
+    ctx: RunContext,
+    msgs: list[BaseMessage],
+    *,
+    task: str,
+    salt: str,
+    classes: Sequence[str],
+    prose: ProseCalls | None = None,
 ) -> DescriptionBatch | None:
-    """One structured call; an answer that never validated is traced and skipped (None), not fatal.
+    """One description request; an answer that never validated is traced and skipped (None), not fatal.
 
     A single-class request uses the flat :class:`OneClass` schema (small models return empty nested
-    lists far more often), converted to a :class:`DescriptionBatch` so callers see one shape.
+    lists far more often), converted to a :class:`DescriptionBatch` so callers see one shape. When the
+    run answers in prose (``answer_format``) and the caller gave ``prose`` requests, those are sent
+    instead of ``msgs`` (see :func:`visfeed.agents.prose.ask_prose`); requests without a prose form
+    (the LLM crossover) stay structured.
     """
+    if prose is not None and ctx.config.resolved_answer_format == "prose":
+        return await ask_prose(ctx.client, ctx.tracer, classes, prose, task=task, salt=salt)
     try:
         if len(classes) == 1:
             one = await ctx.client.astructured(msgs, OneClass, task=task, example=example_one(), cache_salt=salt)

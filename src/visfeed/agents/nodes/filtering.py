@@ -15,7 +15,7 @@ from langgraph.runtime import Runtime
 
 from visfeed.agents.context import RunContext, traced
 from visfeed.agents.nodes.common import ask_descriptions, chunks, gather_budgeted
-from visfeed.agents.prompting import messages, quote, quoted
+from visfeed.agents.prompting import PROSE_ASPECTS, messages, prose_requests, quote, quoted
 from visfeed.agents.schemas import batch_to_map, names_other_class
 from visfeed.state.models import Candidate, GraphState
 from visfeed.tools.session import ScoringSession
@@ -82,13 +82,24 @@ async def filter_similar(state: GraphState, runtime: Runtime[RunContext]) -> dic
     if dropped and cfg.filter_regenerate and stop_reason is None:
         affected = [n for n in session.classnames if n in dropped]
         groups = chunks(affected, cfg.group_size)
+        # Prose: the aspect after this iteration's mutation aspects, with the same confusion sentence.
+        aspect = PROSE_ASPECTS[(it * cfg.proposals_per_class) % len(PROSE_ASPECTS)]
         coros = []
         for gi, g in enumerate(groups):
             rejected = "\n".join(
                 f"{quote(n)}: " + "; ".join(f"{t} ({why})" for t, why in dropped[n].items()) for n in g
             )
             msgs = messages("regenerate", rejected=rejected, classes=quoted(g), n=cfg.n_new)
-            coros.append(ask_descriptions(ctx, msgs, task="regenerate", salt=f"regenerate:it{it}:g{gi}", classes=g))
+            coros.append(
+                ask_descriptions(
+                    ctx,
+                    msgs,
+                    task="regenerate",
+                    salt=f"regenerate:it{it}:g{gi}",
+                    classes=g,
+                    prose=prose_requests([aspect], confused),
+                )
+            )
         results, budget_hit = await gather_budgeted(coros)
         if budget_hit:
             stop_reason = "budget"

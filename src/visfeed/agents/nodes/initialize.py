@@ -11,7 +11,7 @@ from langgraph.runtime import Runtime
 
 from visfeed.agents.context import RunContext, traced
 from visfeed.agents.nodes.common import ask_descriptions, chunks, gather_budgeted
-from visfeed.agents.prompting import messages, quoted
+from visfeed.agents.prompting import PROSE_ASPECTS, messages, prose_requests, quoted
 from visfeed.agents.schemas import batch_to_map, clean_description, names_other_class
 from visfeed.errors import ConfigError
 from visfeed.state.models import Descriptions, GraphState, LineageEntry
@@ -60,8 +60,11 @@ async def initialize(state: GraphState, runtime: Runtime[RunContext]) -> dict[st
         origin = "init"
         descs = {}
         todo = list(names)
+        n_prose = min(cfg.prose_init_calls, len(PROSE_ASPECTS))
         for attempt in range(2):  # one retry for classes the model skipped
             groups = chunks(todo, cfg.group_size)
+            # Prose: one call per aspect; a retry asks about the next aspects (equal prompts, equal answers).
+            aspects = [PROSE_ASPECTS[(attempt * n_prose + j) % len(PROSE_ASPECTS)] for j in range(n_prose)]
             coros = [
                 ask_descriptions(
                     ctx,
@@ -69,6 +72,7 @@ async def initialize(state: GraphState, runtime: Runtime[RunContext]) -> dict[st
                     task="init",
                     salt=f"init:a{attempt}:g{i}",
                     classes=g,
+                    prose=prose_requests(aspects),
                 )
                 for i, g in enumerate(groups)
             ]

@@ -15,7 +15,15 @@ from langgraph.runtime import Runtime
 from visfeed.agents.context import RunContext, traced
 from visfeed.agents.mutation_agent import agent_mutate_group
 from visfeed.agents.nodes.common import ask_descriptions, classes_to_mutate, gather_budgeted, group_by_confusion
-from visfeed.agents.prompting import FOCUSES, compact_feedback, messages, quoted, render_banks
+from visfeed.agents.prompting import (
+    FOCUSES,
+    PROSE_ASPECTS,
+    compact_feedback,
+    messages,
+    prose_requests,
+    quoted,
+    render_banks,
+)
 from visfeed.agents.schemas import DescriptionBatch, batch_to_map
 from visfeed.state.models import Candidate, GraphState
 
@@ -51,13 +59,26 @@ async def mutate(state: GraphState, runtime: Runtime[RunContext]) -> dict[str, A
             jobs.append((gnames, "agent"))
             continue
         text = compact_feedback(group, names, state.descriptions, fb)
+        confused = {names[c]: [names[o] for o in fb.top_confused[c]] for c in group}
         banks = render_banks(state.banks, gnames, cfg.bank_shown)
         for k in range(cfg.proposals_per_class):
             msgs = messages(
                 "mutate", feedback=text, banks=banks, classes=quoted(gnames), n=cfg.n_new,
                 focus=FOCUSES[k % len(FOCUSES)],
             )  # fmt: skip
-            coros.append(ask_descriptions(ctx, msgs, task="mutate", salt=f"mutate:it{it}:g{gi}:k{k}", classes=gnames))
+            # Prose: the focus becomes the aspect, rotating over iterations too (the prompt holds no
+            # feedback numbers that would change it), and the confusions one plain sentence.
+            aspect = PROSE_ASPECTS[((it - 1) * cfg.proposals_per_class + k) % len(PROSE_ASPECTS)]
+            coros.append(
+                ask_descriptions(
+                    ctx,
+                    msgs,
+                    task="mutate",
+                    salt=f"mutate:it{it}:g{gi}:k{k}",
+                    classes=gnames,
+                    prose=prose_requests([aspect], confused),
+                )
+            )
             jobs.append((gnames, f"mutate:k={k}"))
     results, budget_hit = await gather_budgeted(coros)
     for (gnames, origin), result in zip(jobs, results, strict=True):

@@ -14,6 +14,7 @@ the schema in the prompt otherwise) and a bounded repair loop that shows the mod
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import logging
 import random
 import threading
@@ -95,6 +96,17 @@ class LLMClient:
         with self._lock:
             return self._totals.model_copy()
 
+    def _call_seed(self, salt: str | None) -> int | None:
+        """The sampling seed of one call: the run's seed, mixed with the call's salt when it has one.
+
+        With one seed for every call, a seeded server (llama.cpp) answers equal prompts with equal text,
+        so the k-th of K samples would repeat the first; salting keeps calls distinct and reproducible.
+        """
+        if self.settings.seed is None or salt is None:
+            return self.settings.seed
+        digest = hashlib.sha256(f"{self.settings.seed}:{salt}".encode()).digest()
+        return int.from_bytes(digest[:4], "big") & 0x7FFFFFFF
+
     # ------------------------------------------------------------------ public
     async def astructured(
         self,
@@ -137,7 +149,7 @@ class LLMClient:
         kwargs = self.handle.request_kwargs(
             temperature=self.settings.temperature,
             max_tokens=self.settings.max_tokens,
-            seed=self.settings.seed,
+            seed=self._call_seed(cache_salt),
             response_format=self.handle.response_format(schema),
         )
         last_error: Exception | None = None
@@ -187,7 +199,7 @@ class LLMClient:
             self._record_hit(task, messages, message, key)
             return message
         kwargs = self.handle.request_kwargs(
-            temperature=self.settings.temperature, max_tokens=self.settings.max_tokens, seed=self.settings.seed
+            temperature=self.settings.temperature, max_tokens=self.settings.max_tokens, seed=self._call_seed(cache_salt)
         )
         openai_style = self.handle.call_style != "generic"
 
