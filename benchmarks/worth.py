@@ -7,8 +7,9 @@ time, the non-LLM fraction of wall time, and accuracy per iteration and per LLM 
 
     python benchmarks/worth.py --seeds 3 --out benchmarks/results/worth.json
 
-Each seed takes minutes on 2 CPU cores (the LLM dominates). Runs go to --runs-dir (kept for inspection;
-rerunning with the same folder resumes finished runs from their result.json at no cost).
+Each seed takes minutes on 2 CPU cores (the LLM dominates). Runs go to --runs-dir (default
+runs/worth/<first 12 hex digits of the shipped tower's hash>, kept for inspection). Rerunning resumes
+or reuses a run there only when its config is the one asked for; runs of another tower land elsewhere.
 """
 
 from __future__ import annotations
@@ -20,20 +21,25 @@ import time
 from pathlib import Path
 from typing import Any
 
-from visfeed.agents.run import load_result, optimize, resume
-from visfeed.fileio import write_json_atomic
+from visfeed.agents.run import CONFIG_FILE, load_result, optimize, resume
+from visfeed.fileio import sha256_file, write_json_atomic
 from visfeed.state.config import RunConfig
+from visfeed.tools.builtin_models import shipped_checkpoint
 
 METHODS = ("names", "templates", "llm_oneshot", "waffle", "optimized")
 
 
 def run_seed(seed: int, runs_dir: Path, overrides: dict[str, Any]) -> dict[str, Any]:
     run_dir = runs_dir / f"seed{seed}"
+    cfg = RunConfig.load(None, {"seed": seed, "run_dir": run_dir, **overrides})
     t0 = time.perf_counter()
     if load_result(run_dir) is not None:
+        stored = RunConfig.load(run_dir / CONFIG_FILE)
+        if stored.to_file_dict() != cfg.to_file_dict():
+            raise SystemExit(f"{run_dir} holds a run of another config; pass another --runs-dir or remove it")
         result = resume(run_dir)
     else:
-        result = optimize(RunConfig.load(None, {"seed": seed, "run_dir": run_dir, **overrides}))
+        result = optimize(cfg)
     wall = time.perf_counter() - t0
     if result.optimized is None:
         raise SystemExit(f"seed {seed}: run ended with status {result.status!r}: {result.error}")
@@ -56,7 +62,7 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--seeds", type=int, default=3)
     ap.add_argument("--out", type=Path, default=Path("benchmarks/results/worth.json"))
-    ap.add_argument("--runs-dir", type=Path, default=Path("runs/worth"))
+    ap.add_argument("--runs-dir", type=Path, default=None, help="default: runs/worth/<shipped tower hash>")
     ap.add_argument("--config", type=Path, default=None, help="optional YAML/TOML config for every seed")
     ap.add_argument("--set", action="append", default=[], metavar="FIELD=VALUE", help="config override (YAML value)")
     args = ap.parse_args()
@@ -69,7 +75,8 @@ def main() -> None:
     for item in args.set:
         key, _, value = item.partition("=")
         overrides[key] = yaml.safe_load(value)
-    per_seed = [run_seed(s, args.runs_dir, overrides) for s in range(args.seeds)]
+    runs_dir = args.runs_dir or Path("runs/worth") / sha256_file(shipped_checkpoint())[:12]
+    per_seed = [run_seed(s, runs_dir, overrides) for s in range(args.seeds)]
     methods = {}
     for m in METHODS:
         vals = [r["test_accuracy"][m] for r in per_seed if m in r["test_accuracy"]]
