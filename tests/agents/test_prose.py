@@ -34,12 +34,23 @@ def test_json_junk_keeps_only_texts_with_content():
         ]
     )
     out = batch_to_map(batch, ["cherry", "lemon"], limit=10)
-    # schema words, one-word fragments, worked-example copies, ids and markup are gone; wrong but real
-    # descriptions stay (selection by visual feedback judges those)
+    # schema keys, one-word fragments, worked-example copies, ids and markup are gone; wrong but real
+    # descriptions stay (selection by visual feedback judges those; the filter node drops other class names)
     assert out == {
         "cherry": ["an impressive scale", "red skin", "small black wheels"],
-        "lemon": ["a long, slender body with black wheels"],
+        "lemon": [
+            "The most obvious description of the image is a red apple, but it's actually orange",
+            "a long, slender body with black wheels",
+        ],
     }
+
+
+def test_prose_words_that_are_also_schema_keys_are_kept_in_prose():
+    assert junk_reason("A corn is a type of fruit with rows of kernels", "corn") is None
+    assert junk_reason("a class of small round red fruit", "cherry") is None
+    for key_like in ("type'r", "class: 'cherry', description:", "description_1 :", "title:green apple", "type_int"):
+        assert junk_reason(key_like, "cherry") == "markup", key_like
+    assert junk_reason("Description for a class with shape, size and proportions:", "lemon") == "markup"
 
 
 def test_junk_reason_names_why_and_spares_the_own_class_name():

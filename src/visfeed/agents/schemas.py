@@ -26,10 +26,16 @@ from visfeed.agents.prompting import FOCUSES, PROSE_ASPECTS, load_prompt
 
 MAX_DESCRIPTION_CHARS = 160
 MIN_CONTENT_WORDS = 2
-# Schema or markup fragments a weak model echoes: brackets, feedback artefacts, and ids or timestamps
-# (letters and digits interleaved, "09T23", "c9bz"). Identifiers ("type_int", "description_1") split into
-# words at "_" and fall to the schema-word rule.
-_JUNK = re.compile(r"[{}\[\]<>|\\]|\btype\b\s*:|https?://|\(\+\d+ more\)|[A-Za-z]\d+[A-Za-z]|\d[A-Za-z]+\d")
+# Schema or markup fragments a weak model echoes: brackets, feedback artefacts, ids or timestamps (letters
+# and digits interleaved, "09T23", "c9bz"), schema keys used as keys ("class: 'cherry'", "type'r",
+# "description_1", "title:green apple") and texts ending in a colon (a heading, never a description).
+# Plain prose uses "type", "class" and "description" as ordinary words ("a type of fruit"), so those
+# count as junk only in these key-like forms.
+_JUNK = re.compile(
+    r"[{}\[\]<>|\\]|https?://|\(\+\d+ more\)|[A-Za-z]\d+[A-Za-z]|\d[A-Za-z]+\d"
+    r"|\b(?:type|class|classes|description|descriptions|title|name)(?:_\w+|\s*[:=]|')|:\s*$",
+    re.IGNORECASE,
+)
 _WORD = re.compile(r"[^\W\d_]+")
 
 
@@ -53,8 +59,8 @@ _NON_CONTENT = _wordset(
 )
 # Words of a JSON schema or of the request format: a text holding one is an echo, never a description.
 _SCHEMA_WORDS = _wordset(
-    """json schema title description descriptions class classes classname classnames type typename
-    properties required maxitems minitems minlength maxlength enum filler null"""
+    """json schema title classname classnames typename properties required maxitems minitems minlength
+    maxlength enum filler null"""
 )
 _ARTICLES = frozenset({"a", "an", "the"})
 _SELF = "xclassx"  # stands for the own class name when texts are compared with the instructions

@@ -176,7 +176,7 @@ class RunConfig(BaseModel):
     search_steps: int = Field(default=6, ge=1, le=200, description="Most add/remove rounds of greedy or beam search.")
     max_descriptions: int = Field(default=40, ge=1, description="Most descriptions a class may hold.")
     patience: int = Field(default=2, ge=1, description="Stop after this many iterations without improvement.")
-    max_iterations: int = Field(default=5, ge=0, le=1000, description="Most mutation iterations (paper: 10).")
+    max_iterations: int = Field(default=10, ge=0, le=1000, description="Most mutation iterations (the paper's 10).")
     use_validation: bool = Field(
         default=True,
         description="Pick the best iteration and stop early on the validation split when there is one (the "
