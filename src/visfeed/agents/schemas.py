@@ -36,7 +36,7 @@ _JUNK = re.compile(
     r"|\b(?:type|class|classes|description|descriptions|title|name)(?:_\w+|\s*[:=]|')|:\s*$",
     re.IGNORECASE,
 )
-_WORD = re.compile(r"[^\W\d_]+")
+_WORD = re.compile(r"[^\W_]*[^\W\d_][^\W_]*")  # a run of letters and digits holding a letter ("w12", "3d")
 
 
 def _wordset(text: str) -> frozenset[str]:
