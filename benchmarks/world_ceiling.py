@@ -32,12 +32,16 @@ def main() -> None:
     ap.add_argument("--seeds", type=int, default=2)
     ap.add_argument("--steps", type=int, default=3000)
     ap.add_argument("--pool-size", type=int, default=32_000)
+    ap.add_argument("--text-head", choices=["linear", "mlp"], default=None, help="default: the shipped config's")
+    ap.add_argument("--embed-dim", type=int, default=None, help="default: the shipped config's")
     args = ap.parse_args()
     torch.set_num_threads(1)
     runs = []
     for seed in range(args.seeds):
         t0 = time.time()
-        m = ceiling(pool_size=args.pool_size, steps=args.steps, seed=seed)
+        m = ceiling(
+            pool_size=args.pool_size, steps=args.steps, seed=seed, text_head=args.text_head, embed_dim=args.embed_dim
+        )
         m["wall_s"] = round(time.time() - t0, 1)
         runs.append(m)
         print(json.dumps({k: v for k, v in m.items() if k != "settings"}, indent=1), flush=True)
@@ -49,8 +53,11 @@ def main() -> None:
     summary["paraphrase_with_training_words"] = {
         fam: float(np.mean([r["paraphrase_with_training_words"][fam] for r in runs])) for fam in restored
     }
+    extra = "".join(
+        f" --{k.replace('_', '-')} {v}" for k, v in (("text_head", args.text_head), ("embed_dim", args.embed_dim)) if v
+    )
     doc = {
-        "command": f"python benchmarks/world_ceiling.py --seeds {args.seeds} --steps {args.steps}",
+        "command": f"python benchmarks/world_ceiling.py --seeds {args.seeds} --steps {args.steps}{extra}",
         "summary": summary,
         "runs": runs,
     }

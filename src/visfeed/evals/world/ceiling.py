@@ -61,17 +61,27 @@ def _wording(**families: dict[str, str]) -> Iterator[None]:
 
 
 def ceiling(
-    *, pool_size: int = 32_000, steps: int = 3_000, batch_size: int = 256, seed: int = 0, per_class: int = 50
+    *,
+    pool_size: int = 32_000,
+    steps: int = 3_000,
+    batch_size: int = 256,
+    seed: int = 0,
+    per_class: int = 50,
+    text_head: str | None = None,
+    embed_dim: int | None = None,
 ) -> dict[str, Any]:
-    """Gate figures of a perfect-vision tower, plus the paraphrase gate with each synonym family restored."""
+    """Gate figures of a perfect-vision tower, plus the paraphrase gate with each synonym family restored.
+
+    ``text_head``/``embed_dim`` try another text projection than the shipped config's.
+    """
     torch.manual_seed(seed)
-    model, tokenizer = build_model(torch.device("cpu"))
+    model, tokenizer = build_model(torch.device("cpu"), text_head=text_head, embed_dim=embed_dim)
     model.eval()
     texts, cons = caption_pool(pool_size, seed)
     feats = torch.from_numpy(caption_features(model, tokenizer, texts))
     cap_codes = torch.from_numpy(constraint_codes(cons))
     width = onehot(torch.zeros(1, len(ATTRIBUTES), dtype=torch.long)).shape[1]
-    dim = model.text.proj.out_features
+    dim = model.text.output_dim
     net = torch.nn.Sequential(torch.nn.Linear(width, 512), torch.nn.GELU(), torch.nn.Linear(512, dim))
     proj = model.text.proj
     scale = torch.nn.Parameter(torch.tensor(np.log(20.0), dtype=torch.float32))
@@ -111,8 +121,21 @@ def ceiling(
     with _wording(**TRAINING_WORDS):
         restored["all"] = paraphrase()
     metrics["paraphrase_with_training_words"] = restored
-    metrics["settings"] = {"pool_size": pool_size, "steps": steps, "batch_size": batch_size, "seed": seed}
+    metrics["settings"] = {
+        "pool_size": pool_size,
+        "steps": steps,
+        "batch_size": batch_size,
+        "seed": seed,
+        "text_head": text_head_of(model),
+    }
     return metrics
+
+
+def text_head_of(model: Any) -> str:
+    """The text head actually used, as open_clip names it ("linear", "mlp") with its output width."""
+    proj = model.text.proj
+    kind = "mlp" if isinstance(proj, torch.nn.Sequential) else type(proj).__name__.lower()
+    return f"{kind}->{model.text.output_dim}"
 
 
 def _paraphrase_acc(

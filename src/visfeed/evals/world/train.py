@@ -187,12 +187,23 @@ def multi_positive_loss(img: torch.Tensor, txt: torch.Tensor, pos: torch.Tensor,
     return (li + lt) / 2
 
 
-def build_model(device: torch.device) -> tuple[Any, Any]:
-    """A fresh ``visfeed-market`` model (random image tower, MiniLM text tower) and its tokenizer."""
+def build_model(device: torch.device, *, text_head: str | None = None, embed_dim: int | None = None) -> tuple[Any, Any]:
+    """A fresh ``visfeed-market`` model (random image tower, MiniLM text tower) and its tokenizer.
+
+    ``text_head`` ("linear" or "mlp") and ``embed_dim`` override the shipped config, for design studies
+    such as :mod:`visfeed.evals.world.ceiling`; a tower trained that way needs the same config to load.
+    """
     import open_clip
 
+    from visfeed.tools.builtin_models import model_config
+
     register_builtin_models()
-    model = open_clip.create_model(DEFAULT_MODEL, pretrained=None, pretrained_text=True)
+    overrides: dict[str, Any] = {}
+    if text_head is not None or embed_dim is not None:
+        cfg = model_config()
+        overrides["text_cfg"] = {**cfg["text_cfg"], **({"hf_proj_type": text_head} if text_head else {})}
+        overrides["embed_dim"] = embed_dim or cfg["embed_dim"]
+    model = open_clip.create_model(DEFAULT_MODEL, pretrained=None, pretrained_text=True, **overrides)
     tokenizer = open_clip.get_tokenizer(DEFAULT_MODEL)
     model.lock_text_tower()
     return model.to(device), tokenizer
