@@ -39,7 +39,7 @@ with torch.no_grad():
     enc = hf_tok(texts, padding=True, return_tensors="pt")
     h = hf(**enc).last_hidden_state
     m = enc["attention_mask"].unsqueeze(-1).float()
-    ref = torch.nn.functional.normalize(((h * m).sum(1) / m.sum(1)) @ model.text.proj.weight.T, dim=-1)
+    ref = torch.nn.functional.normalize(model.text.proj((h * m).sum(1) / m.sum(1)), dim=-1)
 print(json.dumps({
     "text_shape": list(t.shape), "image_shape": list(i.shape),
     "text_norms": t.norm(dim=-1).tolist(), "image_norms": i.norm(dim=-1).tolist(),

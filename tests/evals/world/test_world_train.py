@@ -52,14 +52,14 @@ def test_cli_train_tiny_run_writes_a_loadable_tower_and_record(tmp_path: Path, m
     assert record["command"].startswith("visfeed world train --out")
     state = torch.load(out, weights_only=True)
     # what training learned travels (image tower, text projection, scale); frozen MiniLM never does
-    assert {"logit_scale", "text.proj.weight"} <= set(state)
+    assert "logit_scale" in state and any(k.startswith("text.proj.") for k in state)
     assert not any(k.startswith(MINILM_PREFIX) for k in state)
     full = assemble_checkpoint(out, tmp_path / "full.pt")
     assert any(k.startswith(MINILM_PREFIX) for k in torch.load(full, weights_only=True))
     # a tower without the projection (an older layout) is refused by name, not loaded half-random
-    del state["text.proj.weight"]
+    state = {k: v for k, v in state.items() if not k.startswith("text.proj.")}
     torch.save(state, tmp_path / "old.pt")
-    with pytest.raises(ModelError, match=r"text\.proj\.weight"):
+    with pytest.raises(ModelError, match=r"text\.proj\."):
         assemble_checkpoint(tmp_path / "old.pt", tmp_path / "full2.pt")
 
 
@@ -72,5 +72,5 @@ def test_training_text_path_matches_open_clip_encode_text(monkeypatch: pytest.Mo
     ours = encode_texts(model, tokenizer, texts)
     with torch.no_grad():
         ref = model.encode_text(tokenizer(texts), normalize=True).numpy()
-    assert ours.shape == (3, model.text.proj.out_features)
+    assert ours.shape == (3, model.text.output_dim)
     np.testing.assert_allclose(ours, ref, atol=1e-5)
