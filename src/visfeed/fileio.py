@@ -7,25 +7,37 @@ import json
 import os
 import sqlite3
 import tempfile
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import Any, BinaryIO
 
 
-def write_bytes_atomic(path: str | Path, data: bytes) -> Path:
-    """Write to a temporary file in the same folder, fsync it, then rename it over ``path``."""
+def write_atomic(path: str | Path, write: Callable[[BinaryIO], object], *, mode: int | None = None) -> Path:
+    """Let ``write`` fill a temporary file in the same folder, fsync it, then rename it over ``path``.
+
+    A reader sees the old file or the new one, never a torn one; on any failure the temporary file is
+    removed. ``mode`` sets permissions first (temporary files are private, 0600, by default).
+    """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     try:
         with os.fdopen(fd, "wb") as f:
-            f.write(data)
+            write(f)
             f.flush()
             os.fsync(f.fileno())
+        if mode is not None:
+            os.chmod(tmp, mode)
         os.replace(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
     return path
+
+
+def write_bytes_atomic(path: str | Path, data: bytes) -> Path:
+    """Bytes version of :func:`write_atomic`."""
+    return write_atomic(path, lambda f: f.write(data))
 
 
 def write_text_atomic(path: str | Path, text: str) -> Path:

@@ -27,7 +27,6 @@ from __future__ import annotations
 import json
 import logging
 import os
-import tempfile
 from importlib import resources
 from pathlib import Path
 from typing import Any
@@ -36,7 +35,7 @@ import torch
 from filelock import FileLock
 
 from visfeed.errors import CacheError, ModelError
-from visfeed.fileio import sha256_file, write_bytes_atomic
+from visfeed.fileio import sha256_file, write_atomic, write_bytes_atomic
 
 log = logging.getLogger(__name__)
 
@@ -140,17 +139,7 @@ def assemble_checkpoint(tower: Path, out: Path) -> Path:
             f"{tower} does not fit {DEFAULT_MODEL}: missing {stray[:5]}, unexpected {result.unexpected_keys[:5]}; "
             "retrain it with `visfeed world train`"
         )
-    out.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=out.parent, prefix=f".{out.name}.", suffix=".tmp")
-    os.close(fd)
-    try:
-        torch.save(model.state_dict(), tmp)
-        with open(tmp, "rb") as f:
-            os.fsync(f.fileno())
-        os.replace(tmp, out)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    write_atomic(out, lambda f: torch.save(model.state_dict(), f))
     return out
 
 

@@ -14,8 +14,6 @@ import copy
 import hashlib
 import logging
 import math
-import os
-import tempfile
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -29,6 +27,7 @@ from torch.utils.data import DataLoader, IterableDataset, get_worker_info
 
 from visfeed.evals.world.captions import caption_pool, complete, constraint_codes, image_codes, twin
 from visfeed.evals.world.render import render_array
+from visfeed.fileio import write_atomic
 from visfeed.tools.builtin_models import DEFAULT_MODEL, MINILM_PREFIX, register_builtin_models, visfeed_cache_dir
 
 log = logging.getLogger(__name__)
@@ -125,13 +124,7 @@ def caption_features(model: Any, tokenizer: Any, texts: list[str]) -> np.ndarray
     t0 = time.time()
     emb = pooled_texts(model, tokenizer, texts)
     log.info("embedded %d captions in %.0f s", len(texts), time.time() - t0)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, suffix=".npy")
-    with os.fdopen(fd, "wb") as f:
-        np.save(f, emb)
-        f.flush()
-        os.fsync(f.fileno())
-    os.replace(tmp, path)
+    write_atomic(path, lambda f: np.save(f, emb))
     return emb
 
 
@@ -212,12 +205,7 @@ def build_model(device: torch.device, *, text_head: str | None = None, embed_dim
 def _save_tower(model: Any, out: Path) -> None:
     """Write what training learned: image tower, text projection, logit scale (MiniLM is installed), atomically."""
     state = {k: v.detach().cpu().clone() for k, v in model.state_dict().items() if not k.startswith(MINILM_PREFIX)}
-    out.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=out.parent, suffix=".pt.tmp")
-    os.close(fd)
-    torch.save(state, tmp)
-    os.chmod(tmp, 0o644)  # mkstemp files are private; a checkpoint is meant to be shared
-    os.replace(tmp, out)
+    write_atomic(out, lambda f: torch.save(state, f), mode=0o644)  # a checkpoint is meant to be shared
 
 
 def train(cfg: TrainConfig, out: Path, *, progress: Callable[[dict[str, float]], None] | None = None) -> dict[str, Any]:
