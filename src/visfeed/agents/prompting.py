@@ -51,8 +51,8 @@ PROSE_ASPECTS = (
 )
 """What one prose request asks about (the prose counterpart of :data:`FOCUSES`; one aspect per call).
 
-Calls with equal messages get equal answers from a seeded local model, so the aspect is what makes the
-K samples of an iteration, and successive iterations, ask different questions."""
+Each call also has its own sampling seed (the client mixes the run seed with the call's salt); the
+aspect is what makes the K samples of an iteration, and successive iterations, ask different questions."""
 
 _NUMBERS = {1: "one", 2: "two", 3: "three", 4: "four", 5: "five"}
 

@@ -10,7 +10,7 @@ sentence shapes and each family of held-out synonyms.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
 
@@ -113,13 +113,14 @@ def ceiling(
 
     lab = np.asarray(labels)
     metrics: dict[str, Any] = gates.evaluate(images, lab, world.classnames, encode)
-    paraphrase = _paraphrase_acc(images, lab, world.classnames, encode)
     restored = {}
     for family, table in TRAINING_WORDS.items():
         with _wording(**{family: table}):
-            restored[family.removeprefix("HELD_OUT_").lower()] = paraphrase()
+            restored[family.removeprefix("HELD_OUT_").lower()] = gates.paraphrase_acc(
+                images, lab, world.classnames, encode
+            )
     with _wording(**TRAINING_WORDS):
-        restored["all"] = paraphrase()
+        restored["all"] = gates.paraphrase_acc(images, lab, world.classnames, encode)
     metrics["paraphrase_with_training_words"] = restored
     metrics["settings"] = {
         "pool_size": pool_size,
@@ -136,16 +137,3 @@ def text_head_of(model: Any) -> str:
     proj = model.text.proj
     kind = "mlp" if isinstance(proj, torch.nn.Sequential) else type(proj).__name__.lower()
     return f"{kind}->{model.text.output_dim}"
-
-
-def _paraphrase_acc(
-    images: np.ndarray, labels: np.ndarray, classnames: list[str], encode: Callable[[list[str]], np.ndarray]
-) -> Callable[[], float]:
-    """Paraphrase-gate accuracy under whatever wording tables :mod:`gates` holds when called."""
-
-    def run() -> float:
-        sets = [gates.paraphrases(gates.FACTS[c], alts=gates.ALT_COLORS.get(c, [])) for c in classnames]
-        cents = gates._centroids(encode, sets)
-        return float(100.0 * np.mean((images @ cents.T).argmax(1) == labels))
-
-    return run
