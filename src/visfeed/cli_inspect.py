@@ -74,8 +74,8 @@ def trace_command(
 
       visfeed trace runs/world-s0-... --class lemon     # how lemon's descriptions evolved
     """
-    from visfeed.agents.trace import read_trace
     from visfeed.evals.inspect import filter_events, lineage_rows, require_run_dir
+    from visfeed.state.rundir import read_trace
 
     require_run_dir(run)
     if classname is not None:
@@ -150,8 +150,8 @@ def eval_command(
       visfeed eval -D runs/world-s0-.../descriptions.json --seeds 0,1,2
     """
     from visfeed.agents.resources import build_scoring
-    from visfeed.evals.baselines import names_prompts, prompt_objective, template_prompts, waffle_prompts
     from visfeed.state.config import RunConfig
+    from visfeed.tools.baselines import names_prompts, prompt_objective, template_prompts, waffle_prompts
 
     try:
         seed_list = [int(s) for s in seeds.split(",") if s.strip()]
