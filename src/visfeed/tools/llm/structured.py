@@ -134,8 +134,13 @@ class StructuredOutputError(ProviderError):
     """The model did not produce a valid answer for the schema within the allowed repair rounds."""
 
 
-def _request(mode: StructuredMode, convo: list[BaseMessage], schema: type[BaseModel], kwargs: dict[str, Any],
-             holder: dict[str, Any]) -> SendCall:  # fmt: skip
+def _request(
+    mode: StructuredMode,
+    convo: list[BaseMessage],
+    schema: type[BaseModel],
+    kwargs: dict[str, Any],
+    holder: dict[str, Any],
+) -> SendCall:
     """The request of one round: the model's own structured output (``native``), else a plain chat call."""
     if mode == "native":
 
@@ -152,9 +157,8 @@ def _request(mode: StructuredMode, convo: list[BaseMessage], schema: type[BaseMo
     return plain
 
 
-def parse_reply(reply: AIMessage, schema: type[T], native_out: Any = None) -> T:
-    """The reply as ``schema``: the native parse when the model made one, else the JSON in its text."""
-    out = native_out
+def parse_reply(reply: AIMessage, schema: type[T], out: Any = None) -> T:
+    """The reply as ``schema``: the native parse ``out`` when the model made one, else the JSON in its text."""
     if isinstance(out, dict) and out.get("parsed") is not None and out.get("parsing_error") is None:
         parsed = out["parsed"]
         if isinstance(parsed, schema):
