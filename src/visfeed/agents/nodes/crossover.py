@@ -79,11 +79,8 @@ async def llm_recombinations(ctx: RunContext, state: GraphState, it: int) -> tup
 async def crossover(state: GraphState, runtime: Runtime[RunContext]) -> dict[str, Any]:
     """Choose each class's new set; record the per-class change for the memory update."""
     ctx = runtime.context
-    cfg = ctx.config
-    session = ctx.session
-    it = state.iteration + 1
-    session.set_descriptions(state.descriptions)
-    before_fb = session.feedback()
+    cfg, session, it = ctx.config, ctx.session, state.iteration + 1
+    before_fb = ctx.feedback_for(state)
     recombined: dict[str, list[Candidate]] = {}
     stop_reason = state.stop_reason
     if cfg.crossover == "llm" and state.candidates and stop_reason is None:
