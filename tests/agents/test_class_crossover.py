@@ -27,20 +27,23 @@ HURTS = Candidate(origin="mutate:k=1", descriptions=["a green look"])
 MODES = ["exhaustive", "greedy", "beam", "llm", "auto"]
 
 
-@pytest.fixture()
-def session() -> ScoringSession:
-    split = make_split(4, seed=5)
-    s = ScoringSession(SyntheticEncoder(), CLASSES, split.image_emb, split.labels, device="cpu")
-    s.set_descriptions(START)
+SPLIT = make_split(4, seed=5)
+
+
+def _session(descriptions: dict[str, list[str]]) -> ScoringSession:
+    s = ScoringSession(SyntheticEncoder(), CLASSES, SPLIT.image_emb, SPLIT.labels, device="cpu")
+    s.set_descriptions(descriptions)
     return s
 
 
+@pytest.fixture()
+def session() -> ScoringSession:
+    return _session(START)
+
+
 def _objective(session: ScoringSession, name: str, descs: list[str]) -> tuple[int, float]:
-    saved = list(session.current[name])
-    session.set_descriptions({name: descs})
-    n, m = session.objective()
-    session.set_descriptions({name: saved})
-    return n, m
+    """The objective with one class's set replaced, from a fresh session (independent of the one searched)."""
+    return _session({**session.current, name: descs}).objective()
 
 
 def _best_union(session: ScoringSession, name: str, sets: list[list[str]]) -> tuple[int, float]:
