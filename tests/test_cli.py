@@ -6,7 +6,7 @@ from typer.testing import CliRunner
 
 from support.tiny_world import write_images, write_model
 from visfeed.cli import app
-from visfeed.cli_common import console, out
+from visfeed.cli.common import console, out
 
 runner = CliRunner()
 out.width = console.width = 250  # rich would wrap table cells at the runner's default 80 columns

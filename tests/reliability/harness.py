@@ -28,7 +28,7 @@ from typer.testing import CliRunner
 
 from support.fault_server import Action, FaultServer, _Handler, reply
 from support.scripted_provider import ScriptedProvider
-from visfeed.cli_common import console, out
+from visfeed.cli.common import console, out
 from visfeed.state.rundir import RunResult, read_trace
 
 TESTS_DIR = Path(__file__).resolve().parents[1]
@@ -42,7 +42,7 @@ runner = CliRunner()
 
 # ----------------------------------------------------------------------------------------- the CLI
 def visfeed_exe() -> list[str]:
-    """The installed ``visfeed`` console script beside this interpreter (cli.py has no __main__ guard)."""
+    """The installed ``visfeed`` console script beside this interpreter (visfeed.cli has no __main__)."""
     exe = Path(sys.executable).parent / "visfeed"
     if not exe.exists():
         raise RuntimeError(f"no visfeed console script at {exe}; pip install -e . first")

@@ -21,6 +21,7 @@ from visfeed.agents.trace import Tracer
 from visfeed.state.config import RunConfig
 from visfeed.state.models import GraphState, Usage
 from visfeed.tools.llm import LLMClient
+from visfeed.tools.scoring import Feedback
 from visfeed.tools.session import ScoringSession
 
 log = logging.getLogger(__name__)
@@ -46,6 +47,15 @@ class RunContext:
     def rng(self, node: str, iteration: int) -> np.random.Generator:
         """The seeded generator of one node in one iteration: the same on resume as in the first run."""
         return np.random.default_rng([self.config.seed, iteration, _NODE_IDS.get(node, 99)])
+
+    def feedback_for(self, state: GraphState) -> Feedback:
+        """Make the state's descriptions current in the feedback session and return its visual feedback.
+
+        The session is shared by the nodes and rebuilt empty on resume, so a node that reads feedback
+        starts here: it scores the sets of the state it was given, never those another node left behind.
+        """
+        self.session.set_descriptions(state.descriptions)
+        return self.session.feedback()
 
     def usage(self) -> Usage:
         """Usage so far: what earlier processes spent (from the checkpoint) plus this process's calls."""

@@ -13,6 +13,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -60,6 +61,14 @@ _STATE_TYPES = (
     "Usage",
     "GraphState",
 )
+
+
+@dataclass
+class _Opened:
+    """What a run has opened so far: the error path reports the client's usage and closes the resources."""
+
+    res: RunResources | None = None
+    client: LLMClient | None = None
 
 
 def checkpoint_serde() -> JsonPlusSerializer:
@@ -120,12 +129,12 @@ def _execute(
     """Run the graph; ``own``: this call built the resources and must close them (stop the LLM server)."""
     t0 = time.perf_counter()
     tracer = Tracer(run_dir)
-    holder: dict[str, Any] = {}
+    opened = _Opened()
     result = RunResult(status="running", run_dir=str(run_dir), config=cfg.to_file_dict())
     write_json_atomic(run_dir / RESULT_FILE, result.model_dump(mode="json"))
     try:
         res = resources if resources is not None else build_resources(cfg)
-        holder["res"] = res
+        opened.res = res
         tracer.emit(
             "resume" if resuming else "run_start",
             config=cfg.to_file_dict(),
@@ -139,26 +148,25 @@ def _execute(
         tracer.emit("projection", llm_calls=projected, classes=len(res.classnames))
         if progress is not None:
             progress("projection", {"projected_llm_calls": projected})
-        state = asyncio.run(_arun(cfg, run_dir, res, tracer, resuming, progress, holder))
-        result = _final_result(cfg, run_dir, res, state, tracer, holder, t0)
+        state, client = asyncio.run(_arun(cfg, run_dir, res, tracer, resuming, progress, opened))
+        result = _final_result(cfg, run_dir, res, state, tracer, client, t0)
     except KeyboardInterrupt:
         log.warning("interrupted; continue with `visfeed resume %s`", run_dir)
-        result = _partial(result, holder, t0, "interrupted", None)
+        result = _partial(result, opened, t0, "interrupted", None)
     except (VisfeedError, OSError, RuntimeError, ValueError) as exc:
         log.exception("run %s failed", run_dir)
-        result = _partial(result, holder, t0, f"failed: {type(exc).__name__}: {exc}", str(exc))
+        result = _partial(result, opened, t0, f"failed: {type(exc).__name__}: {exc}", str(exc))
     finally:
-        if own and "res" in holder:
-            holder["res"].close()
+        if own and opened.res is not None:
+            opened.res.close()
     tracer.emit("run_end", status=result.status, wall_s=time.perf_counter() - t0)
     tracer.close()
     write_json_atomic(run_dir / RESULT_FILE, result.model_dump(mode="json"))
     return result
 
 
-def _partial(result: RunResult, holder: dict[str, Any], t0: float, status: str, error: str | None) -> RunResult:
-    client: LLMClient | None = holder.get("client")
-    llm = client.totals.model_dump() if client is not None else {}
+def _partial(result: RunResult, opened: _Opened, t0: float, status: str, error: str | None) -> RunResult:
+    llm = opened.client.totals.model_dump() if opened.client is not None else {}
     return result.model_copy(
         update={
             "status": status,
@@ -177,8 +185,10 @@ async def _arun(
     tracer: Tracer,
     resuming: bool,
     progress: ProgressFn | None,
-    holder: dict[str, Any],
-) -> GraphState:
+    opened: _Opened,
+) -> tuple[GraphState, LLMClient]:
+    """Run the graph to its end (or continue it); returns the final state and the run's LLM client."""
+
     def make_session(split: EmbeddedSplit) -> ScoringSession:
         return ScoringSession(
             res.encoder,
@@ -200,7 +210,7 @@ async def _arun(
     settings = cfg.llm_settings
     cache = ResponseCache(cfg.llm_cache or run_dir / "llm_cache.sqlite")
     client = LLMClient(res.handle, settings, cache=cache, budget=budget, on_call=tracer.llm_call)
-    holder["client"] = client
+    opened.client = client
     try:
         async with aiosqlite.connect(str(run_dir / CHECKPOINTS)) as conn:
             graph = build_graph(checkpointer=AsyncSqliteSaver(conn, serde=checkpoint_serde()))
@@ -225,11 +235,10 @@ async def _arun(
                 progress=progress,
                 supports_tools=res.handle.supports_tools,
             )
-            holder["ctx"] = ctx
             if start is not None or snap.next:
                 await graph.ainvoke(start, run_cfg, context=ctx, durability="sync")
             final = await graph.aget_state(run_cfg)
-            return GraphState.model_validate(final.values)
+            return GraphState.model_validate(final.values), client
     finally:
         cache.close()
         client.close()
@@ -255,7 +264,7 @@ def _final_result(
     res: RunResources,
     state: GraphState,
     tracer: Tracer,
-    holder: dict[str, Any],
+    client: LLMClient,
     t0: float,
 ) -> RunResult:
     graph_s = time.perf_counter() - t0
@@ -267,7 +276,6 @@ def _final_result(
     best = state.best or state.descriptions
     write_json_atomic(run_dir / "descriptions.json", description_prompts(best, cfg.resolved_template))
     write_json_atomic(run_dir / "descriptions_raw.json", best)
-    client: LLMClient = holder["client"]
     wall = time.perf_counter() - t0
     llm_wall = _llm_wall(client)
     nodes: dict[str, float] = {}

@@ -5,7 +5,7 @@ from pathlib import Path
 import numpy as np
 from typer.testing import CliRunner
 
-from visfeed.cli_world import app
+from visfeed.cli.world import app
 from visfeed.tools.datasets.world.render import render
 from visfeed.tools.datasets.world.spec import load_spec
 

@@ -8,7 +8,7 @@ import pytest
 import torch
 from typer.testing import CliRunner
 
-from visfeed.cli_world import app
+from visfeed.cli.world import app
 from visfeed.errors import ModelError
 from visfeed.evals.world.train import build_model, encode_texts, multi_positive_loss
 from visfeed.tools.builtin_models import MINILM_PREFIX, assemble_checkpoint

@@ -4,7 +4,8 @@ Classes are processed in order and each choice is applied to the session before 
 searched, so every step is evaluated in the context of all earlier choices and the objective on the
 feedback split never decreases (the current set is always candidate 0, ties keep it). Each proposal is
 also scored as an *addition* to the current set; additions that lower the objective are remembered as
-rejected (they feed the negative memory bank).
+rejected (they feed the negative memory bank). The per-class step is
+:func:`visfeed.agents.class_crossover.crossover_class`.
 """
 
 from __future__ import annotations
@@ -14,37 +15,16 @@ from typing import Any
 
 from langgraph.runtime import Runtime
 
+from visfeed.agents.class_crossover import crossover_class
 from visfeed.agents.context import RunContext, traced
 from visfeed.agents.nodes.common import ask_descriptions, chunks, gather_budgeted
 from visfeed.agents.prompting import messages, quoted
 from visfeed.agents.schemas import batch_to_map
-from visfeed.agents.search import beam, count_unions, exhaustive, greedy, union
-from visfeed.state.config import RunConfig
-from visfeed.state.models import BankEntry, Candidate, ClassChange, GraphState
+from visfeed.agents.search import union
+from visfeed.state.models import Candidate, ClassChange, GraphState
 from visfeed.tools.feedback_text import quote
-from visfeed.tools.session import ScoringSession
 
 log = logging.getLogger(__name__)
-
-
-def choose(session: ScoringSession, name: str, sets: list[list[str]], cfg: RunConfig) -> tuple[list[str], int]:
-    """The best set for one class by the configured search (sets[0] is the current set)."""
-
-    def evaluate(cands: list[list[str]]) -> Any:
-        return session.evaluate_sets(name, cands)
-
-    mode = cfg.crossover
-    if mode == "llm":  # the LLM's recombinations are already among the sets: select among them
-        scores = evaluate(sets)
-        return sets[scores.best()], len(sets)
-    if mode == "auto":
-        mode = "exhaustive" if count_unions(len(sets)) <= cfg.exhaustive_limit else "beam"
-    if mode == "exhaustive":
-        return exhaustive(sets, evaluate, cfg.max_descriptions)
-    pool = union(sets[1:])
-    if mode == "greedy":
-        return greedy(sets[0], pool, evaluate, steps=cfg.search_steps, max_size=cfg.max_descriptions)
-    return beam(sets[0], pool, evaluate, steps=cfg.search_steps, width=cfg.beam_width, max_size=cfg.max_descriptions)
 
 
 async def llm_recombinations(ctx: RunContext, state: GraphState, it: int) -> tuple[dict[str, list[Candidate]], bool]:
@@ -80,11 +60,8 @@ async def llm_recombinations(ctx: RunContext, state: GraphState, it: int) -> tup
 async def crossover(state: GraphState, runtime: Runtime[RunContext]) -> dict[str, Any]:
     """Choose each class's new set; record the per-class change for the memory update."""
     ctx = runtime.context
-    cfg = ctx.config
-    session = ctx.session
-    it = state.iteration + 1
-    session.set_descriptions(state.descriptions)
-    before_fb = session.feedback()
+    cfg, session, it = ctx.config, ctx.session, state.iteration + 1
+    before_fb = ctx.feedback_for(state)
     recombined: dict[str, list[Candidate]] = {}
     stop_reason = state.stop_reason
     if cfg.crossover == "llm" and state.candidates and stop_reason is None:
@@ -97,49 +74,10 @@ async def crossover(state: GraphState, runtime: Runtime[RunContext]) -> dict[str
         cands = state.candidates.get(name)
         if not cands:
             continue
-        current = descriptions[name]
-        proposals = [c.descriptions for c in cands]
-        if cfg.crossover == "llm":  # full sets: current, current+each proposal, the LLM's recombination
-            sets = [
-                current,
-                *[union([current, p]) for p in proposals],
-                *[c.descriptions for c in recombined.get(name, [])],
-            ]
-        else:
-            sets = [current, *proposals]
-        n0, m0 = session.objective()
-        adds = session.evaluate_sets(name, [current, *[union([current, p]) for p in proposals]])
-        rejected = [
-            BankEntry(
-                text=d,
-                action="proposed",
-                iteration=it,
-                delta_correct=int(adds.n_correct[i + 1]) - n0,
-                delta_margin=float(adds.mean_margin[i + 1]) - m0,
-            )
-            for i, p in enumerate(proposals)
-            if (int(adds.n_correct[i + 1]), float(adds.mean_margin[i + 1])) < (n0, m0)
-            for d in p
-            if d not in current
-        ]
-        chosen, n_eval = choose(session, name, sets, cfg)
-        n_evaluated += n_eval + len(proposals) + 1
-        if chosen != current:
-            session.set_descriptions({name: chosen})
-        n1, m1 = session.objective()
-        origins: dict[str, str] = {}
-        for cand in [*cands, *recombined.get(name, [])]:
-            for d in cand.descriptions:
-                origins.setdefault(d, cand.origin)
-        changes[name] = ClassChange(
-            before=current,
-            after=chosen,
-            origins={d: origins.get(d, "mutate") for d in chosen if d not in current},
-            delta_correct=n1 - n0,
-            delta_margin=m1 - m0,
-            rejected=rejected,
-        )
-        descriptions[name] = chosen
+        change, n_eval = crossover_class(session, name, cands, recombined.get(name, []), cfg, it)
+        changes[name] = change
+        descriptions[name] = change.after
+        n_evaluated += n_eval
     after_fb = session.feedback()
     for name, ch in changes.items():
         c = session.class_index(name)

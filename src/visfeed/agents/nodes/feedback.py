@@ -15,10 +15,8 @@ from visfeed.state.models import GraphState, IterationRecord
 async def feedback(state: GraphState, runtime: Runtime[RunContext]) -> dict[str, Any]:
     """Objective on the feedback split (and validation if configured); elitism on the selection split."""
     ctx = runtime.context
-    cfg = ctx.config
-    session = ctx.session
-    session.set_descriptions(state.descriptions)
-    fb = session.feedback()
+    cfg, session = ctx.config, ctx.session
+    fb = ctx.feedback_for(state)
     obj = objective_of(session)
     val = None
     if cfg.use_validation and ctx.val_session is not None:

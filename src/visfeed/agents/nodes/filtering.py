@@ -52,11 +52,8 @@ def drop_reasons(
 async def filter_similar(state: GraphState, runtime: Runtime[RunContext]) -> dict[str, Any]:
     """Filter the proposals; regenerate dropped descriptions once; drop proposals left empty."""
     ctx = runtime.context
-    cfg = ctx.config
-    session = ctx.session
-    it = state.iteration + 1
-    session.set_descriptions(state.descriptions)
-    fb = session.feedback()
+    cfg, session, it = ctx.config, ctx.session, state.iteration + 1
+    fb = ctx.feedback_for(state)
     confused = {n: [session.classnames[o] for o in fb.top_confused[session.class_index(n)]] for n in state.candidates}
 
     def apply(cands: dict[str, list[Candidate]]) -> tuple[dict[str, list[Candidate]], dict[str, dict[str, str]]]:

@@ -40,11 +40,8 @@ def use_agent(ctx: RunContext) -> bool:
 async def mutate(state: GraphState, runtime: Runtime[RunContext]) -> dict[str, Any]:
     """Ask for K proposals per class needing work; proposals hold only new descriptions."""
     ctx = runtime.context
-    cfg = ctx.config
-    session = ctx.session
-    it = state.iteration + 1
-    session.set_descriptions(state.descriptions)
-    fb = session.feedback()
+    cfg, session, it = ctx.config, ctx.session, state.iteration + 1
+    fb = ctx.feedback_for(state)
     names = session.classnames
     targets = classes_to_mutate(fb, cfg.mutate_scope)
     groups = group_by_confusion(fb.lam_confusion, targets, cfg.group_size)

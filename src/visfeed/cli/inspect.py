@@ -12,7 +12,7 @@ import typer
 from rich.markup import escape
 from rich.table import Table
 
-from visfeed.cli_common import out, parse_sets
+from visfeed.cli.common import out, parse_sets
 from visfeed.errors import ConfigError
 
 

@@ -1,4 +1,4 @@
-"""The ``visfeed`` command (typer). Rich output lives here and only here.
+"""The ``visfeed`` command's top-level commands (typer). Rich output lives in this package and only here.
 
 Exit codes: 0 success; 2 bad usage or bad config (the reason is printed and nothing is written); 1 a
 runtime failure (the run is left resumable); 130 interrupted by Ctrl-C (resumable).
@@ -18,9 +18,9 @@ from rich.markup import escape
 from rich.table import Table
 
 from visfeed import __version__
-from visfeed.cli_common import console, handle_errors, out, parse_sets
-from visfeed.cli_inspect import eval_command, trace_command
-from visfeed.cli_world import app as world_app
+from visfeed.cli.common import console, handle_errors, out, parse_sets
+from visfeed.cli.inspect import eval_command, trace_command
+from visfeed.cli.world import app as world_app
 from visfeed.errors import ConfigError
 
 app = typer.Typer(
@@ -133,7 +133,7 @@ def _check_writable(run_dir: Path | None) -> None:
 
 def _run(start: Callable[[Callable[[str, dict[str, Any]], None] | None], Any], *, quiet: bool) -> None:
     """Run with a live view; print the result; exit 1 on a failed run, 130 on Ctrl-C."""
-    from visfeed.cli_live import LiveView
+    from visfeed.cli.live import LiveView
 
     view = None if quiet else LiveView(console)
     try:

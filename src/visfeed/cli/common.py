@@ -1,4 +1,4 @@
-"""Shared pieces of the CLI modules: consoles, the error-to-exit-code wrapper, ``--set`` parsing."""
+"""Shared pieces of the CLI package: consoles, the error-to-exit-code wrapper, ``--set`` parsing."""
 
 from __future__ import annotations
 
