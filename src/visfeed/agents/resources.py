@@ -19,6 +19,7 @@ from visfeed.state.config import RunConfig
 from visfeed.tools.datasets.base import Split
 from visfeed.tools.llm import ProviderHandle, resolve_provider
 from visfeed.tools.session import TextEncoder
+from visfeed.tools.visual_words import Vocabulary, WordSource, load_vocabulary
 
 log = logging.getLogger(__name__)
 
@@ -47,6 +48,7 @@ class RunResources:
     validation: EmbeddedSplit | None = None
     backbone: str = ""
     extras: dict[str, object] = field(default_factory=dict)
+    vocabulary: Vocabulary | None = None
 
     def close(self) -> None:
         """Stop the local LLM server if this run started one."""
@@ -65,6 +67,15 @@ class ScoringData:
     validation: EmbeddedSplit | None
     backbone: str
     extras: dict[str, object]
+    vocabulary: Vocabulary | None = None
+
+
+def word_source(data: ScoringData | RunResources) -> WordSource | None:
+    """The visual-word probe of the feedback split (None without a vocabulary)."""
+    if data.vocabulary is None:
+        return None
+    fb = data.feedback
+    return WordSource(data.vocabulary, data.encoder, fb.image_emb, fb.labels, list(data.classnames))
 
 
 def build_scoring(cfg: RunConfig) -> ScoringData:
@@ -73,6 +84,7 @@ def build_scoring(cfg: RunConfig) -> ScoringData:
     from visfeed.tools.cache import EmbeddingCache
     from visfeed.tools.vlm import VLM, BackboneRef
 
+    vocabulary = load_vocabulary(cfg.vocabulary)  # a bad file is a usage error, raised before any work
     load_report: dict[str, object] | None = None
     if cfg.dataset == "world":
         from visfeed.evals.world.splits import world_splits
@@ -127,6 +139,7 @@ def build_scoring(cfg: RunConfig) -> ScoringData:
         test_loader=embed_test,
         backbone=vlm.identity,
         extras=extras,
+        vocabulary=vocabulary,
     )
 
 
@@ -151,4 +164,5 @@ def build_resources(cfg: RunConfig) -> RunResources:
         handle=handle,
         backbone=data.backbone,
         extras=data.extras,
+        vocabulary=data.vocabulary,
     )

@@ -26,7 +26,7 @@ from pydantic import BaseModel, Field
 from visfeed.agents.context import ProgressFn, RunContext
 from visfeed.agents.finalize import MethodScore, score_methods
 from visfeed.agents.graph import build_graph
-from visfeed.agents.resources import EmbeddedSplit, RunResources, build_resources
+from visfeed.agents.resources import EmbeddedSplit, RunResources, build_resources, word_source
 from visfeed.agents.trace import Tracer, read_trace, usage_from_trace
 from visfeed.errors import ConfigError, VisfeedError
 from visfeed.evals.baselines import description_prompts
@@ -260,6 +260,7 @@ async def _arun(
                 usage_base=usage,
                 progress=progress,
                 supports_tools=res.handle.supports_tools,
+                words=word_source(res) if cfg.visual_words else None,
             )
             holder["ctx"] = ctx
             if start is not None or snap.next:
