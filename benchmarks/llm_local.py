@@ -33,7 +33,8 @@ from pathlib import Path
 from langchain_core.messages import BaseMessage, HumanMessage, SystemMessage
 from pydantic import BaseModel, Field
 
-from visfeed.tools.llm import LLMClient, LLMSettings, ResponseCache, resolve_provider
+from visfeed.state.llm import LLMSettings
+from visfeed.tools.llm import LLMClient, ResponseCache, resolve_provider
 
 CLASSES = ["banana", "zebra", "fire truck", "strawberry", "penguin", "lighthouse", "violin", "cactus"]
 

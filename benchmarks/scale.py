@@ -40,9 +40,10 @@ from langchain_core.messages import AIMessage, BaseMessage
 from langchain_core.outputs import ChatGeneration, ChatResult
 
 from visfeed.agents.resources import EmbeddedSplit, RunResources
-from visfeed.agents.run import CHECKPOINTS, checkpoint_serde, optimize
+from visfeed.agents.run import checkpoint_serde, optimize
 from visfeed.state.config import RunConfig
 from visfeed.state.models import GraphState
+from visfeed.state.rundir import CHECKPOINTS
 from visfeed.tools.llm import ProviderHandle
 
 DIM = 64

@@ -25,8 +25,8 @@ import open_clip
 import torch
 
 from visfeed.evals.world.measure import measure
+from visfeed.state.config import DEFAULT_MODEL
 from visfeed.tools.builtin_models import (
-    DEFAULT_MODEL,
     assemble_checkpoint,
     default_pretrained,
     register_builtin_models,

@@ -23,9 +23,10 @@ import time
 from pathlib import Path
 from typing import Any
 
-from visfeed.agents.run import CONFIG_FILE, load_result, optimize, resume
+from visfeed.agents.run import optimize, resume
 from visfeed.fileio import sha256_file, write_json_atomic
 from visfeed.state.config import RunConfig
+from visfeed.state.rundir import CONFIG_FILE, load_result
 from visfeed.tools.builtin_models import shipped_checkpoint
 
 METHODS = ("names", "templates", "llm_oneshot", "waffle", "visual_words", "optimized")

@@ -242,7 +242,6 @@ def datasets() -> None:
     table = Table(title="datasets (use --dataset NAME --root PATH; `world` needs no root)")
     table.add_column("name")
     table.add_column("expected layout")
-    table.add_row("world", "none: rendered on demand from the shipped market spec")
     for info in list_datasets():
         table.add_row(escape(info.name), escape(info.layout))
     out.print(table)

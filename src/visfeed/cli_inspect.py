@@ -75,8 +75,8 @@ def trace_command(
 
       visfeed trace runs/world-s0-... --class lemon     # how lemon's descriptions evolved
     """
-    from visfeed.agents.trace import read_trace
     from visfeed.evals.inspect import filter_events, lineage_rows, require_run_dir, words_rows
+    from visfeed.state.rundir import read_trace
 
     require_run_dir(run)
     if classname is not None:
@@ -161,14 +161,14 @@ def eval_command(
       visfeed eval -D runs/world-s0-.../descriptions.json --seeds 0,1,2
     """
     from visfeed.agents.resources import build_scoring, word_source
-    from visfeed.evals.baselines import (
+    from visfeed.state.config import RunConfig
+    from visfeed.tools.baselines import (
         description_prompts,
         names_prompts,
         prompt_objective,
         template_prompts,
         waffle_prompts,
     )
-    from visfeed.state.config import RunConfig
     from visfeed.tools.visual_words import control_descriptions
 
     try:

@@ -54,5 +54,9 @@ class ProviderError(VisfeedError):
         self.retry_after = retry_after
 
 
+class OutputParseError(VisfeedError, ValueError):
+    """A model's reply is not JSON matching the expected schema; the message is meant to be shown to the model."""
+
+
 class BudgetExceeded(VisfeedError):
     """The run's LLM budget (calls, tokens or cost) would be exceeded by the next call."""

@@ -6,8 +6,8 @@ import json
 
 from tests.agents.conftest import CLASSES, ScriptedChat
 
-from visfeed.agents.run import load_result, optimize
-from visfeed.agents.trace import read_trace
+from visfeed.agents.run import optimize
+from visfeed.state.rundir import load_result, read_trace
 
 
 def test_run_end_to_end_improves_and_writes_run_dir(base_config, make_resources):

@@ -13,8 +13,10 @@ from visfeed.agents.prompting import prose_requests
 from visfeed.agents.prose import ask_prose
 from visfeed.agents.resources import RunResources
 from visfeed.agents.run import optimize
-from visfeed.agents.trace import Tracer, read_trace
-from visfeed.tools.llm import LLMClient, LLMSettings
+from visfeed.agents.trace import Tracer
+from visfeed.state.llm import LLMSettings
+from visfeed.state.rundir import read_trace
+from visfeed.tools.llm import LLMClient
 
 _VISUAL = (
     "red yellow green orange brown white black pink purple golden bright pale dark round oval long curved "

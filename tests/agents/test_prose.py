@@ -10,7 +10,8 @@ from tests.agents.conftest import ScriptedChat
 from visfeed.agents.prompting import prose_messages, prose_requests
 from visfeed.agents.prose import ask_prose, parse_prose
 from visfeed.agents.schemas import ClassEntry, DescriptionBatch, batch_to_map, junk_reason
-from visfeed.agents.trace import Tracer, read_trace
+from visfeed.agents.trace import Tracer
+from visfeed.state.rundir import read_trace
 from visfeed.tools.llm import LLMClient, ProviderHandle
 
 # What SmolLM2-135M put into the JSON list under the json_object_schema grammar (trace of a world run).

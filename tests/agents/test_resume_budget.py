@@ -7,9 +7,9 @@ import json
 import pytest
 from tests.agents.conftest import ScriptedChat
 
-from visfeed.agents.run import load_result, optimize, resume
-from visfeed.agents.trace import read_trace
+from visfeed.agents.run import optimize, resume
 from visfeed.errors import ConfigError
+from visfeed.state.rundir import load_result, read_trace
 
 
 def _summary(result, run_dir):

@@ -6,7 +6,8 @@ import json
 
 from langchain_core.messages import AIMessage, HumanMessage
 
-from visfeed.agents.trace import TRACE_FILE, Tracer, read_trace, usage_from_trace
+from visfeed.agents.trace import Tracer
+from visfeed.state.rundir import TRACE_FILE, read_trace, usage_from_trace
 from visfeed.tools.llm import LLMCallRecord
 
 

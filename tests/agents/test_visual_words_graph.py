@@ -8,10 +8,11 @@ import json
 import numpy as np
 from tests.agents.conftest import ATTRS, CLASSES, DISTRACTORS, ScriptedChat
 
-from visfeed.agents.prompting import compact_feedback, prose_messages
+from visfeed.agents.prompting import prose_messages
 from visfeed.agents.run import optimize, resume
-from visfeed.agents.trace import read_trace
 from visfeed.evals.inspect import report_data, words_rows
+from visfeed.state.rundir import read_trace
+from visfeed.tools.feedback_text import compact_feedback
 from visfeed.tools.scoring import Feedback
 from visfeed.tools.visual_words import ClassWords, Vocabulary
 

@@ -28,9 +28,8 @@ from typer.testing import CliRunner
 
 from support.fault_server import Action, FaultServer, _Handler, reply
 from support.scripted_provider import ScriptedProvider
-from visfeed.agents.run import RunResult
-from visfeed.agents.trace import read_trace
 from visfeed.cli_common import console, out
+from visfeed.state.rundir import RunResult, read_trace
 
 TESTS_DIR = Path(__file__).resolve().parents[1]
 PROVIDER = "support.scripted_provider:make"

@@ -18,7 +18,7 @@ import pytest
 import yaml
 
 from reliability.harness import PROVIDER, flat, invoke, world_args
-from visfeed.agents.trace import read_trace
+from visfeed.state.rundir import read_trace
 from visfeed.tools.datasets.registry import load_dataset_with_report
 
 

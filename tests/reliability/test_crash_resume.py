@@ -35,7 +35,7 @@ from reliability.harness import (
     visfeed_exe,
     world_args,
 )
-from visfeed.agents.trace import TRACE_FILE, read_trace
+from visfeed.state.rundir import TRACE_FILE, read_trace
 
 LLM_DELAY = "0.5"  # seconds per scripted LLM call: a wide window to land a signal mid-call
 

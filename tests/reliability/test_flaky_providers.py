@@ -31,7 +31,7 @@ from reliability.harness import (
 )
 from support.fault_server import Action, drop, empty_choices, malformed, reply, slow, status
 from visfeed.agents.schemas import MAX_DESCRIPTION_CHARS, names_other_class
-from visfeed.agents.trace import read_trace
+from visfeed.state.rundir import read_trace
 
 CLASSES = ["cherry", "lemon", "lime"]
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 
 from visfeed.errors import ConfigError
@@ -65,7 +67,8 @@ def test_bad_files_are_config_errors(tmp_path):
 
 
 def test_template_default_depends_on_the_backbone() -> None:
-    from visfeed.state.config import DEFAULT_TEMPLATE, NAMELESS_TEMPLATE, RunConfig
+    from visfeed.state.config import RunConfig
+    from visfeed.state.templates import DEFAULT_TEMPLATE, NAMELESS_TEMPLATE
 
     assert RunConfig().resolved_template == NAMELESS_TEMPLATE  # the world model never saw class names
     assert RunConfig(backbone="ViT-B-32", pretrained="openai").resolved_template == DEFAULT_TEMPLATE
@@ -83,3 +86,23 @@ def test_projected_llm_calls_counts_init_and_proposals() -> None:
     assert local.with_updates(answer_format="json").projected_llm_calls(26) == 26 + 5 * 2 * 26
     prose_groups = remote.with_updates(answer_format="prose", n_init=4, max_iterations=1)
     assert prose_groups.projected_llm_calls(26) == 26 * 2 + 1 * 4 * 26  # one call per class, not per group
+
+
+def test_old_flat_llm_keys_load_into_llm(tmp_path: Path) -> None:
+    """config.yaml files written before the LLM knobs were nested must still load, so old runs resume."""
+    old = tmp_path / "config.yaml"
+    old.write_text("llm_timeout_s: 7.5\nllm_max_retries: 1\nllm_backoff_s: 0.25\nmax_concurrency: 3\nseed: 4\n")
+    cfg = RunConfig.load(old)
+    assert (cfg.llm.timeout_s, cfg.llm.max_retries, cfg.llm.backoff_base_s, cfg.llm.max_concurrency) == (
+        7.5,
+        1,
+        0.25,
+        3,
+    )
+    assert RunConfig.from_mapping(cfg.to_file_dict()) == cfg  # the nested form round-trips
+    overridden = RunConfig.load(old, overrides={"llm_timeout_s": 2.0})
+    assert overridden.llm.timeout_s == 2.0 and overridden.llm.max_retries == 1
+    settings = cfg.llm_settings
+    assert (settings.timeout_s, settings.seed, settings.temperature) == (7.5, 4, cfg.resolved_temperature)
+    with pytest.raises(ConfigError, match=r"llm\.timeout_s \(llm_timeout_s\)"):
+        RunConfig.from_mapping({"llm_timeout_s": 0})

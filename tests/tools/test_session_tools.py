@@ -4,8 +4,9 @@ import numpy as np
 import pytest
 
 from visfeed.errors import ConfigError, DataError
+from visfeed.state.templates import check_template
 from visfeed.tools.lc_tools import make_scoring_tools
-from visfeed.tools.session import ScoringSession, check_template
+from visfeed.tools.session import ScoringSession
 
 
 class WordEncoder:

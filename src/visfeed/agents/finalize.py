@@ -10,23 +10,13 @@ from __future__ import annotations
 from typing import Any
 
 import numpy as np
-from pydantic import BaseModel, Field
 
 from visfeed.agents.resources import RunResources, word_source
-from visfeed.evals.baselines import baseline_prompt_sets, description_prompts, prompt_objective, prompt_session
 from visfeed.state.config import RunConfig
 from visfeed.state.models import GraphState
+from visfeed.state.rundir import MethodScore
+from visfeed.tools.baselines import baseline_prompt_sets, description_prompts, prompt_objective, prompt_session
 from visfeed.tools.visual_words import control_descriptions
-
-
-class MethodScore(BaseModel):
-    """Accuracy of one prompt set on the feedback, validation and test splits."""
-
-    feedback_accuracy: float
-    validation_accuracy: float | None = None
-    test_accuracy: float | None = None
-    prompts_per_class: float = Field(description="Mean number of prompts per class.")
-
 
 #: Most classes for which the per-class test confusion matrix is stored (it grows with the square).
 CONFUSION_LIMIT = 200

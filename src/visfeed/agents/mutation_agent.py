@@ -16,11 +16,13 @@ from langchain_core.messages import BaseMessage, HumanMessage, SystemMessage, To
 from langchain_core.tools import BaseTool, StructuredTool
 from pydantic import ValidationError
 
-from visfeed.agents.prompting import FOCUSES, compact_feedback, load_prompt, messages, quoted, render_banks
+from visfeed.agents.prompting import FOCUSES, load_prompt, messages, quoted, render_banks
 from visfeed.agents.schemas import DescriptionBatch, batch_to_map, example_batch
+from visfeed.errors import OutputParseError
 from visfeed.state.models import GraphState
+from visfeed.tools.feedback_text import compact_feedback
 from visfeed.tools.lc_tools import make_scoring_tools
-from visfeed.tools.llm.structured import OutputParseError, message_text, parse_structured
+from visfeed.tools.llm.structured import message_text, parse_structured
 
 if TYPE_CHECKING:
     from visfeed.agents.context import RunContext

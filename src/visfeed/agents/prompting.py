@@ -17,19 +17,16 @@ usable sentences (42 with a colour/shape/texture word), "Do not mention" 59 (44)
 from __future__ import annotations
 
 import functools
-import json
 import re
 from collections.abc import Callable, Mapping, Sequence
 from importlib import resources
 from string import Template
 
-import numpy as np
 from langchain_core.messages import BaseMessage, HumanMessage, SystemMessage
 
 from visfeed.state.config import PROSE_SENTENCES_PER_CALL
 from visfeed.state.models import MemoryBank
-from visfeed.tools.scoring import Feedback
-from visfeed.tools.visual_words import ClassWords, join_words
+from visfeed.tools.feedback_text import quote
 
 FOCUSES = (
     "Focus on colors and color patterns.",
@@ -73,68 +70,9 @@ def messages(name: str, **fields: object) -> list[BaseMessage]:
     ]
 
 
-def quote(name: str) -> str:
-    """One class name as a JSON string literal: names are data, and a quote inside one cannot end it early."""
-    return json.dumps(name, ensure_ascii=False)
-
-
 def quoted(names: Sequence[str]) -> str:
     """Class names as a comma-separated list of JSON string literals."""
     return ", ".join(quote(n) for n in names)
-
-
-def _short(descs: Sequence[str], limit: int) -> str:
-    shown = "; ".join(descs[:limit])
-    return shown + (f" (+{len(descs) - limit} more)" if len(descs) > limit else "")
-
-
-def compact_feedback(
-    classes: Sequence[int],
-    classnames: Sequence[str],
-    descriptions: Mapping[str, Sequence[str]],
-    fb: Feedback,
-    *,
-    own_limit: int = 6,
-    confused_limit: int = 3,
-    other_limit: int = 2,
-    words: Mapping[str, ClassWords] | None = None,
-) -> str:
-    """Per class: accuracy, current descriptions, its images in words, top confused classes and theirs.
-
-    ``words`` (class -> :class:`ClassWords`) adds the line of what the class's images look like.
-    """
-    blocks = []
-    for c in classes:
-        name = classnames[c]
-        acc = fb.per_class_accuracy[c]
-        n = int(fb.per_class_count[c])
-        acc_text = "no labelled images" if np.isnan(acc) else f"{acc:.0%} of {n} images correct"
-        lines = [
-            f"Class {quote(name)}: {acc_text}.",
-            f"  Current: {_short(list(descriptions.get(name, [])), own_limit)}",
-        ]
-        seen = (words or {}).get(name)
-        if seen is not None and seen.own:
-            lines.append("  " + words_line(seen))
-        confused = fb.top_confused[c][:confused_limit]
-        if confused:
-            parts = [
-                f"{quote(classnames[o])} ({int(fb.lam_confusion[c, o])} images; described as: "
-                f"{_short(list(descriptions.get(classnames[o], [])), other_limit)})"
-                for o in confused
-            ]
-            lines.append("  Confused with: " + ", ".join(parts))
-        else:
-            lines.append("  Not confused with other classes.")
-        blocks.append("\n".join(lines))
-    return "\n".join(blocks)
-
-
-def words_line(words: ClassWords) -> str:
-    """One feedback line: 'Images look: green and round; unlike "lemon", whose images look: yellow.'."""
-    text = f"Images look: {join_words(words.own)}"
-    others = [f"unlike {quote(o)}, whose images look: {join_words(w)}" for o, w in words.against.items() if w]
-    return "; ".join([text, *others]) + "."
 
 
 def render_banks(banks: Mapping[str, MemoryBank], classes: Sequence[str], shown: int) -> str:

@@ -24,9 +24,9 @@ from langchain_core.messages import BaseMessage
 
 from visfeed.agents.schemas import ClassEntry, DescriptionBatch, clean_description, junk_reason
 from visfeed.agents.trace import Tracer
-from visfeed.errors import BudgetExceeded
+from visfeed.errors import BudgetExceeded, OutputParseError
 from visfeed.tools.llm import LLMClient
-from visfeed.tools.llm.structured import OutputParseError, extract_json, message_text
+from visfeed.tools.llm.structured import extract_json, message_text
 
 log = logging.getLogger(__name__)
 

@@ -1,6 +1,6 @@
 """What a run needs besides its state: class names, embedded splits, a text encoder and an LLM provider.
 
-Built once per process from the :class:`RunConfig` (world or dataset, backbone, provider). Tests and
+Built once per process from the :class:`RunConfig` (dataset, backbone, provider). Tests and
 benchmarks can pass their own :class:`RunResources` (e.g. a synthetic encoder and a scripted chat model).
 The test split is behind a loader that the runner calls once, after the graph has finished, so no
 selection can ever see it.
@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from visfeed.errors import DataError
-from visfeed.state.config import RunConfig
+from visfeed.state.config import DEFAULT_MODEL, RunConfig
 from visfeed.tools.datasets.base import Split
 from visfeed.tools.llm import ProviderHandle, resolve_provider
 from visfeed.tools.session import TextEncoder
@@ -36,26 +36,6 @@ class EmbeddedSplit:
 
 
 @dataclass
-class RunResources:
-    """Everything heavy a run uses; never checkpointed."""
-
-    dataset: str
-    classnames: list[str]
-    encoder: TextEncoder
-    feedback: EmbeddedSplit
-    test_loader: Callable[[], EmbeddedSplit]
-    handle: ProviderHandle
-    validation: EmbeddedSplit | None = None
-    backbone: str = ""
-    extras: dict[str, object] = field(default_factory=dict)
-    vocabulary: Vocabulary | None = None
-
-    def close(self) -> None:
-        """Stop the local LLM server if this run started one."""
-        self.handle.close()
-
-
-@dataclass
 class ScoringData:
     """A dataset embedded by a backbone: what scoring needs, without any LLM (``visfeed eval`` uses it)."""
 
@@ -64,13 +44,28 @@ class ScoringData:
     encoder: TextEncoder
     feedback: EmbeddedSplit
     test_loader: Callable[[], EmbeddedSplit]
-    validation: EmbeddedSplit | None
-    backbone: str
-    extras: dict[str, object]
+    validation: EmbeddedSplit | None = None
+    backbone: str = ""
+    extras: dict[str, object] = field(default_factory=dict)
     vocabulary: Vocabulary | None = None
 
 
-def word_source(data: ScoringData | RunResources) -> WordSource | None:
+@dataclass
+class RunResources(ScoringData):
+    """Everything heavy a run uses: the scoring data plus an LLM provider; never checkpointed.
+
+    A subclass rather than a holder of :class:`ScoringData`: whatever scores (the finalizer, the
+    sessions) takes a run's resources as they are, and tests build one from the same flat fields.
+    """
+
+    handle: ProviderHandle = field(kw_only=True)
+
+    def close(self) -> None:
+        """Stop the local LLM server if this run started one."""
+        self.handle.close()
+
+
+def word_source(data: ScoringData) -> WordSource | None:
     """The visual-word probe of the feedback split (None without a vocabulary)."""
     if data.vocabulary is None:
         return None
@@ -80,23 +75,20 @@ def word_source(data: ScoringData | RunResources) -> WordSource | None:
 
 def build_scoring(cfg: RunConfig) -> ScoringData:
     """Load the data and the backbone, embedding the feedback and validation images through the cache."""
-    from visfeed.tools.builtin_models import DEFAULT_MODEL, default_pretrained, visfeed_cache_dir
+    from visfeed.tools.builtin_models import default_pretrained, visfeed_cache_dir
     from visfeed.tools.cache import EmbeddingCache
+    from visfeed.tools.datasets import WorldOptions, load_dataset_with_report
     from visfeed.tools.vlm import VLM, BackboneRef
 
     vocabulary = load_vocabulary(cfg.vocabulary)  # a bad file is a usage error, raised before any work
-    load_report: dict[str, object] | None = None
-    if cfg.dataset == "world":
-        from visfeed.evals.world.splits import world_splits
-
-        splits = world_splits(cfg.world_spec, seed=cfg.seed, k_shot=cfg.k_shot, n_val=cfg.n_val, n_test=cfg.n_test)
-    else:
-        from visfeed.tools.datasets.registry import load_dataset_with_report
-
-        splits, report = load_dataset_with_report(
-            cfg.dataset, cfg.dataset_root, k_shot=cfg.k_shot, seed=cfg.seed, download=cfg.allow_download
-        )
-        load_report = report.model_dump(mode="json")  # skipped files, short classes: recorded in the trace
+    splits, report = load_dataset_with_report(
+        cfg.dataset,
+        cfg.dataset_root,
+        k_shot=cfg.k_shot,
+        seed=cfg.seed,
+        download=cfg.allow_download,
+        world=WorldOptions(spec=cfg.world_spec, n_val=cfg.n_val, n_test=cfg.n_test),
+    )
     pretrained = cfg.pretrained
     if pretrained is None and cfg.backbone == DEFAULT_MODEL:
         pretrained = str(default_pretrained())
@@ -127,9 +119,8 @@ def build_scoring(cfg: RunConfig) -> ScoringData:
             )
 
     validation = embed(splits.validation) if splits.validation is not None and len(splits.validation) else None
-    extras: dict[str, object] = {"vlm": vlm, "cache": cache}
-    if load_report is not None:
-        extras["load_report"] = load_report
+    # skipped files, short classes: recorded in the trace
+    extras: dict[str, object] = {"vlm": vlm, "cache": cache, "load_report": report.model_dump(mode="json")}
     return ScoringData(
         dataset=splits.name,
         classnames=list(splits.classnames),
@@ -150,19 +141,8 @@ def build_resources(cfg: RunConfig) -> RunResources:
         cfg.provider,
         base_url=cfg.base_url,
         temperature=cfg.resolved_temperature,
-        timeout_s=cfg.llm_timeout_s,
+        timeout_s=cfg.llm.timeout_s,
         local_seed=cfg.seed,
         local_chat_format=cfg.local_chat_format,
     )
-    return RunResources(
-        dataset=data.dataset,
-        classnames=data.classnames,
-        encoder=data.encoder,
-        feedback=data.feedback,
-        validation=data.validation,
-        test_loader=data.test_loader,
-        handle=handle,
-        backbone=data.backbone,
-        extras=data.extras,
-        vocabulary=data.vocabulary,
-    )
+    return RunResources(**vars(data), handle=handle)

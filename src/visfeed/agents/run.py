@@ -21,25 +21,33 @@ import aiosqlite
 import yaml
 from langgraph.checkpoint.serde.jsonplus import JsonPlusSerializer
 from langgraph.checkpoint.sqlite.aio import AsyncSqliteSaver
-from pydantic import BaseModel, Field
 
 from visfeed.agents.context import ProgressFn, RunContext
-from visfeed.agents.finalize import MethodScore, score_methods
+from visfeed.agents.finalize import score_methods
 from visfeed.agents.graph import build_graph
 from visfeed.agents.resources import EmbeddedSplit, RunResources, build_resources, word_source
-from visfeed.agents.trace import Tracer, read_trace, usage_from_trace
+from visfeed.agents.trace import Tracer
 from visfeed.errors import ConfigError, VisfeedError
-from visfeed.evals.baselines import description_prompts
 from visfeed.fileio import write_json_atomic, write_text_atomic
 from visfeed.state.config import RunConfig
-from visfeed.state.models import GraphState, IterationRecord, Usage
-from visfeed.tools.llm import Budget, LLMClient, LLMSettings, ResponseCache
+from visfeed.state.models import GraphState, Usage
+from visfeed.state.rundir import (
+    CHECKPOINTS,
+    CONFIG_FILE,
+    EVALUATION_FILE,
+    RESULT_FILE,
+    RunResult,
+    default_run_dir,
+    load_result,
+    read_trace,
+    usage_from_trace,
+)
+from visfeed.tools.baselines import description_prompts
+from visfeed.tools.llm import Budget, LLMClient, ResponseCache
 from visfeed.tools.session import ScoringSession
 
 log = logging.getLogger(__name__)
 
-CONFIG_FILE, RESULT_FILE, CHECKPOINTS = "config.yaml", "result.json", "checkpoints.sqlite"
-EVALUATION_FILE = "evaluation.json"  # per-class test accuracy and confusion, before and after
 THREAD = {"configurable": {"thread_id": "run"}}
 _STATE_TYPES = (
     "Objective",
@@ -54,36 +62,9 @@ _STATE_TYPES = (
 )
 
 
-class RunResult(BaseModel):
-    """What ``result.json`` holds, and what :func:`optimize` / :func:`resume` return."""
-
-    status: str = Field(description="'completed', 'stopped: budget', 'failed: ...', 'interrupted' or 'running'.")
-    run_dir: str
-    dataset: str = ""
-    n_classes: int = 0
-    iterations: int = 0
-    best_iteration: int = 0
-    stop_reason: str | None = None
-    optimized: MethodScore | None = None
-    baselines: dict[str, MethodScore] = Field(default_factory=dict)
-    history: list[IterationRecord] = Field(default_factory=list)
-    llm: dict[str, Any] = Field(default_factory=dict, description="Calls, cache hits, tokens, cost (whole run).")
-    timings: dict[str, Any] = Field(default_factory=dict, description="Wall, LLM and non-LLM seconds of this process.")
-    filter_dropped: int = 0
-    error: str | None = None
-    config: dict[str, Any] = Field(default_factory=dict)
-    finished_at: str | None = None
-
-
 def checkpoint_serde() -> JsonPlusSerializer:
     """Serializer that may restore visfeed's own state models (and nothing else unexpected)."""
     return JsonPlusSerializer(allowed_msgpack_modules=[("visfeed.state.models", t) for t in _STATE_TYPES])
-
-
-def default_run_dir(cfg: RunConfig) -> Path:
-    """runs/<dataset>-s<seed>-<UTC time>."""
-    stamp = datetime.now(UTC).strftime("%Y%m%d-%H%M%S")
-    return Path("runs") / f"{cfg.dataset.replace(':', '_')}-s{cfg.seed}-{stamp}"
 
 
 def optimize(
@@ -125,15 +106,6 @@ def resume(
     if done is not None and (done.status == "completed" or done.status.startswith("stopped")):
         return done
     return _execute(config, run_dir, resuming=True, progress=progress, resources=resources, own=resources is None)
-
-
-def load_result(run_dir: str | Path) -> RunResult | None:
-    """The run's ``result.json`` if it exists and parses."""
-    path = Path(run_dir) / RESULT_FILE
-    try:
-        return RunResult.model_validate_json(path.read_text(encoding="utf-8"))
-    except (OSError, ValueError):
-        return None
 
 
 def _execute(
@@ -225,15 +197,7 @@ async def _arun(
     budget = None
     if any(v is not None for v in (cfg.max_calls, cfg.max_total_tokens, cfg.max_cost_usd)):
         budget = Budget(max_calls=cfg.max_calls, max_tokens=cfg.max_total_tokens, max_cost_usd=cfg.max_cost_usd)
-    settings = LLMSettings(
-        max_concurrency=cfg.max_concurrency,
-        timeout_s=cfg.llm_timeout_s,
-        max_retries=cfg.llm_max_retries,
-        backoff_base_s=cfg.llm_backoff_s,
-        temperature=cfg.resolved_temperature,
-        max_tokens=cfg.resolved_max_tokens,
-        seed=cfg.seed,
-    )
+    settings = cfg.llm_settings
     cache = ResponseCache(cfg.llm_cache or run_dir / "llm_cache.sqlite")
     client = LLMClient(res.handle, settings, cache=cache, budget=budget, on_call=tracer.llm_call)
     holder["client"] = client
@@ -340,4 +304,4 @@ def _final_result(
     )
 
 
-__all__ = ["RunResult", "load_result", "optimize", "resume"]
+__all__ = ["optimize", "resume"]

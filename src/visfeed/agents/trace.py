@@ -1,8 +1,8 @@
 """Append-only, crash-safe run trace: one JSON object per line in ``trace.jsonl``, fsync'd per event.
 
 Why JSONL and not a database: a line is appended with one ``write`` and made durable with ``fsync``
-before the writer returns, so a crash can at worst tear the *last* line, which :func:`read_trace`
-ignores. The CLI and the report read the same file; a resumed run appends to it (after a ``resume``
+before the writer returns, so a crash can at worst tear the *last* line, which
+:func:`visfeed.state.rundir.read_trace` ignores. The CLI and the report read the same file; a resumed run appends to it (after a ``resume``
 event), so the trace tells the whole story of a run including its interruptions.
 
 Events (field ``event``): run_start, resume, node_start, node_end (duration_s), llm_call (record fields,
@@ -23,11 +23,10 @@ from typing import Any
 
 from langchain_core.messages import AIMessage, BaseMessage
 
+from visfeed.state.rundir import TRACE_FILE
 from visfeed.tools.llm import LLMCallRecord
 
 log = logging.getLogger(__name__)
-
-TRACE_FILE = "trace.jsonl"
 
 
 def _default(obj: Any) -> Any:
@@ -102,43 +101,3 @@ class Tracer:
 
     def __exit__(self, *exc: object) -> None:
         self.close()
-
-
-def read_trace(run_dir: str | Path, *, events: set[str] | None = None) -> list[dict[str, Any]]:
-    """All well-formed events of a run (optionally only some kinds); torn or corrupt lines are skipped."""
-    path = Path(run_dir) / TRACE_FILE
-    if not path.exists():
-        return []
-    out: list[dict[str, Any]] = []
-    with path.open("rb") as f:
-        lines = f.read().split(b"\n")
-    for n, raw in enumerate(lines):
-        if not raw.strip():
-            continue
-        try:
-            item = json.loads(raw.decode("utf-8"))
-        except (UnicodeDecodeError, json.JSONDecodeError):
-            if n < len(lines) - 1 and lines[n + 1 :] != [b""] and any(x.strip() for x in lines[n + 1 :]):
-                log.warning("%s: skipping a corrupt line %d (a crash during a write)", path, n + 1)
-            continue
-        if isinstance(item, dict) and (events is None or item.get("event") in events):
-            out.append(item)
-    return out
-
-
-def usage_from_trace(run_dir: str | Path) -> dict[str, Any]:
-    """LLM spend recorded so far (calls sent, cache hits, tokens, cost), from every process of the run.
-
-    The trace, not the checkpoint, is the ledger: calls made by a node that was interrupted before its
-    checkpoint still cost money and still count against the budget of the resumed run.
-    """
-    totals = {"calls": 0, "cache_hits": 0, "prompt_tokens": 0, "completion_tokens": 0, "cost_usd": 0.0}
-    for e in read_trace(run_dir, events={"llm_call"}):
-        if e.get("cache_hit"):
-            totals["cache_hits"] += 1
-            continue
-        totals["calls"] += 1
-        totals["prompt_tokens"] += int(e.get("prompt_tokens", 0))
-        totals["completion_tokens"] += int(e.get("completion_tokens", 0))
-        totals["cost_usd"] += float(e.get("cost_usd", 0.0))
-    return totals

@@ -14,10 +14,9 @@ from typing import Any
 
 from pydantic import BaseModel
 
-from visfeed.agents.run import CONFIG_FILE, EVALUATION_FILE, load_result
-from visfeed.agents.trace import read_trace
 from visfeed.errors import ConfigError
 from visfeed.evals.report import LineageRow, ReportData, WordsRow
+from visfeed.state.rundir import CONFIG_FILE, EVALUATION_FILE, load_result, read_trace
 
 
 class RunSummary(BaseModel):

@@ -1,6 +1,6 @@
 """Pydantic models of a run: the validated config and the LangGraph state (texts and counters only)."""
 
-from visfeed.state.config import DEFAULT_TEMPLATE, RunConfig
+from visfeed.state.config import RunConfig
 from visfeed.state.models import (
     BankEntry,
     Candidate,
@@ -13,6 +13,7 @@ from visfeed.state.models import (
     Objective,
     Usage,
 )
+from visfeed.state.templates import DEFAULT_TEMPLATE
 
 __all__ = [
     "DEFAULT_TEMPLATE",

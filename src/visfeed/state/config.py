@@ -20,27 +20,21 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from visfeed.errors import ConfigError
+from visfeed.state.llm import LLMSettings, LLMTransport
+from visfeed.state.templates import DEFAULT_TEMPLATE, NAMELESS_TEMPLATE, check_template
 
-DEFAULT_TEMPLATE = "{classname}, which has {description}"
-NAMELESS_TEMPLATE = "{description}"
-WORLD_BACKBONE = "visfeed-market"  # the embedded default (visfeed.tools.builtin_models.DEFAULT_MODEL)
+DEFAULT_MODEL = "visfeed-market"  # open_clip model name of the embedded default backbone (visfeed.tools.builtin_models)
 CrossoverMode = Literal["auto", "exhaustive", "greedy", "beam", "llm"]
 MutationMode = Literal["structured", "agent", "auto"]
 AnswerFormat = Literal["auto", "json", "prose"]
 PROSE_SENTENCES_PER_CALL = 2  # what one plain-prose description request asks for
-
-
-def check_template(template: str) -> str:
-    """Reject templates that lack ``{description}`` or use fields other than ``{classname}``/``{description}``."""
-    if "{description}" not in template:
-        raise ConfigError(f"template {template!r} must contain {{description}}")
-    try:
-        template.format(classname="x", description="y")
-    except (KeyError, IndexError, ValueError) as exc:
-        raise ConfigError(
-            f"template {template!r} is invalid: only {{classname}} and {{description}} are allowed"
-        ) from exc
-    return template
+#: Flat keys of configs written before the LLM knobs were nested under ``llm`` -> their ``llm`` field.
+LEGACY_LLM_KEYS = {
+    "llm_timeout_s": "timeout_s",
+    "llm_max_retries": "max_retries",
+    "llm_backoff_s": "backoff_base_s",
+    "max_concurrency": "max_concurrency",
+}
 
 
 class RunConfig(BaseModel):
@@ -59,9 +53,7 @@ class RunConfig(BaseModel):
     k_shot: int = Field(default=8, ge=1, le=1000, description="Labelled feedback images per class (the few shots).")
     n_val: int = Field(default=20, ge=0, description="Validation images per class (world only; 0: no validation).")
     n_test: int = Field(default=50, ge=1, description="Test images per class (world only).")
-    backbone: str = Field(
-        default="visfeed-market", description="open_clip model name, 'hf-hub:...' or 'local-dir:...'."
-    )
+    backbone: str = Field(default=DEFAULT_MODEL, description="open_clip model name, 'hf-hub:...' or 'local-dir:...'.")
     pretrained: str | None = Field(
         default=None, description="open_clip pretrained tag or checkpoint path; None: the embedded default weights."
     )
@@ -92,21 +84,11 @@ class RunConfig(BaseModel):
         "prose (two short sentences) and 256 in JSON (a dozen short phrases); past that it rambles, and every token "
         "costs it about 20 ms.",
     )
-    llm_timeout_s: float = Field(default=300.0, gt=0, description="Per-attempt LLM timeout in seconds.")
-    llm_max_retries: int = Field(
-        default=3,
-        ge=0,
-        le=20,
-        description="Retries of one LLM call on rate limits, 5xx, timeouts, dropped connections.",
+    llm: LLMTransport = Field(
+        default_factory=LLMTransport,
+        description="Concurrency, per-attempt timeout, retries and backoff of LLM calls (see LLMTransport); the old "
+        f"flat keys {', '.join(LEGACY_LLM_KEYS)} still load.",
     )
-    llm_backoff_s: float = Field(
-        default=1.0,
-        ge=0,
-        le=30,
-        description="First retry delay in seconds; doubles at each retry (jittered, capped at 30 s). A server's "
-        "retry-after hint is honoured on top.",
-    )
-    max_concurrency: int = Field(default=2, ge=1, le=256, description="Most LLM calls in flight at once.")
     llm_cache: Path | None = Field(
         default=None, description="Response cache file; None: llm_cache.sqlite in the run directory."
     )
@@ -212,6 +194,21 @@ class RunConfig(BaseModel):
     max_cost_usd: float | None = Field(default=None, ge=0, description="LLM budget: most USD (None: unlimited).")
     run_dir: Path | None = Field(default=None, description="Run directory; None: runs/<dataset>-s<seed>-<time>.")
 
+    @model_validator(mode="before")
+    @classmethod
+    def _nest_legacy_llm_keys(cls, data: Any) -> Any:
+        """Old config.yaml files (and ``--set llm_timeout_s=...``) use flat keys: move them under ``llm``."""
+        if not isinstance(data, Mapping) or not any(k in data for k in LEGACY_LLM_KEYS):
+            return data
+        data = dict(data)
+        nested = data.get("llm")
+        llm = dict(nested.model_dump() if isinstance(nested, BaseModel) else nested or {})
+        for old, new in LEGACY_LLM_KEYS.items():
+            if old in data:
+                llm[new] = data.pop(old)
+        data["llm"] = llm
+        return data
+
     @field_validator("template")
     @classmethod
     def _template(cls, v: str | None) -> str | None:
@@ -241,7 +238,17 @@ class RunConfig(BaseModel):
         """The prompt template actually used (see the ``template`` field)."""
         if self.template is not None:
             return self.template
-        return NAMELESS_TEMPLATE if self.backbone == WORLD_BACKBONE else DEFAULT_TEMPLATE
+        return NAMELESS_TEMPLATE if self.backbone == DEFAULT_MODEL else DEFAULT_TEMPLATE
+
+    @property
+    def llm_settings(self) -> LLMSettings:
+        """What the LLM client gets: the ``llm`` knobs plus the resolved temperature, token cap and the seed."""
+        return LLMSettings(
+            **self.llm.model_dump(),
+            temperature=self.resolved_temperature,
+            max_tokens=self.resolved_max_tokens,
+            seed=self.seed,
+        )
 
     @property
     def resolved_temperature(self) -> float:
@@ -364,6 +371,9 @@ def format_validation_error(exc: ValidationError, source: str) -> str:
     lines = []
     for err in exc.errors():
         loc = ".".join(str(p) for p in err["loc"]) or "config"
+        legacy = {f"llm.{new}": old for old, new in LEGACY_LLM_KEYS.items()}
+        if loc in legacy:
+            loc = f"{loc} ({legacy[loc]})"
         msg = err["msg"].removeprefix("Value error, ")
         if err["type"] == "extra_forbidden":
             msg = f"unknown field; valid fields are: {', '.join(RunConfig.model_fields)}"

@@ -36,11 +36,9 @@ from filelock import FileLock
 
 from visfeed.errors import CacheError, ModelError
 from visfeed.fileio import sha256_file, write_atomic, write_bytes_atomic
+from visfeed.state.config import DEFAULT_MODEL
 
 log = logging.getLogger(__name__)
-
-DEFAULT_MODEL: str = "visfeed-market"
-"""open_clip model name of the embedded default backbone."""
 
 _TEMPLATE = "visfeed-market.json"
 _CHECKPOINT = "market_vlm.pt"

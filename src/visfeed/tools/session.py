@@ -15,12 +15,10 @@ import numpy as np
 import torch
 
 from visfeed.errors import DataError
-from visfeed.state.config import check_template
+from visfeed.state.templates import DEFAULT_TEMPLATE, check_template, render_prompt
 from visfeed.tools.engine import CandidateScores, ScoringEngine
 from visfeed.tools.index import DescriptionIndex, Neighbour
 from visfeed.tools.scoring import Feedback
-
-DEFAULT_TEMPLATE = "{classname}, which has {description}"
 
 
 class TextEncoder(Protocol):
@@ -29,11 +27,6 @@ class TextEncoder(Protocol):
     def embed_texts(self, texts: Sequence[str]) -> np.ndarray:
         """Normalized (N, d) float32 embeddings of ``texts``."""
         ...
-
-
-def render_prompt(template: str, classname: str, description: str) -> str:
-    """Join a class name and a description with the template (``{classname}``, ``{description}``)."""
-    return template.format(classname=classname, description=description.strip().rstrip("."))
 
 
 class ScoringSession:

@@ -6,7 +6,7 @@ import numpy as np
 
 from visfeed.evals.world import gates
 from visfeed.evals.world.captions import caption_pool, complete, constraint_codes, image_codes, twin
-from visfeed.evals.world.spec import load_spec
+from visfeed.tools.datasets.world.spec import load_spec
 
 
 def test_pool_is_deterministic_and_never_names_a_class() -> None:

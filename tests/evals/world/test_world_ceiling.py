@@ -7,7 +7,7 @@ import torch
 
 from visfeed.evals.world import gates
 from visfeed.evals.world.ceiling import TRAINING_WORDS, ceiling, onehot
-from visfeed.evals.world.vocab import ATTRIBUTES, VOCABULARY
+from visfeed.tools.datasets.world.vocab import ATTRIBUTES, VOCABULARY
 
 
 def test_onehot_marks_one_value_per_visible_attribute() -> None:

@@ -8,7 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from visfeed.tools.builtin_models import DEFAULT_MODEL, register_builtin_models, shipped_checkpoint
+from visfeed.state.config import DEFAULT_MODEL
+from visfeed.tools.builtin_models import register_builtin_models, shipped_checkpoint
 
 _SCRIPT = r"""
 import json, socket, sys
@@ -20,7 +21,8 @@ socket.create_connection = _no_network
 import numpy as np, open_clip, torch
 from PIL import Image
 from transformers import AutoModel, AutoTokenizer
-from visfeed.tools.builtin_models import DEFAULT_MODEL, default_pretrained, minilm_dir, register_builtin_models
+from visfeed.state.config import DEFAULT_MODEL
+from visfeed.tools.builtin_models import default_pretrained, minilm_dir, register_builtin_models
 
 register_builtin_models()
 register_builtin_models()

@@ -6,8 +6,8 @@ import numpy as np
 from typer.testing import CliRunner
 
 from visfeed.cli_world import app
-from visfeed.evals.world.render import render
-from visfeed.evals.world.spec import load_spec
+from visfeed.tools.datasets.world.render import render
+from visfeed.tools.datasets.world.spec import load_spec
 
 
 def test_rendering_is_deterministic_for_a_seed() -> None:

@@ -28,7 +28,7 @@ DOCS = Path(__file__).resolve().parents[3] / "docs" / "datasets.md"
 
 def test_catalog_lists_every_name_with_a_layout() -> None:
     infos = {info.name: info for info in list_datasets()}
-    assert set(infos) == {*BUILTINS, "imagefolder", "manifest", "coop:<dataset>"}
+    assert set(infos) == {"world", *BUILTINS, "imagefolder", "manifest", "coop:<dataset>"}
     assert all("ROOT" in info.layout and info.splits and info.classnames for info in infos.values())
 
 
@@ -55,7 +55,7 @@ def test_canonical_names(given: str, expected: str) -> None:
 
 
 def test_unknown_name_lists_the_known_ones() -> None:
-    with pytest.raises(ConfigError, match="unknown dataset 'mnist'; known: flowers102"):
+    with pytest.raises(ConfigError, match="unknown dataset 'mnist'; known: world, flowers102"):
         canonical_name("mnist")
 
 

@@ -24,11 +24,11 @@ from tests.support.fault_server import (
 )
 
 from visfeed.errors import BudgetExceeded, ProviderError
+from visfeed.state.llm import LLMSettings
 from visfeed.tools.llm import (
     Budget,
     LLMCallRecord,
     LLMClient,
-    LLMSettings,
     ModelPrice,
     ResponseCache,
     StructuredOutputError,

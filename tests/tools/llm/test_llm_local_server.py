@@ -15,7 +15,8 @@ from langchain_core.messages import HumanMessage, SystemMessage
 from pydantic import BaseModel, Field
 
 from visfeed.errors import ConfigError, ProviderError
-from visfeed.tools.llm import LLMClient, LLMSettings, LocalLLMServer, ResponseCache, resolve_provider
+from visfeed.state.llm import LLMSettings
+from visfeed.tools.llm import LLMClient, LocalLLMServer, ResponseCache, resolve_provider
 from visfeed.tools.llm.local_server import missing_local_modules
 
 _MISSING = missing_local_modules()

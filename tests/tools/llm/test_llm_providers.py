@@ -15,7 +15,8 @@ from langchain_core.outputs import ChatGeneration, ChatResult
 from pydantic import BaseModel
 
 from visfeed.errors import ConfigError, ProviderError
-from visfeed.tools.llm import LLMClient, LLMSettings, ProviderHandle, resolve_provider
+from visfeed.state.llm import LLMSettings
+from visfeed.tools.llm import LLMClient, ProviderHandle, resolve_provider
 from visfeed.tools.llm.local_server import missing_local_modules
 
 

@@ -13,17 +13,13 @@ import pytest
 from langchain_core.messages import AIMessage, HumanMessage, SystemMessage
 from pydantic import BaseModel, Field
 
-from visfeed.errors import BudgetExceeded, ConfigError
-from visfeed.tools.llm import Budget, LLMCallRecord, LLMSettings, ModelPrice, ResponseCache, UsageTotals
+from visfeed.errors import BudgetExceeded, ConfigError, OutputParseError
+from visfeed.state.llm import LLMSettings
+from visfeed.tools.llm import Budget, LLMCallRecord, ModelPrice, ResponseCache, UsageTotals
 from visfeed.tools.llm.accounting import estimate_cost, find_price
 from visfeed.tools.llm.cache import cache_key, cache_key_material, dump_message, load_message
 from visfeed.tools.llm.retry import backoff_delay, classify, parse_retry_after
-from visfeed.tools.llm.structured import (
-    OutputParseError,
-    extract_json,
-    parse_structured,
-    with_schema_instruction,
-)
+from visfeed.tools.llm.structured import extract_json, parse_structured, with_schema_instruction
 
 
 class Descriptions(BaseModel):

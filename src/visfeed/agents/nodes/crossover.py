@@ -16,11 +16,12 @@ from langgraph.runtime import Runtime
 
 from visfeed.agents.context import RunContext, traced
 from visfeed.agents.nodes.common import ask_descriptions, chunks, gather_budgeted
-from visfeed.agents.prompting import messages, quote, quoted
+from visfeed.agents.prompting import messages, quoted
 from visfeed.agents.schemas import batch_to_map
 from visfeed.agents.search import beam, count_unions, exhaustive, greedy, union
 from visfeed.state.config import RunConfig
 from visfeed.state.models import BankEntry, Candidate, ClassChange, GraphState
+from visfeed.tools.feedback_text import quote
 from visfeed.tools.session import ScoringSession
 
 log = logging.getLogger(__name__)

@@ -15,9 +15,10 @@ from langgraph.runtime import Runtime
 
 from visfeed.agents.context import RunContext, traced
 from visfeed.agents.nodes.common import ask_descriptions, chunks, gather_budgeted
-from visfeed.agents.prompting import PROSE_ASPECTS, messages, prose_requests, quote, quoted
+from visfeed.agents.prompting import PROSE_ASPECTS, messages, prose_requests, quoted
 from visfeed.agents.schemas import batch_to_map, names_other_class
 from visfeed.state.models import Candidate, GraphState
+from visfeed.tools.feedback_text import quote
 from visfeed.tools.session import ScoringSession
 
 

@@ -18,7 +18,6 @@ from visfeed.agents.nodes.common import ask_descriptions, classes_to_mutate, gat
 from visfeed.agents.prompting import (
     FOCUSES,
     PROSE_ASPECTS,
-    compact_feedback,
     messages,
     prose_requests,
     quoted,
@@ -26,6 +25,7 @@ from visfeed.agents.prompting import (
 )
 from visfeed.agents.schemas import DescriptionBatch, batch_to_map
 from visfeed.state.models import Candidate, GraphState
+from visfeed.tools.feedback_text import compact_feedback
 from visfeed.tools.scoring import Feedback
 from visfeed.tools.visual_words import ClassWords, words_descriptions
 

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from visfeed.evals.world.vocab import ATTRIBUTES, SIZE_OK_FOR_COUNT, VOCABULARY
+from visfeed.tools.datasets.world.vocab import ATTRIBUTES, SIZE_OK_FOR_COUNT, VOCABULARY
 
 COLOR_WORDS: dict[str, list[str]] = {
     "red": ["red", "bright red", "vivid red", "reddish", "scarlet", "ruby red"],

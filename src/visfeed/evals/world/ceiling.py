@@ -20,9 +20,9 @@ import torch.nn.functional as F
 
 from visfeed.evals.world import gates
 from visfeed.evals.world.captions import caption_pool, complete, constraint_codes, image_codes
-from visfeed.evals.world.spec import load_spec
 from visfeed.evals.world.train import build_model, caption_features, multi_positive_loss, pooled_texts, positives
-from visfeed.evals.world.vocab import ATTRIBUTES, VOCABULARY
+from visfeed.tools.datasets.world.spec import load_spec
+from visfeed.tools.datasets.world.vocab import ATTRIBUTES, VOCABULARY
 
 # Gate wording with the training words put back, per held-out family (the sentence shapes stay held out).
 TRAINING_WORDS: dict[str, dict[str, str]] = {

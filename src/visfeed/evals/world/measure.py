@@ -16,8 +16,8 @@ import torch
 from PIL import Image
 
 from visfeed.evals.world.gates import evaluate, passes
-from visfeed.evals.world.splits import world_splits
 from visfeed.evals.world.train import encode_texts
+from visfeed.tools.datasets.world.splits import world_splits
 
 
 def load_images(paths: Sequence[str], preprocess: Callable[[Image.Image], torch.Tensor]) -> torch.Tensor:

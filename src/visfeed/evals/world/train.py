@@ -26,9 +26,10 @@ import torch.nn.functional as F
 from torch.utils.data import DataLoader, IterableDataset, get_worker_info
 
 from visfeed.evals.world.captions import caption_pool, complete, constraint_codes, image_codes, twin
-from visfeed.evals.world.render import render_array
 from visfeed.fileio import write_atomic
-from visfeed.tools.builtin_models import DEFAULT_MODEL, MINILM_PREFIX, register_builtin_models, visfeed_cache_dir
+from visfeed.state.config import DEFAULT_MODEL
+from visfeed.tools.builtin_models import MINILM_PREFIX, register_builtin_models, visfeed_cache_dir
+from visfeed.tools.datasets.world.render import render_array
 
 log = logging.getLogger(__name__)
 

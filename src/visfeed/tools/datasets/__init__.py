@@ -15,6 +15,7 @@ from visfeed.tools.datasets.registry import (
     load_dataset,
     load_dataset_with_report,
 )
+from visfeed.tools.datasets.world.splits import WorldOptions
 
 __all__ = [
     "DatasetInfo",
@@ -23,6 +24,7 @@ __all__ = [
     "LoadedDataset",
     "SkippedFile",
     "Split",
+    "WorldOptions",
     "canonical_name",
     "list_datasets",
     "load_dataset",

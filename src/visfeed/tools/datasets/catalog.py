@@ -27,6 +27,15 @@ _CARVED = "validation carved from train, disjoint from the shots"
 
 _ENTRIES: list[DatasetInfo] = [
     DatasetInfo(
+        name="world",
+        title="The synthetic market world (visfeed's own, docs/world.md)",
+        layout="none, no ROOT: rendered on demand into $VISFEED_CACHE_DIR/world from the shipped market spec "
+        "(or --set world_spec=FILE)",
+        splits="rendered per seed: k shots, n_val validation and n_test test images per class",
+        classnames="the spec's class names",
+        downloadable=False,
+    ),
+    DatasetInfo(
         name="flowers102",
         title="Oxford Flowers-102 (torchvision Flowers102)",
         layout="ROOT/flowers-102/jpg/image_00001.jpg ...\nROOT/flowers-102/imagelabels.mat\nROOT/flowers-102/setid.mat",

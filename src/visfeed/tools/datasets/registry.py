@@ -17,6 +17,7 @@ from visfeed.tools.datasets.coop import COOP_LAYOUTS, COOP_SPECIAL, load_coop
 from visfeed.tools.datasets.folder import load_imagefolder, load_manifest
 from visfeed.tools.datasets.names import check_names, read_classnames_file
 from visfeed.tools.datasets.protocol import LoadReport, RawDataset, Verify, make_splits
+from visfeed.tools.datasets.world.splits import WorldOptions, world_splits
 
 logger = logging.getLogger(__name__)
 
@@ -38,6 +39,9 @@ _BUILTIN: dict[str, Source] = {
     "imagefolder": lambda r, d, c: load_imagefolder(r),
     "manifest": lambda r, d, c: load_manifest(r),
 }
+
+#: The synthetic world: rendered on demand from a spec (see :class:`WorldOptions`), no root needed.
+WORLD = "world"
 
 ALIASES = {
     "flowers": "flowers102",
@@ -80,8 +84,8 @@ def canonical_name(name: str) -> str:
         return f"coop:{rest}" if rest else "coop"
     key = ALIASES.get(key, key)
     key = ALIASES.get(key.replace("-", "_"), key.replace("-", "_"))
-    if key not in _BUILTIN:
-        known = ", ".join([*_BUILTIN, "coop:<dataset>"])
+    if key not in _BUILTIN and key != WORLD:
+        known = ", ".join([WORLD, *_BUILTIN, "coop:<dataset>"])
         raise ConfigError(f"unknown dataset {name!r}; known: {known} (see `visfeed datasets`)")
     return key
 
@@ -112,9 +116,12 @@ def load_dataset_with_report(
     n_val_per_class: int | None = None,
     cache_dir: Path | None = None,
     verify: Verify = "fast",
+    world: WorldOptions | None = None,
 ) -> LoadedDataset:
     """Like :func:`load_dataset`, and also return the :class:`LoadReport`."""
     key = canonical_name(name)
+    if key == WORLD:
+        return _load_world(world or WorldOptions(), k_shot=k_shot, seed=seed)
     info = CATALOG.get(key)
     if root is None:
         if not (download and info is not None and info.downloadable):
@@ -143,6 +150,33 @@ def load_dataset_with_report(
     return LoadedDataset(splits, report)
 
 
+def _load_world(options: WorldOptions, *, k_shot: int, seed: int) -> LoadedDataset:
+    """Render (or reuse) the world's splits; every image is drawn from the spec, so nothing is ever skipped."""
+    splits = world_splits(options.spec, seed=seed, k_shot=k_shot, n_val=options.n_val, n_test=options.n_test)
+    spec = str(options.spec) if options.spec is not None else "the shipped market spec"
+    report = LoadReport(
+        dataset=WORLD,
+        root=None,
+        n_classes=len(splits.classnames),
+        k_shot=k_shot,
+        seed=seed,
+        classnames_source="dataset",
+        sizes={
+            "feedback": len(splits.feedback),
+            "validation": len(splits.validation) if splits.validation is not None else 0,
+            "test": len(splits.test),
+        },
+        origin={split: f"rendered from {spec}" for split in ("feedback", "validation", "test")},
+        short_classes={},
+        classes_without_test=[],
+        n_skipped=0,
+        skipped=[],
+        n_ignored_files=0,
+        warnings=[],
+    )
+    return LoadedDataset(splits, report)
+
+
 def load_dataset(
     name: str,
     root: Path | None,
@@ -154,10 +188,11 @@ def load_dataset(
     n_val_per_class: int | None = None,
     cache_dir: Path | None = None,
     verify: Verify = "fast",
+    world: WorldOptions | None = None,
 ) -> DatasetSplits:
     """Load a dataset by name and apply the few-shot protocol.
 
-    ``name``: a built-in (flowers102, dtd, eurosat, food101, oxford_pets, caltech101, sun397, stanford_cars,
+    ``name``: ``world`` (rendered from ``world``'s spec and sizes; ``root`` is not used), a built-in (flowers102, dtd, eurosat, food101, oxford_pets, caltech101, sun397, stanford_cars,
     fgvc_aircraft, cifar10, cifar100, imagenet), ``imagefolder``, ``manifest`` (root = the manifest file),
     ``coop:<dataset>`` or ``coop`` (root = a split_zhou_*.json). Nothing is fetched unless ``download``.
     ``cache_dir``: where CIFAR's PNGs go (default beside the batches). ``verify``: "fast" decodes the
@@ -174,4 +209,5 @@ def load_dataset(
         n_val_per_class=n_val_per_class,
         cache_dir=cache_dir,
         verify=verify,
+        world=world,
     ).splits

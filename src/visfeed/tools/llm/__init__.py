@@ -1,6 +1,6 @@
 """LLM access for the optimizer: providers, the embedded local server, the robust client, budget, cache.
 
-Typical use::
+Typical use (:class:`~visfeed.state.llm.LLMSettings` lives in ``state``: a run's config holds it)::
 
     with resolve_provider("local") as handle:
         client = LLMClient(handle, LLMSettings(), cache=ResponseCache(path), budget=Budget(max_calls=200))
@@ -21,7 +21,6 @@ from visfeed.tools.llm.cache import ResponseCache
 from visfeed.tools.llm.client import LLMClient, OnCall
 from visfeed.tools.llm.local_server import LocalLLMServer, find_local_model
 from visfeed.tools.llm.providers import ENTRY_POINT_GROUP, ProviderHandle, resolve_provider
-from visfeed.tools.llm.settings import LLMSettings
 from visfeed.tools.llm.structured import StructuredMode, StructuredOutputError
 
 __all__ = [
@@ -30,7 +29,6 @@ __all__ = [
     "Budget",
     "LLMCallRecord",
     "LLMClient",
-    "LLMSettings",
     "LocalLLMServer",
     "ModelPrice",
     "OnCall",

@@ -25,8 +25,8 @@ from visfeed.errors import CacheError
 from visfeed.fileio import connect_sqlite
 
 if TYPE_CHECKING:
+    from visfeed.state.llm import LLMSettings
     from visfeed.tools.llm.handle import ProviderHandle
-    from visfeed.tools.llm.settings import LLMSettings
 
 log = logging.getLogger(__name__)
 

@@ -7,7 +7,8 @@ and accounting must apply to every request, whatever the provider. The order is 
     -> accounting record + ``on_call`` hook -> cache store
 
 :meth:`LLMClient.astructured` adds structured output (native where the provider has it, JSON mode plus
-the schema in the prompt otherwise) and a bounded repair loop that shows the model its validation error.
+the schema in the prompt otherwise) through the bounded repair loop of
+:func:`~visfeed.tools.llm.structured.ask_with_repairs`, which shows the model its validation error.
 :meth:`LLMClient.ainvoke` is the plain / tool-calling call used by the agent mode.
 """
 
@@ -31,7 +32,8 @@ from langchain_core.utils.function_calling import convert_to_openai_tool
 from pydantic import BaseModel, ValidationError
 from tenacity import AsyncRetrying, RetryCallState, retry_if_exception, stop_after_attempt
 
-from visfeed.errors import ConfigError, ProviderError
+from visfeed.errors import ConfigError, OutputParseError, ProviderError
+from visfeed.state.llm import LLMSettings
 from visfeed.tools.llm._loop import LoopThread
 from visfeed.tools.llm.accounting import (
     Budget,
@@ -44,22 +46,12 @@ from visfeed.tools.llm.accounting import (
 from visfeed.tools.llm.cache import ResponseCache, dump_message, load_message, request_key
 from visfeed.tools.llm.providers import ProviderHandle
 from visfeed.tools.llm.retry import backoff_delay, classify
-from visfeed.tools.llm.settings import LLMSettings
-from visfeed.tools.llm.structured import (
-    OutputParseError,
-    StructuredOutputError,
-    message_text,
-    parse_structured,
-    repair_messages,
-    schema_json,
-    with_schema_instruction,
-)
+from visfeed.tools.llm.structured import SendCall, StructuredOutputError, ask_with_repairs, message_text, schema_json
 
 log = logging.getLogger(__name__)
 
 T = TypeVar("T", bound=BaseModel)
 OnCall = Callable[[LLMCallRecord, list[BaseMessage], AIMessage | None], None]
-_Call = Callable[[BaseChatModel], Awaitable[Any]]
 
 
 class LLMClient:
@@ -143,37 +135,32 @@ class LLMClient:
                 self._record_hit(task, messages, load_message(hit["raw"]), key)
                 return value
 
-        convo = messages
-        if mode not in ("openai_json_schema", "native"):
-            convo = with_schema_instruction(messages, schema, example)
         kwargs = self.handle.request_kwargs(
             temperature=self.settings.temperature,
             max_tokens=self.settings.max_tokens,
             seed=self._call_seed(cache_salt),
             response_format=self.handle.response_format(schema),
         )
-        last_error: Exception | None = None
-        for round_ in range(self.settings.max_repairs + 1):
-            holder: dict[str, Any] = {}
-            call = self._structured_call(convo, schema, kwargs, holder)
-            reply = await self._send(convo, task=task, repair_round=round_, call=call)
-            try:
-                value = self._parse(reply, schema, holder)
-            except OutputParseError as exc:
-                last_error = exc
-                log.info("task %s: %s answer invalid (round %d): %s", task, schema.__name__, round_, exc)
-                convo = repair_messages(convo, reply, exc, schema)
-                continue
-            self._cache_put(key, {"kind": "structured", "parsed": value.model_dump(mode="json"),
-                                  "raw": dump_message(reply)}, task)  # fmt: skip
-            return value
-        raise StructuredOutputError(
-            f"{self.handle.provider}:{self.handle.model} gave no valid {schema.__name__} for task {task!r} "
-            f"after {self.settings.max_repairs} repair round(s): {last_error}; raise max_repairs or "
-            "max_tokens, simplify the schema, or use a stronger model",
-            provider=self.handle.provider,
-            model=self.handle.model,
-        )
+
+        def send(convo: list[BaseMessage], round_: int, call: SendCall) -> Awaitable[AIMessage]:
+            return self._send(convo, task=task, repair_round=round_, call=call)
+
+        try:
+            value, reply = await ask_with_repairs(
+                send, messages, schema, mode=mode, kwargs=kwargs, max_repairs=self.settings.max_repairs,
+                task=task, example=example,
+            )  # fmt: skip
+        except OutputParseError as exc:
+            raise StructuredOutputError(
+                f"{self.handle.provider}:{self.handle.model} gave no valid {schema.__name__} for task {task!r} "
+                f"after {self.settings.max_repairs} repair round(s): {exc}; raise max_repairs or "
+                "max_tokens, simplify the schema, or use a stronger model",
+                provider=self.handle.provider,
+                model=self.handle.model,
+            ) from exc
+        self._cache_put(key, {"kind": "structured", "parsed": value.model_dump(mode="json"),
+                              "raw": dump_message(reply)}, task)  # fmt: skip
+        return value
 
     async def ainvoke(
         self,
@@ -232,40 +219,6 @@ class LLMClient:
             thread.close()
 
     # ----------------------------------------------------------------- helpers
-    def _structured_call(
-        self, convo: list[BaseMessage], schema: type[BaseModel], kwargs: dict[str, Any], holder: dict[str, Any]
-    ) -> _Call:
-        if self.handle.structured_mode == "native":
-
-            async def native(model: BaseChatModel) -> Any:
-                out = await model.with_structured_output(schema, include_raw=True).ainvoke(convo)
-                holder["out"] = out
-                return out["raw"] if isinstance(out, dict) else AIMessage(content="")
-
-            return native
-
-        async def plain(model: BaseChatModel) -> Any:
-            return await model.ainvoke(convo, **kwargs)
-
-        return plain
-
-    @staticmethod
-    def _parse(reply: AIMessage, schema: type[T], holder: dict[str, Any]) -> T:
-        out = holder.get("out")
-        if isinstance(out, dict) and out.get("parsed") is not None and out.get("parsing_error") is None:
-            parsed = out["parsed"]
-            if isinstance(parsed, schema):
-                return parsed
-            try:
-                return schema.model_validate(parsed)
-            except ValidationError as exc:
-                raise OutputParseError(f"the answer does not match the schema {schema.__name__}: {exc}") from exc
-        if isinstance(out, dict) and out.get("parsing_error") is not None:
-            raise OutputParseError(str(out["parsing_error"]))
-        if reply.response_metadata.get("finish_reason") == "length":
-            raise OutputParseError("the reply was cut off at max_tokens; write a shorter JSON object")
-        return parse_structured(message_text(reply), schema)
-
     def _key(self, kind: str, messages: list[BaseMessage], **parts: Any) -> str | None:
         if self.cache is None or not self.settings.cache_enabled:
             return None
@@ -323,7 +276,7 @@ class LLMClient:
         )  # fmt: skip
         return delay
 
-    async def _send(self, messages: list[BaseMessage], *, task: str, repair_round: int, call: _Call) -> AIMessage:
+    async def _send(self, messages: list[BaseMessage], *, task: str, repair_round: int, call: SendCall) -> AIMessage:
         """One logical call: budget, semaphore, retried attempts, accounting. Returns the reply."""
         h, s = self.handle, self.settings
         if not h.ready:  # e.g. start the local server, off the event loop

@@ -1,23 +1,32 @@
 """Turning model text into validated pydantic objects, and the prompts that ask for it.
 
 Why a module of its own: small local models need the JSON schema (and ideally a worked example) in the
-prompt, wrap JSON in code fences or chatter, and sometimes break the schema; the repair loop shows them
-the exact validation error. Parsing is ``json`` plus pydantic validation only: model output is never
+prompt, wrap JSON in code fences or chatter, and sometimes break the schema; the repair loop
+(:func:`ask_with_repairs`) shows them the exact validation error. Parsing is ``json`` plus pydantic validation only: model output is never
 evaluated as code.
 """
 
 from __future__ import annotations
 
 import json
+import logging
 import re
+from collections.abc import Awaitable, Callable
 from typing import Any, Literal, TypeVar
 
+from langchain_core.language_models import BaseChatModel
 from langchain_core.messages import AIMessage, BaseMessage, HumanMessage, SystemMessage
 from pydantic import BaseModel, ValidationError
 
-from visfeed.errors import ProviderError
+from visfeed.errors import OutputParseError, ProviderError
+
+log = logging.getLogger(__name__)
 
 T = TypeVar("T", bound=BaseModel)
+#: One attempt's request, given the chat model (the client's retry loop calls it).
+SendCall = Callable[[BaseChatModel], Awaitable[Any]]
+#: The client's door for one round: (conversation, repair round, request) -> the reply.
+Send = Callable[[list[BaseMessage], int, SendCall], Awaitable[AIMessage]]
 
 StructuredMode = Literal["openai_json_schema", "json_object_schema", "json_object", "native", "prompt"]
 """How a provider is asked for structured output:
@@ -32,10 +41,6 @@ StructuredMode = Literal["openai_json_schema", "json_object_schema", "json_objec
 
 _FENCE = re.compile(r"```(?:json|JSON)?\s*(.*?)```", re.DOTALL)
 _MAX_ERROR_CHARS = 1500
-
-
-class OutputParseError(ValueError):
-    """The text is not JSON matching the schema; the message is meant to be shown to the model."""
 
 
 def schema_json(schema: type[BaseModel]) -> dict[str, Any]:
@@ -127,3 +132,75 @@ def message_text(message: BaseMessage) -> str:
 
 class StructuredOutputError(ProviderError):
     """The model did not produce a valid answer for the schema within the allowed repair rounds."""
+
+
+def _request(
+    mode: StructuredMode,
+    convo: list[BaseMessage],
+    schema: type[BaseModel],
+    kwargs: dict[str, Any],
+    holder: dict[str, Any],
+) -> SendCall:
+    """The request of one round: the model's own structured output (``native``), else a plain chat call."""
+    if mode == "native":
+
+        async def native(model: BaseChatModel) -> Any:
+            out = await model.with_structured_output(schema, include_raw=True).ainvoke(convo)
+            holder["out"] = out
+            return out["raw"] if isinstance(out, dict) else AIMessage(content="")
+
+        return native
+
+    async def plain(model: BaseChatModel) -> Any:
+        return await model.ainvoke(convo, **kwargs)
+
+    return plain
+
+
+def parse_reply(reply: AIMessage, schema: type[T], out: Any = None) -> T:
+    """The reply as ``schema``: the native parse ``out`` when the model made one, else the JSON in its text."""
+    if isinstance(out, dict) and out.get("parsed") is not None and out.get("parsing_error") is None:
+        parsed = out["parsed"]
+        if isinstance(parsed, schema):
+            return parsed
+        try:
+            return schema.model_validate(parsed)
+        except ValidationError as exc:
+            raise OutputParseError(f"the answer does not match the schema {schema.__name__}: {exc}") from exc
+    if isinstance(out, dict) and out.get("parsing_error") is not None:
+        raise OutputParseError(str(out["parsing_error"]))
+    if reply.response_metadata.get("finish_reason") == "length":
+        raise OutputParseError("the reply was cut off at max_tokens; write a shorter JSON object")
+    return parse_structured(message_text(reply), schema)
+
+
+async def ask_with_repairs(
+    send: Send,
+    messages: list[BaseMessage],
+    schema: type[T],
+    *,
+    mode: StructuredMode,
+    kwargs: dict[str, Any],
+    max_repairs: int,
+    task: str,
+    example: T | None = None,
+) -> tuple[T, AIMessage]:
+    """Ask until the answer validates, showing the model its error each time; at most ``max_repairs`` extra calls.
+
+    The schema goes into the prompt unless the provider constrains the output itself. Returns the value and
+    the reply it came from; raises the last :class:`OutputParseError` when no round gave a valid answer.
+    """
+    convo = messages
+    if mode not in ("openai_json_schema", "native"):
+        convo = with_schema_instruction(messages, schema, example)
+    last_error = OutputParseError("no attempt was made")
+    for round_ in range(max_repairs + 1):
+        holder: dict[str, Any] = {}
+        reply = await send(convo, round_, _request(mode, convo, schema, kwargs, holder))
+        try:
+            return parse_reply(reply, schema, holder.get("out")), reply
+        except OutputParseError as exc:
+            last_error = exc
+            log.info("task %s: %s answer invalid (round %d): %s", task, schema.__name__, round_, exc)
+            convo = repair_messages(convo, reply, exc, schema)
+    raise last_error

@@ -5,7 +5,7 @@ from pathlib import Path
 
 import pytest
 
-from visfeed.evals.world.splits import world_splits
+from visfeed.tools.datasets.world.splits import world_splits
 
 
 def _spec(tmp_path: Path) -> Path:
@@ -43,3 +43,16 @@ def test_splits_are_disjoint_deterministic_and_reused(tmp_path: Path, monkeypatc
     d = world_splits(spec, seed=4, k_shot=2, n_val=2, n_test=4)
     assert {_digest(p) for p in d.test.paths}.isdisjoint({_digest(p) for p in a.test.paths})
     assert not list((tmp_path / "cache" / "world").glob(".*"))  # no temp folders left behind
+
+
+def test_the_registry_loads_the_world_like_any_dataset(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from visfeed.tools.datasets import WorldOptions, list_datasets, load_dataset_with_report
+
+    monkeypatch.setenv("VISFEED_CACHE_DIR", str(tmp_path / "cache"))
+    spec = _spec(tmp_path)
+    options = WorldOptions(spec=spec, n_val=0, n_test=2)
+    splits, report = load_dataset_with_report("World", None, k_shot=1, seed=5, world=options)
+    assert splits == world_splits(spec, seed=5, k_shot=1, n_val=0, n_test=2)
+    assert splits.validation is None
+    assert report.dataset == "world" and report.sizes == {"feedback": 3, "validation": 0, "test": 6}
+    assert "world" in {info.name for info in list_datasets()}

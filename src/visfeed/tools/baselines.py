@@ -10,154 +10,33 @@
   feedback images (``visfeed.tools.visual_words``). It separates what the LLM adds from what the words say.
 
 All functions return prompt sets in CuPL format (class name -> list of full prompt sentences); scoring is
-:func:`prompt_accuracy`, the same description-ensembling as the optimizer (DESIGN.md section 2).
+:func:`prompt_objective`, the same description-ensembling as the optimizer (DESIGN.md section 2).
 """
 
 from __future__ import annotations
 
+import functools
 import string
 from collections.abc import Mapping, Sequence
+from importlib import resources
 
 import numpy as np
 from open_clip.zero_shot_metadata import OPENAI_IMAGENET_TEMPLATES
 
 from visfeed.state.models import Objective
-from visfeed.tools.session import ScoringSession, TextEncoder, render_prompt
+from visfeed.state.templates import NAMELESS_TEMPLATE, PromptSet, render_prompt
+from visfeed.tools.session import ScoringSession, TextEncoder
 
-PromptSet = dict[str, list[str]]
+#: The WaffleCLIP control's word list (package data): common English words with no colour, shape, size
+#: or texture meaning.
+WAFFLE_WORDS_FILE = "waffle_words.txt"
 
-# Common English words with no colour, shape, size or texture meaning, for the WaffleCLIP control.
-WAFFLE_WORDS = [
-    "agenda",
-    "answer",
-    "anyway",
-    "archive",
-    "because",
-    "before",
-    "belief",
-    "button",
-    "cabinet",
-    "calendar",
-    "chapter",
-    "citizen",
-    "clause",
-    "comment",
-    "concept",
-    "context",
-    "council",
-    "credit",
-    "debate",
-    "decade",
-    "default",
-    "detail",
-    "device",
-    "effort",
-    "engine",
-    "episode",
-    "estate",
-    "evening",
-    "factor",
-    "figure",
-    "format",
-    "forum",
-    "friday",
-    "future",
-    "gallery",
-    "garage",
-    "harbor",
-    "history",
-    "holiday",
-    "idea",
-    "income",
-    "index",
-    "inquiry",
-    "journal",
-    "justice",
-    "keyboard",
-    "kingdom",
-    "ladder",
-    "language",
-    "lawyer",
-    "lecture",
-    "legend",
-    "letter",
-    "library",
-    "license",
-    "manner",
-    "market",
-    "method",
-    "minute",
-    "moment",
-    "monday",
-    "morning",
-    "museum",
-    "notice",
-    "number",
-    "office",
-    "opinion",
-    "option",
-    "outcome",
-    "palace",
-    "parent",
-    "period",
-    "permit",
-    "person",
-    "phrase",
-    "planet",
-    "policy",
-    "portal",
-    "pottery",
-    "practice",
-    "premium",
-    "process",
-    "program",
-    "project",
-    "protocol",
-    "quarter",
-    "question",
-    "railway",
-    "reason",
-    "record",
-    "region",
-    "report",
-    "request",
-    "result",
-    "review",
-    "ribbon",
-    "salary",
-    "schedule",
-    "science",
-    "season",
-    "section",
-    "senate",
-    "service",
-    "session",
-    "signal",
-    "station",
-    "status",
-    "student",
-    "subject",
-    "summary",
-    "system",
-    "teacher",
-    "theory",
-    "ticket",
-    "topic",
-    "travel",
-    "treaty",
-    "tuesday",
-    "update",
-    "useful",
-    "valley",
-    "version",
-    "village",
-    "volume",
-    "weekend",
-    "window",
-    "winter",
-    "worker",
-    "yearly",
-]
+
+@functools.cache
+def waffle_words() -> tuple[str, ...]:
+    """The control's words, read once from the package's assets."""
+    text = resources.files("visfeed").joinpath("assets", WAFFLE_WORDS_FILE).read_text(encoding="utf-8")
+    return tuple(w for w in (line.strip() for line in text.splitlines()) if w)
 
 
 def names_prompts(classnames: Sequence[str]) -> PromptSet:
@@ -183,7 +62,7 @@ def waffle_prompts(counts: Mapping[str, int], rng: np.random.Generator, *, words
         prompts = []
         for i in range(max(1, n)):
             if i % 2 == 0:
-                noise = " ".join(rng.choice(WAFFLE_WORDS, size=words_per_prompt))
+                noise = " ".join(rng.choice(waffle_words(), size=words_per_prompt))
             else:
                 noise = " ".join(
                     "".join(rng.choice(letters, size=int(rng.integers(3, 8)))) for _ in range(words_per_prompt)
@@ -241,6 +120,6 @@ def prompt_session(
     device: str = "auto",
 ) -> ScoringSession:
     """A scoring session holding full prompt sentences (no template), for objective or full feedback."""
-    session = ScoringSession(encoder, classnames, image_emb, labels, template="{description}", device=device)
+    session = ScoringSession(encoder, classnames, image_emb, labels, template=NAMELESS_TEMPLATE, device=device)
     session.set_descriptions({c: list(prompts[c]) for c in classnames})
     return session

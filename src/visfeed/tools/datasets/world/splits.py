@@ -15,17 +15,28 @@ import tempfile
 from pathlib import Path
 
 import numpy as np
+from pydantic import BaseModel, ConfigDict, Field
 
 from visfeed.errors import CacheError
-from visfeed.evals.world.render import RENDER_VERSION, render
-from visfeed.evals.world.spec import WorldSpec, load_spec
 from visfeed.tools.builtin_models import visfeed_cache_dir
 from visfeed.tools.datasets.base import DatasetSplits, Split
+from visfeed.tools.datasets.world.render import RENDER_VERSION, render
+from visfeed.tools.datasets.world.spec import WorldSpec, load_spec
 
 log = logging.getLogger(__name__)
 
 SPLIT_IDS = {"feedback": 1, "validation": 2, "test": 3}
 _MANIFEST = "manifest.json"
+
+
+class WorldOptions(BaseModel):
+    """Which world to render and how many images per class (a world has no files to take its sizes from)."""
+
+    model_config = ConfigDict(frozen=True)
+
+    spec: Path | None = Field(default=None, description="World spec YAML; None: the shipped market world.")
+    n_val: int = Field(default=20, ge=0, description="Validation images per class (0: no validation split).")
+    n_test: int = Field(default=50, ge=1, description="Test images per class.")
 
 
 def image_rng(seed: int, split: str, class_index: int, index: int) -> np.random.Generator:

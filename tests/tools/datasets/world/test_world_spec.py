@@ -6,8 +6,8 @@ import numpy as np
 import pytest
 
 from visfeed.errors import ConfigError
-from visfeed.evals.world.spec import load_spec
-from visfeed.evals.world.vocab import VOCABULARY
+from visfeed.tools.datasets.world.spec import load_spec
+from visfeed.tools.datasets.world.vocab import VOCABULARY
 
 
 def _write(tmp_path: Path, body: str) -> Path:

@@ -25,7 +25,7 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from visfeed.errors import ConfigError
-from visfeed.evals.world.vocab import ATTRIBUTES, DEFAULTS, REQUIRED, SIZE_OK_FOR_COUNT, VOCABULARY
+from visfeed.tools.datasets.world.vocab import ATTRIBUTES, DEFAULTS, REQUIRED, SIZE_OK_FOR_COUNT, VOCABULARY
 
 
 class ClassSpec(BaseModel):

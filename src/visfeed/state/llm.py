@@ -1,7 +1,9 @@
-"""Settings of the LLM client: concurrency, timeouts, retries, sampling and cache switches.
+"""How the LLM is called: concurrency, timeouts, retries, repairs, cache switch, and the sampling parameters.
 
-One pydantic model so the CLI, config files and the graph's run context share the same validated,
-documented knobs; every field carries a description that the CLI can show as help.
+One definition of each knob: a run's ``config.yaml`` holds the transport part (:class:`LLMTransport`,
+``RunConfig.llm``), and the client gets :class:`LLMSettings`, the same fields plus the sampling
+parameters that the run config resolves per provider (temperature, completion cap, seed). Every field
+carries a description that the CLI can show as help.
 """
 
 from __future__ import annotations
@@ -9,8 +11,8 @@ from __future__ import annotations
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 
-class LLMSettings(BaseModel):
-    """How :class:`visfeed.tools.llm.client.LLMClient` calls a provider."""
+class LLMTransport(BaseModel):
+    """How calls reach a provider: concurrency, per-attempt timeout, retries with backoff, repairs, cache."""
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 
@@ -18,7 +20,7 @@ class LLMSettings(BaseModel):
         default=2, ge=1, le=256, description="Most LLM requests in flight at once (an asyncio semaphore)."
     )
     timeout_s: float = Field(
-        default=120.0, gt=0, description="Per-attempt timeout in seconds; a slower attempt counts as a failure."
+        default=300.0, gt=0, description="Per-attempt timeout in seconds; a slower attempt counts as a failure."
     )
     max_retries: int = Field(
         default=3,
@@ -35,16 +37,6 @@ class LLMSettings(BaseModel):
         ge=0,
         description="Longest server 'retry-after' hint honoured, in seconds; longer hints are capped.",
     )
-    temperature: float | None = Field(
-        default=None, ge=0, le=2, description="Sampling temperature sent with each call; None keeps the provider's."
-    )
-    max_tokens: int | None = Field(
-        default=1024, ge=1, description="Cap on completion tokens per call; None leaves it to the provider."
-    )
-    seed: int | None = Field(
-        default=None,
-        description="Sampling seed sent to providers that accept one (OpenAI, llama.cpp); also seeds jitter.",
-    )
     max_repairs: int = Field(
         default=2,
         ge=0,
@@ -57,10 +49,25 @@ class LLMSettings(BaseModel):
     )
 
     @model_validator(mode="after")
-    def _check_backoff(self) -> LLMSettings:
+    def _check_backoff(self) -> LLMTransport:
         if self.backoff_max_s < self.backoff_base_s:
             raise ValueError(
                 f"backoff_max_s={self.backoff_max_s} is below backoff_base_s={self.backoff_base_s}; "
                 "raise backoff_max_s or lower backoff_base_s"
             )
         return self
+
+
+class LLMSettings(LLMTransport):
+    """How :class:`visfeed.tools.llm.client.LLMClient` calls a provider: transport plus sampling."""
+
+    temperature: float | None = Field(
+        default=None, ge=0, le=2, description="Sampling temperature sent with each call; None keeps the provider's."
+    )
+    max_tokens: int | None = Field(
+        default=1024, ge=1, description="Cap on completion tokens per call; None leaves it to the provider."
+    )
+    seed: int | None = Field(
+        default=None,
+        description="Sampling seed sent to providers that accept one (OpenAI, llama.cpp); also seeds jitter.",
+    )
