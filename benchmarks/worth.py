@@ -2,8 +2,10 @@
 
 Runs the default optimization for N seeds (each seed: its own world split and LLM sampling seed) and
 writes, on the test split, mean and std of test accuracy (percent) for class names, the 80-template
-ensemble, one-shot LLM descriptions, the WaffleCLIP control and the optimized descriptions; plus wall
-time, the non-LLM fraction of wall time, and accuracy per iteration and per LLM call.
+ensemble, one-shot LLM descriptions, the WaffleCLIP control, the visual-words control (no LLM) and the
+optimized descriptions; then the same runs with ``visual_words`` off (the ablation,
+``optimized_no_words``; skip it with --no-ablation); plus wall time, the non-LLM fraction of wall time,
+and accuracy per iteration and per LLM call.
 
     python benchmarks/worth.py --seeds 3 --out benchmarks/results/worth.json
 
@@ -27,7 +29,8 @@ from visfeed.state.config import RunConfig
 from visfeed.state.rundir import CONFIG_FILE, load_result
 from visfeed.tools.builtin_models import shipped_checkpoint
 
-METHODS = ("names", "templates", "llm_oneshot", "waffle", "optimized")
+METHODS = ("names", "templates", "llm_oneshot", "waffle", "visual_words", "optimized")
+BASELINES = METHODS[:-1]
 
 
 def run_seed(seed: int, runs_dir: Path, overrides: dict[str, Any]) -> dict[str, Any]:
@@ -44,7 +47,8 @@ def run_seed(seed: int, runs_dir: Path, overrides: dict[str, Any]) -> dict[str, 
     wall = time.perf_counter() - t0
     if result.optimized is None:
         raise SystemExit(f"seed {seed}: run ended with status {result.status!r}: {result.error}")
-    acc = {m: (result.optimized if m == "optimized" else result.baselines[m]).test_accuracy for m in METHODS}
+    scores = {**result.baselines, "optimized": result.optimized}
+    acc = {m: scores[m].test_accuracy for m in METHODS if m in scores}
     return {
         "seed": seed,
         "status": result.status,
@@ -66,6 +70,7 @@ def main() -> None:
     ap.add_argument("--runs-dir", type=Path, default=None, help="default: runs/worth/<shipped tower hash>")
     ap.add_argument("--config", type=Path, default=None, help="optional YAML/TOML config for every seed")
     ap.add_argument("--set", action="append", default=[], metavar="FIELD=VALUE", help="config override (YAML value)")
+    ap.add_argument("--no-ablation", action="store_true", help="skip the runs with visual_words off")
     args = ap.parse_args()
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
     import yaml
@@ -78,16 +83,15 @@ def main() -> None:
         overrides[key] = yaml.safe_load(value)
     runs_dir = args.runs_dir or Path("runs/worth") / sha256_file(shipped_checkpoint())[:12]
     per_seed = [run_seed(s, runs_dir, overrides) for s in range(args.seeds)]
-    methods = {}
-    for m in METHODS:
-        vals = [r["test_accuracy"][m] for r in per_seed if m in r["test_accuracy"]]
-        if vals:
-            methods[m] = {
-                "mean": statistics.fmean(vals),
-                "std": statistics.stdev(vals) if len(vals) > 1 else 0.0,
-                "per_seed": vals,
-            }
-    baselines = [methods[m]["mean"] for m in METHODS[:-1] if m in methods]
+    ablation = (
+        []
+        if args.no_ablation
+        else [run_seed(s, runs_dir / "no_words", {**overrides, "visual_words": False}) for s in range(args.seeds)]
+    )
+    methods = {m: _spread([r["test_accuracy"][m] for r in per_seed if m in r["test_accuracy"]]) for m in METHODS}
+    methods["optimized_no_words"] = _spread([r["test_accuracy"]["optimized"] for r in ablation])
+    methods = {m: v for m, v in methods.items() if v is not None}
+    baselines = [methods[m]["mean"] for m in BASELINES if m in methods]
     wall = sum(r["timings"].get("wall_s", 0.0) for r in per_seed)
     llm_wall = sum(r["timings"].get("llm_wall_s", 0.0) for r in per_seed)
     out = {
@@ -95,18 +99,28 @@ def main() -> None:
         "config_overrides": {k: str(v) for k, v in overrides.items()},
         "methods": methods,
         "gain_over_best_baseline_points": methods["optimized"]["mean"] - max(baselines) if baselines else None,
+        "gain_over_visual_words_control_points": (
+            methods["optimized"]["mean"] - methods["visual_words"]["mean"] if "visual_words" in methods else None
+        ),
         "wall_s": wall,
         "wall_s_per_seed": [r["timings"].get("wall_s", 0.0) for r in per_seed],
         "non_llm_fraction": (wall - llm_wall) / wall if wall > 0 else None,
         "per_iteration_feedback_accuracy": [r["feedback_accuracy_per_iteration"] for r in per_seed],
         "per_iteration_llm_calls": [r["llm_calls_per_iteration"] for r in per_seed],
         "runs": per_seed,
+        "ablation_runs": ablation,
     }
     write_json_atomic(args.out, out)
     for m, v in methods.items():
-        print(f"{m:12s} {v['mean']:6.2f} ± {v['std']:5.2f}  (test accuracy %)")
+        print(f"{m:18s} {v['mean']:6.2f} ± {v['std']:5.2f}  (test accuracy %)")
     print(f"gain over best baseline: {out['gain_over_best_baseline_points']:+.2f} points")
     print(f"wall {wall:.1f}s, non-LLM fraction {out['non_llm_fraction']:.3f} -> {args.out}")
+
+
+def _spread(vals: list[float]) -> dict[str, Any] | None:
+    if not vals:
+        return None
+    return {"mean": statistics.fmean(vals), "std": statistics.stdev(vals) if len(vals) > 1 else 0.0, "per_seed": vals}
 
 
 if __name__ == "__main__":

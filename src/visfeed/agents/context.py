@@ -23,6 +23,7 @@ from visfeed.state.models import GraphState, Usage
 from visfeed.tools.llm import LLMClient
 from visfeed.tools.scoring import Feedback
 from visfeed.tools.session import ScoringSession
+from visfeed.tools.visual_words import WordSource
 
 log = logging.getLogger(__name__)
 
@@ -43,6 +44,7 @@ class RunContext:
     usage_base: Usage = field(default_factory=Usage)
     progress: ProgressFn | None = None
     supports_tools: bool = False
+    words: WordSource | None = None  # the visual-word probe; None when ``visual_words`` is off
 
     def rng(self, node: str, iteration: int) -> np.random.Generator:
         """The seeded generator of one node in one iteration: the same on resume as in the first run."""

@@ -52,11 +52,15 @@ async def agent_mutate_group(
     session = ctx.session
     names = [session.classnames[c] for c in group]
     fb = session.feedback()
-    tools = [*make_scoring_tools(session), _submit_tool()]
+    probe = ctx.words.probe() if ctx.words is not None else None
+    tools = [*make_scoring_tools(session, probe), _submit_tool()]
     by_name = {t.name: t for t in tools}
     exclude = {n: [*state.descriptions.get(n, [])] for n in names}
     msgs: list[BaseMessage] = [
-        SystemMessage(content=load_prompt("agent").substitute(n=cfg.n_new)),
+        SystemMessage(
+            content=load_prompt("agent").substitute(n=cfg.n_new)
+            + ("\n" + load_prompt("agent_words").substitute() if probe is not None else "")
+        ),
         HumanMessage(
             content=compact_feedback(group, session.classnames, state.descriptions, fb)
             + render_banks(state.banks, names, cfg.bank_shown)

@@ -99,29 +99,51 @@ def with_article(name: str) -> str:
 
 
 def prose_messages(
-    name: str, *, aspect: str, confused: Sequence[str] = (), sentences: int = PROSE_SENTENCES_PER_CALL
+    name: str,
+    *,
+    aspect: str,
+    confused: Sequence[str] = (),
+    sentences: int = PROSE_SENTENCES_PER_CALL,
+    words: Sequence[str] = (),
 ) -> list[BaseMessage]:
-    """A plain-prose request for one class and one aspect; ``confused`` (names) become one short sentence."""
+    """A plain-prose request for one class and one aspect; ``confused`` (names) become one short sentence.
+
+    With ``words`` (what the class's images look like, from the word probe) the request asks for sentences
+    "using some of these words": a model that knows little about the class can still bind the right colour,
+    shape and texture to it. The aspect stays, so the K samples of an iteration still ask different questions.
+    """
     others = [with_article(o) for o in confused]
     confusion = ""
     if others:
         joined = others[0] if len(others) == 1 else ", ".join(others[:-1]) + " or " + others[-1]
         confusion = " " + load_prompt("prose_confusion").substitute(others=joined)
     thing = with_article(name)
-    text = load_prompt("prose").substitute(
-        thing=thing, aspect=aspect, count=_NUMBERS.get(sentences, str(sentences)), confusion=confusion
-    )
+    count = _NUMBERS.get(sentences, str(sentences))
+    if words:
+        text = load_prompt("prose_words").substitute(
+            thing=thing, aspect=aspect, words=", ".join(words), count=count, confusion=confusion
+        )
+    else:
+        text = load_prompt("prose").substitute(thing=thing, aspect=aspect, count=count, confusion=confusion)
     text = re.sub(r" {2,}", " ", text).strip()
     return [SystemMessage(content=load_prompt("prose_system").substitute()), HumanMessage(content=text)]
 
 
 def prose_requests(
-    aspects: Sequence[str], confused: Mapping[str, Sequence[str]] | None = None, *, confused_limit: int = 2
+    aspects: Sequence[str],
+    confused: Mapping[str, Sequence[str]] | None = None,
+    *,
+    confused_limit: int = 2,
+    words: Mapping[str, Sequence[str]] | None = None,
 ) -> Callable[[str], list[list[BaseMessage]]]:
-    """Class name -> one prose request per aspect; ``confused``: class -> classes it is mistaken for."""
+    """Class name -> one prose request per aspect.
+
+    ``confused``: class -> classes it is mistaken for; ``words``: class -> visual words its images fit.
+    """
 
     def build(name: str) -> list[list[BaseMessage]]:
         others = list((confused or {}).get(name, ()))[:confused_limit]
-        return [prose_messages(name, aspect=a, confused=others) for a in aspects]
+        offered = list((words or {}).get(name, ()))
+        return [prose_messages(name, aspect=a, confused=others, words=offered) for a in aspects]
 
     return build

@@ -18,7 +18,7 @@ import asyncio
 import contextlib
 import logging
 import re
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 
 from langchain_core.messages import BaseMessage
 
@@ -87,7 +87,14 @@ def parse_prose(text: str, own: str, prompt: str = "") -> list[str]:
 
 
 async def ask_prose(
-    client: LLMClient, tracer: Tracer, classes: Sequence[str], calls: ProseCalls, *, task: str, salt: str
+    client: LLMClient,
+    tracer: Tracer,
+    classes: Sequence[str],
+    calls: ProseCalls,
+    *,
+    task: str,
+    salt: str,
+    offered: Mapping[str, Sequence[str]] | None = None,
 ) -> DescriptionBatch | None:
     """Send every prose request of every class (concurrently, through the client); merge per class.
 
@@ -96,6 +103,8 @@ async def ask_prose(
     apart, and a weak model does better on short single-class prompts anyway (the run's projected call
     count says so). A reply with no usable sentence is traced as ``llm_invalid`` and skipped. Budget and
     provider errors are raised after all calls finished, so completed answers still reach the cache.
+    ``offered`` (class -> visual words the request offers) is left out of the echo check: a sentence built
+    from the offered words ("a lime is small, green and round") is what was asked for, not an echo.
     """
     jobs = [(name, i, msgs) for name in classes for i, msgs in enumerate(calls(name))]
     replies = await asyncio.gather(
@@ -111,6 +120,8 @@ async def ask_prose(
             continue
         text = message_text(reply)
         prompt = "\n".join(message_text(m) for m in msgs)
+        for word in (offered or {}).get(name, ()):
+            prompt = re.sub(rf"\b{re.escape(word)}\b", " ", prompt)
         descs = parse_prose(text, name, prompt)
         if not descs:
             log.info("task %s (%s, %s #%d): no usable sentence in %r", task, salt, name, i, text[:200])

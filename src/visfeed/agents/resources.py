@@ -19,6 +19,7 @@ from visfeed.state.config import DEFAULT_MODEL, RunConfig
 from visfeed.tools.datasets.base import Split
 from visfeed.tools.llm import ProviderHandle, resolve_provider
 from visfeed.tools.session import TextEncoder
+from visfeed.tools.visual_words import Vocabulary, WordSource, load_vocabulary
 
 log = logging.getLogger(__name__)
 
@@ -46,6 +47,7 @@ class ScoringData:
     validation: EmbeddedSplit | None = None
     backbone: str = ""
     extras: dict[str, object] = field(default_factory=dict)
+    vocabulary: Vocabulary | None = None
 
 
 @dataclass
@@ -63,6 +65,14 @@ class RunResources(ScoringData):
         self.handle.close()
 
 
+def word_source(data: ScoringData) -> WordSource | None:
+    """The visual-word probe of the feedback split (None without a vocabulary)."""
+    if data.vocabulary is None:
+        return None
+    fb = data.feedback
+    return WordSource(data.vocabulary, data.encoder, fb.image_emb, fb.labels, list(data.classnames))
+
+
 def build_scoring(cfg: RunConfig) -> ScoringData:
     """Load the data and the backbone, embedding the feedback and validation images through the cache."""
     from visfeed.tools.builtin_models import default_pretrained, visfeed_cache_dir
@@ -70,6 +80,7 @@ def build_scoring(cfg: RunConfig) -> ScoringData:
     from visfeed.tools.datasets import WorldOptions, load_dataset_with_report
     from visfeed.tools.vlm import VLM, BackboneRef
 
+    vocabulary = load_vocabulary(cfg.vocabulary)  # a bad file is a usage error, raised before any work
     splits, report = load_dataset_with_report(
         cfg.dataset,
         cfg.dataset_root,
@@ -119,6 +130,7 @@ def build_scoring(cfg: RunConfig) -> ScoringData:
         test_loader=embed_test,
         backbone=vlm.identity,
         extras=extras,
+        vocabulary=vocabulary,
     )
 
 

@@ -26,7 +26,7 @@ from langgraph.checkpoint.sqlite.aio import AsyncSqliteSaver
 from visfeed.agents.context import ProgressFn, RunContext
 from visfeed.agents.finalize import score_methods
 from visfeed.agents.graph import build_graph
-from visfeed.agents.resources import EmbeddedSplit, RunResources, build_resources
+from visfeed.agents.resources import EmbeddedSplit, RunResources, build_resources, word_source
 from visfeed.agents.trace import Tracer
 from visfeed.errors import ConfigError, VisfeedError
 from visfeed.fileio import write_json_atomic, write_text_atomic
@@ -234,6 +234,7 @@ async def _arun(
                 usage_base=usage,
                 progress=progress,
                 supports_tools=res.handle.supports_tools,
+                words=word_source(res) if cfg.visual_words else None,
             )
             if start is not None or snap.next:
                 await graph.ainvoke(start, run_cfg, context=ctx, durability="sync")

@@ -74,6 +74,9 @@ def optimize(
     patience: Annotated[int | None, typer.Option("--patience", help="Stop after N iterations without gain.")] = None,
     max_calls: Annotated[int | None, typer.Option("--max-calls", help="LLM budget: most calls.")] = None,
     run_dir: Annotated[Path | None, typer.Option("--run-dir", "-o", help="Run directory (default: runs/...).")] = None,
+    vocabulary: Annotated[
+        Path | None, typer.Option("--vocabulary", help="Visual-word list, one word or phrase a line.")
+    ] = None,
     set_: SetOpt = None,
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No live view.")] = False,
 ) -> None:
@@ -85,6 +88,8 @@ def optimize(
       visfeed optimize -d flowers102 --root ~/data --backbone ViT-B-32 --pretrained openai -p openai:gpt-4o-mini
 
       visfeed optimize -c run.yaml --set patience=3 --set crossover=beam
+
+      visfeed optimize --vocabulary my_words.txt --set visual_words_count=8
     """
     from visfeed.state.config import RunConfig
 
@@ -92,7 +97,7 @@ def optimize(
         "dataset": dataset, "dataset_root": root, "backbone": backbone, "pretrained": pretrained,
         "allow_download": download or None, "provider": provider, "base_url": base_url, "seed": seed,
         "k_shot": k_shot, "max_iterations": max_iterations, "patience": patience, "max_calls": max_calls,
-        "run_dir": run_dir,
+        "run_dir": run_dir, "vocabulary": vocabulary,
     }  # fmt: skip
     overrides.update(parse_sets(set_ or []))
     cfg = RunConfig.load(config, overrides)

@@ -60,7 +60,8 @@ def trace_command(
     iteration: Annotated[int | None, typer.Option("--iteration", "-i", help="Only this iteration.")] = None,
     node: Annotated[str | None, typer.Option("--node", help="Only this node (initialize, mutate, ...).")] = None,
     classname: Annotated[
-        str | None, typer.Option("--class", help="Lineage of this class's descriptions and what each change did.")
+        str | None,
+        typer.Option("--class", help="Lineage of this class's descriptions, what each change did, the words offered."),
     ] = None,
     messages: Annotated[bool, typer.Option("--messages", "-m", help="Show LLM prompts and answers.")] = False,
     event: Annotated[list[str] | None, typer.Option("--event", help="Only these event kinds (repeatable).")] = None,
@@ -74,7 +75,7 @@ def trace_command(
 
       visfeed trace runs/world-s0-... --class lemon     # how lemon's descriptions evolved
     """
-    from visfeed.evals.inspect import filter_events, lineage_rows, require_run_dir
+    from visfeed.evals.inspect import filter_events, lineage_rows, require_run_dir, words_rows
     from visfeed.state.rundir import read_trace
 
     require_run_dir(run)
@@ -90,6 +91,14 @@ def trace_command(
             removed = "" if r.removed_iteration is None else f"it {r.removed_iteration}: {r.removed_reason}"
             table.add_row(str(r.added_iteration), escape(r.origin), escape(r.text), change, escape(removed))
         out.print(table)
+        offered = words_rows(run, classname)
+        if offered:
+            words = Table(title=f"visual words offered for {classname!r}")
+            for col in ("iteration", "its images look", "confused classes' images look"):
+                words.add_column(col)
+            for w in offered:
+                words.add_row(str(w.iteration), escape(", ".join(w.own)), escape(w.against_text()))
+            out.print(words)
         return
     events = read_trace(run, events=set(event) if event else None)
     for e in filter_events(events, iteration=iteration, node=node):
@@ -142,16 +151,25 @@ def eval_command(
     set_: Annotated[list[str] | None, typer.Option("--set", help="Any run-config field: --set n_test=100.")] = None,
     to: Annotated[Path | None, typer.Option("--out", help="Also write the table as JSON.")] = None,
 ) -> None:
-    """Score the baselines (names, 80 templates, WaffleCLIP) and description files; mean and spread over seeds.
+    """Score the baselines (names, 80 templates, WaffleCLIP, the visual-words control) and description files.
+
+    Mean and spread over seeds.
 
     Examples:
       visfeed eval                                          # baselines on the synthetic world
 
       visfeed eval -D runs/world-s0-.../descriptions.json --seeds 0,1,2
     """
-    from visfeed.agents.resources import build_scoring
+    from visfeed.agents.resources import build_scoring, word_source
     from visfeed.state.config import RunConfig
-    from visfeed.tools.baselines import names_prompts, prompt_objective, template_prompts, waffle_prompts
+    from visfeed.tools.baselines import (
+        description_prompts,
+        names_prompts,
+        prompt_objective,
+        template_prompts,
+        waffle_prompts,
+    )
+    from visfeed.tools.visual_words import control_descriptions
 
     try:
         seed_list = [int(s) for s in seeds.split(",") if s.strip()]
@@ -174,6 +192,10 @@ def eval_command(
             "templates": template_prompts(data.classnames),
             "waffle": waffle_prompts({c: n_prompts for c in data.classnames}, np.random.default_rng([seed, 7])),
         }
+        source = word_source(data)
+        if source is not None:
+            control = control_descriptions(source.probe(), cfg.visual_words_count)
+            sets["visual_words"] = description_prompts(control, cfg.resolved_template)
         for name, prompts in files.items():
             _check_covers(Path(name), prompts, data.classnames)
             sets[name] = prompts

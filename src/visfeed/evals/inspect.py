@@ -15,7 +15,7 @@ from typing import Any
 from pydantic import BaseModel
 
 from visfeed.errors import ConfigError
-from visfeed.evals.report import LineageRow, ReportData
+from visfeed.evals.report import LineageRow, ReportData, WordsRow
 from visfeed.state.rundir import CONFIG_FILE, EVALUATION_FILE, load_result, read_trace
 
 
@@ -112,6 +112,21 @@ def lineage_rows(run_dir: Path, classname: str | None = None) -> list[LineageRow
     return list(rows.values())
 
 
+def words_rows(run_dir: Path, classname: str | None = None) -> list[WordsRow]:
+    """The visual words offered to the LLM per class and iteration, from the trace, optionally of one class."""
+    rows = [
+        WordsRow(
+            classname=str(e.get("class_name", "")),
+            iteration=int(e.get("iteration", 0)),
+            own=list(e.get("own", [])),
+            against=dict(e.get("against", {})),
+        )
+        for e in read_trace(run_dir, events={"visual_words"})
+    ]
+    rows = [r for r in rows if classname is None or r.classname == classname]
+    return sorted({(r.classname, r.iteration): r for r in rows}.values(), key=lambda r: (r.classname, r.iteration))
+
+
 def _percent(values: list[float | None]) -> list[float]:
     """Fractions to percent; a class without test images (None) becomes NaN, which plots as a gap."""
     return [float("nan") if v is None else 100.0 * v for v in values]
@@ -146,6 +161,7 @@ def report_data(run_dir: Path) -> ReportData:
             if s.test_accuracy is not None
         },
         lineage=lineage_rows(run_dir),
+        visual_words=words_rows(run_dir),
         summary={
             "status": result.status,
             "dataset": result.dataset,

@@ -36,6 +36,19 @@ class LineageRow(BaseModel):
     removed_reason: str = ""
 
 
+class WordsRow(BaseModel):
+    """The visual words offered to the LLM for one class in one iteration (``visual_words`` trace events)."""
+
+    classname: str
+    iteration: int
+    own: list[str]
+    against: dict[str, list[str]] = Field(default_factory=dict)
+
+    def against_text(self) -> str:
+        """'lemon: yellow, oval; pear: brown' (what the confused classes' images look like instead)."""
+        return "; ".join(f"{o}: {', '.join(w)}" for o, w in self.against.items())
+
+
 class ReportData(BaseModel):
     """Everything a report shows; built from a run directory by the CLI."""
 
@@ -49,6 +62,7 @@ class ReportData(BaseModel):
     confusion_after: list[list[int]]
     baselines: dict[str, float] = Field(description="Method name to test accuracy in percent.")
     lineage: list[LineageRow] = Field(default_factory=list)
+    visual_words: list[WordsRow] = Field(default_factory=list, description="Words offered per class and iteration.")
     summary: dict[str, str] = Field(default_factory=dict, description="Key facts shown at the top.")
 
 
@@ -150,6 +164,11 @@ def render_html(data: ReportData) -> str:
         for r in sorted(data.lineage, key=lambda r: (r.classname, r.added_iteration))
     ]
     lineage = _table(["class", "description", "added at", "origin", "objective change", "removed at"], lineage_rows)
+    words = _table(
+        ["class", "iteration", "its images look", "confused classes' images look"],
+        [(w.classname, w.iteration, ", ".join(w.own), w.against_text()) for w in data.visual_words],
+    )
+    words_section = f"<h2>Visual words offered to the LLM</h2>{words}" if data.visual_words else ""
     return f"""<!doctype html>
 <html lang="en"><head><meta charset="utf-8"><title>{html.escape(data.title)}</title>
 <style>{_CSS}</style></head><body>
@@ -158,6 +177,7 @@ def render_html(data: ReportData) -> str:
 <h2>Baselines (same backbone, same test split)</h2>{baselines}
 <h2>Plots</h2>{figures}
 <h2>Description lineage</h2>{lineage}
+{words_section}
 <script>
 // Marks how many plots decoded, so a headless browser check can tell a broken image from a drawn one.
 window.addEventListener("load", () => {{

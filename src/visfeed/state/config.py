@@ -168,6 +168,25 @@ class RunConfig(BaseModel):
     init_file: Path | None = Field(
         default=None, description="Start from these descriptions (CuPL JSON: class -> list) instead of the LLM."
     )
+    visual_words: bool = Field(
+        default=True,
+        description="Visual feedback in words: rank a visual vocabulary against each class's feedback images and "
+        "tell the LLM which words fit a class's images and not its confusers' (in the feedback text, the prose "
+        "prompts and as one extra no-LLM proposal per class); the 'visual_words' control is scored either way.",
+    )
+    visual_words_count: int = Field(
+        default=6, ge=1, le=30, description="Visual words offered per class (at most 2 per vocabulary category)."
+    )
+    vocabulary: Path | None = Field(
+        default=None,
+        description="Visual vocabulary file, one word or phrase a line ('#' comments, '[category]' headers); "
+        "None: the shipped generic list (colours, shapes, the 47 DTD textures, parts, sizes, counts, materials).",
+    )
+    vocabulary_extend: bool = Field(
+        default=False,
+        description="Ask the LLM once for visual words that tell this label set's classes apart and add them to "
+        "the vocabulary (through the junk filter; cached, so a resumed run repeats no call).",
+    )
 
     # ----------------------------------------------------------------- budget and output
     max_calls: int | None = Field(default=None, ge=0, description="LLM budget: most calls sent (None: unlimited).")
@@ -289,6 +308,8 @@ class RunConfig(BaseModel):
             init = per_iteration = -(-n_classes // self.group_size)
         if self.init_file is not None:
             init = 0
+        if self.visual_words and self.vocabulary_extend:
+            init += 1
         return init + self.max_iterations * self.proposals_per_class * per_iteration
 
     def to_file_dict(self) -> dict[str, Any]:

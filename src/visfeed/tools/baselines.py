@@ -6,6 +6,8 @@
 - ``waffle``: the WaffleCLIP control: the class name plus random words or random characters, as many
   prompts per class as the one-shot descriptions, seeded. It separates the effect of real description
   semantics from the mere ensembling of many prompts.
+- ``visual_words``: the no-LLM control: descriptions composed from the visual words that fit each class's
+  feedback images (``visfeed.tools.visual_words``). It separates what the LLM adds from what the words say.
 
 All functions return prompt sets in CuPL format (class name -> list of full prompt sentences); scoring is
 :func:`prompt_objective`, the same description-ensembling as the optimizer (DESIGN.md section 2).
@@ -71,16 +73,26 @@ def waffle_prompts(counts: Mapping[str, int], rng: np.random.Generator, *, words
 
 
 def baseline_prompt_sets(
-    classnames: Sequence[str], initial: Mapping[str, Sequence[str]], template: str, seed: int
+    classnames: Sequence[str],
+    initial: Mapping[str, Sequence[str]],
+    template: str,
+    seed: int,
+    visual_words: Mapping[str, Sequence[str]] | None = None,
 ) -> dict[str, PromptSet]:
-    """The four baselines (names, templates, llm_oneshot, waffle) as prompt sets."""
+    """The baselines (names, templates, llm_oneshot, waffle, and visual_words when given) as prompt sets.
+
+    ``visual_words``: the control's descriptions (:func:`visfeed.tools.visual_words.control_descriptions`).
+    """
     rng = np.random.default_rng([seed, 7])
-    return {
+    sets = {
         "names": names_prompts(classnames),
         "templates": template_prompts(classnames),
         "llm_oneshot": description_prompts(initial, template),
         "waffle": waffle_prompts({c: len(initial.get(c, [])) for c in classnames}, rng),
     }
+    if visual_words is not None:
+        sets["visual_words"] = description_prompts(visual_words, template)
+    return sets
 
 
 def prompt_objective(

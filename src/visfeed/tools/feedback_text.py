@@ -16,6 +16,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from visfeed.tools.scoring import Feedback
+from visfeed.tools.visual_words import ClassWords, join_words
 
 
 @dataclass(frozen=True)
@@ -37,6 +38,13 @@ def quote(name: str) -> str:
     return json.dumps(name, ensure_ascii=False)
 
 
+def words_line(words: ClassWords) -> str:
+    """What a class's images look like: 'Images look: green and round; unlike "lemon", whose images look: yellow.'."""
+    text = f"Images look: {join_words(words.own)}"
+    others = [f"unlike {quote(o)}, whose images look: {join_words(w)}" for o, w in words.against.items() if w]
+    return "; ".join([text, *others]) + "."
+
+
 def _bullets(descriptions: Sequence[str], limit: int) -> str:
     shown = list(descriptions)[:limit]
     more = f"\n    (+{len(descriptions) - limit} more)" if len(descriptions) > limit else ""
@@ -54,9 +62,15 @@ def class_feedback(
     descriptions: Mapping[str, Sequence[str]],
     fb: Feedback,
     layout: FeedbackLayout = FULL,
+    words: ClassWords | None = None,
 ) -> str:
-    """Feedback block of one class: accuracy, its descriptions, confused classes and theirs."""
+    """Feedback block of one class: accuracy, its descriptions, its images in words, confused classes and theirs.
+
+    ``words`` (from the visual-word probe) adds one line after the class's descriptions; without it the
+    text is what it was before the probe existed, byte for byte.
+    """
     name = classnames[c]
+    seen = ["  " + words_line(words)] if words is not None and words.own else []
     acc = fb.per_class_accuracy[c]
     n = int(fb.per_class_count[c])
     own = list(descriptions.get(name, []))
@@ -65,6 +79,7 @@ def class_feedback(
     if layout.compact:
         lines = [f"Class {quote(name)}: {'no labelled images' if np.isnan(acc) else correct}."]
         lines.append(f"  Current: {_inline(own, layout.own)}")
+        lines += seen
         parts = [
             f"{quote(other)} ({count} images; described as: {_inline(list(descriptions.get(other, [])), layout.other)})"
             for other, count in confused
@@ -75,6 +90,7 @@ def class_feedback(
         f'Class "{name}": {"no feedback images" if np.isnan(acc) else correct}.',
         "  Current descriptions:",
         _bullets(own, layout.own),
+        *seen,
     ]
     if confused:
         lines.append("  Most often confused with (near misses included):")
@@ -92,10 +108,12 @@ def render_feedback(
     fb: Feedback,
     classes: Sequence[int] | None = None,
     layout: FeedbackLayout = FULL,
+    words: Mapping[str, ClassWords] | None = None,
 ) -> str:
     """One block per requested class (default: all); the full layout opens with the overall accuracy."""
     idx = range(len(classnames)) if classes is None else classes
-    blocks = [class_feedback(c, classnames, descriptions, fb, layout) for c in idx]
+    seen = words or {}
+    blocks = [class_feedback(c, classnames, descriptions, fb, layout, seen.get(classnames[c])) for c in idx]
     if layout.compact:
         return "\n".join(blocks)
     head = f"Overall accuracy on the feedback images: {fb.accuracy:.1%} (mean margin {fb.mean_margin:+.4f})."
@@ -103,7 +121,11 @@ def render_feedback(
 
 
 def compact_feedback(
-    classes: Sequence[int], classnames: Sequence[str], descriptions: Mapping[str, Sequence[str]], fb: Feedback
+    classes: Sequence[int],
+    classnames: Sequence[str],
+    descriptions: Mapping[str, Sequence[str]],
+    fb: Feedback,
+    words: Mapping[str, ClassWords] | None = None,
 ) -> str:
-    """The feedback a mutation prompt shows: the :data:`PROMPT` layout of ``classes``."""
-    return render_feedback(classnames, descriptions, fb, classes, PROMPT)
+    """The feedback a mutation prompt shows: the :data:`PROMPT` layout of ``classes``, with their words."""
+    return render_feedback(classnames, descriptions, fb, classes, PROMPT, words)

@@ -14,6 +14,7 @@ from pydantic import BaseModel, Field
 
 from visfeed.tools.feedback_text import class_feedback, render_feedback
 from visfeed.tools.session import ScoringSession
+from visfeed.tools.visual_words import WordProbe, join_words
 
 
 class VisualFeedbackArgs(BaseModel):
@@ -37,6 +38,17 @@ class NearestDescriptionsArgs(BaseModel):
     k: int = Field(default=5, ge=1, le=50, description="How many neighbours to return.")
 
 
+class VisualWordsArgs(BaseModel):
+    """Arguments of ``visual_words``."""
+
+    class_name: str = Field(description="The class whose images to describe in words.")
+    against: list[str] = Field(
+        default_factory=list,
+        description="Classes to contrast it with (e.g. those it is confused with); empty: all other classes.",
+    )
+    k: int = Field(default=6, ge=1, le=30, description="How many words to return.")
+
+
 class ScoreResult(BaseModel):
     """What a trial description set would do, compared with the current one."""
 
@@ -49,8 +61,11 @@ class ScoreResult(BaseModel):
     confused_with: list[str]
 
 
-def make_scoring_tools(session: ScoringSession) -> list[BaseTool]:
-    """Build the three scoring tools bound to ``session`` (which holds the current descriptions)."""
+def make_scoring_tools(session: ScoringSession, words: WordProbe | None = None) -> list[BaseTool]:
+    """The scoring tools bound to ``session`` (which holds the current descriptions).
+
+    ``visual_words`` joins them when a word probe of the same split is given.
+    """
 
     def visual_feedback(class_names: list[str] | None = None) -> tuple[str, dict[str, Any]]:
         fb = session.feedback()
@@ -100,7 +115,16 @@ def make_scoring_tools(session: ScoringSession) -> list[BaseTool]:
         lines = [f"{r['similarity']:.3f}  [{r['class_name']}] {r['text']}" for r in rows] or ["(no descriptions)"]
         return "\n".join(lines), {"neighbours": rows}
 
-    return [
+    def visual_words(class_name: str, against: list[str] | None = None, k: int = 6) -> tuple[str, dict[str, Any]]:
+        if words is None:  # not offered without a probe; kept total for a direct call
+            return "no visual vocabulary in this run", {}
+        others = [session.class_index(o) for o in against or []]
+        cw = words.words(session.class_index(class_name), others, k=k)
+        lines = [f"Images of {class_name} look: {join_words(cw.own) or '(no distinctive words)'}."]
+        lines += [f"Images of {o} look instead: {join_words(w)}." for o, w in cw.against.items()]
+        return "\n".join(lines), cw.model_dump()
+
+    tools: list[BaseTool] = [
         StructuredTool.from_function(
             func=visual_feedback,
             name="visual_feedback",
@@ -126,3 +150,16 @@ def make_scoring_tools(session: ScoringSession) -> list[BaseTool]:
             response_format="content_and_artifact",
         ),
     ]
+    if words is not None:
+        tools.append(
+            StructuredTool.from_function(
+                func=visual_words,
+                name="visual_words",
+                description="Ask the image model what a class's labelled images look like: the visual words "
+                "(colours, shapes, textures, parts) that fit its images and not those of the classes given in "
+                "'against', and the words that fit those classes instead.",
+                args_schema=VisualWordsArgs,
+                response_format="content_and_artifact",
+            )
+        )
+    return tools

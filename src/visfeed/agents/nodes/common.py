@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Awaitable, Sequence
+from collections.abc import Awaitable, Mapping, Sequence
 from typing import Any, TypeVar
 
 import numpy as np
@@ -31,6 +31,7 @@ async def ask_descriptions(
     salt: str,
     classes: Sequence[str],
     prose: ProseCalls | None = None,
+    offered: Mapping[str, Sequence[str]] | None = None,
 ) -> DescriptionBatch | None:
     """One description request; an answer that never validated is traced and skipped (None), not fatal.
 
@@ -38,10 +39,10 @@ async def ask_descriptions(
     lists far more often), converted to a :class:`DescriptionBatch` so callers see one shape. When the
     run answers in prose (``answer_format``) and the caller gave ``prose`` requests, those are sent
     instead of ``msgs`` (see :func:`visfeed.agents.prose.ask_prose`); requests without a prose form
-    (the LLM crossover) stay structured.
+    (the LLM crossover) stay structured; ``offered`` names the visual words the prose requests offer.
     """
     if prose is not None and ctx.config.resolved_answer_format == "prose":
-        return await ask_prose(ctx.client, ctx.tracer, classes, prose, task=task, salt=salt)
+        return await ask_prose(ctx.client, ctx.tracer, classes, prose, task=task, salt=salt, offered=offered)
     try:
         if len(classes) == 1:
             one = await ctx.client.astructured(msgs, OneClass, task=task, example=example_one(), cache_salt=salt)

@@ -26,6 +26,8 @@ from visfeed.agents.prompting import (
 from visfeed.agents.schemas import DescriptionBatch, batch_to_map
 from visfeed.state.models import Candidate, GraphState
 from visfeed.tools.feedback_text import compact_feedback
+from visfeed.tools.scoring import Feedback
+from visfeed.tools.visual_words import ClassWords, words_descriptions
 
 log = logging.getLogger(__name__)
 
@@ -46,7 +48,13 @@ async def mutate(state: GraphState, runtime: Runtime[RunContext]) -> dict[str, A
     targets = classes_to_mutate(fb, cfg.mutate_scope)
     groups = group_by_confusion(fb.lam_confusion, targets, cfg.group_size)
     ctx.notify("mutate", iteration=it, classes=len(targets), groups=len(groups))
+    seen = offered_words(ctx, fb, targets, it)
     candidates: dict[str, list[Candidate]] = {}
+    for name, cw in seen.items():  # the no-LLM proposal: the control's descriptions against today's confusers
+        descs = words_descriptions(cw.own)
+        if descs:
+            candidates[name] = [Candidate(origin="visual_words", descriptions=descs)]
+            ctx.tracer.emit("proposal", iteration=it, class_name=name, origin="visual_words", descriptions=descs)
     jobs: list[tuple[list[str], str]] = []
     coros: list[Any] = []
     for gi, group in enumerate(groups):
@@ -55,7 +63,7 @@ async def mutate(state: GraphState, runtime: Runtime[RunContext]) -> dict[str, A
             coros.append(agent_mutate_group(ctx, state, group, it, gi))
             jobs.append((gnames, "agent"))
             continue
-        text = compact_feedback(group, names, state.descriptions, fb)
+        text = compact_feedback(group, names, state.descriptions, fb, words=seen)
         confused = {names[c]: [names[o] for o in fb.top_confused[c]] for c in group}
         banks = render_banks(state.banks, gnames, cfg.bank_shown)
         for k in range(cfg.proposals_per_class):
@@ -66,6 +74,8 @@ async def mutate(state: GraphState, runtime: Runtime[RunContext]) -> dict[str, A
             # Prose: the focus becomes the aspect, rotating over iterations too (the prompt holds no
             # feedback numbers that would change it), and the confusions one plain sentence.
             aspect = PROSE_ASPECTS[((it - 1) * cfg.proposals_per_class + k) % len(PROSE_ASPECTS)]
+            # Each sample lists the words from another starting point, so the K answers lead with other words.
+            offered = {n: _rotated(seen[n].own, 2 * k) for n in gnames if n in seen and seen[n].own}
             coros.append(
                 ask_descriptions(
                     ctx,
@@ -73,7 +83,8 @@ async def mutate(state: GraphState, runtime: Runtime[RunContext]) -> dict[str, A
                     task="mutate",
                     salt=f"mutate:it{it}:g{gi}:k{k}",
                     classes=gnames,
-                    prose=prose_requests([aspect], confused),
+                    prose=prose_requests([aspect], confused, words=offered),
+                    offered=offered,
                 )
             )
             jobs.append((gnames, f"mutate:k={k}"))
@@ -96,6 +107,28 @@ async def mutate(state: GraphState, runtime: Runtime[RunContext]) -> dict[str, A
         "usage": ctx.usage(),
         "stop_reason": "budget" if budget_hit else state.stop_reason,
     }
+
+
+def offered_words(ctx: RunContext, fb: Feedback, targets: list[int], it: int) -> dict[str, ClassWords]:
+    """Visual words of each class to mutate against its top-m confused classes (empty when the feature is off).
+
+    Traced per class and iteration (``visual_words`` events), so ``visfeed trace --class`` and the report
+    show what the LLM was told.
+    """
+    if ctx.words is None:
+        return {}
+    probe = ctx.words.probe()
+    out: dict[str, ClassWords] = {}
+    for c in targets:
+        cw = probe.words(c, fb.top_confused[c], k=ctx.config.visual_words_count)
+        out[cw.class_name] = cw
+        ctx.tracer.emit("visual_words", iteration=it, class_name=cw.class_name, own=cw.own, against=cw.against)
+    return out
+
+
+def _rotated(words: list[str], by: int) -> list[str]:
+    by %= max(1, len(words))
+    return words[by:] + words[:by]
 
 
 def _rejected(state: GraphState, name: str) -> list[str]:

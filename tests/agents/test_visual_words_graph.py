@@ -1,0 +1,107 @@
+"""Visual feedback in words through the whole graph: prompts carry the words, the control is scored, resume is exact."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+
+import numpy as np
+from tests.agents.conftest import ATTRS, CLASSES, DISTRACTORS, ScriptedChat
+
+from visfeed.agents.prompting import prose_messages
+from visfeed.agents.run import optimize, resume
+from visfeed.evals.inspect import report_data, words_rows
+from visfeed.state.rundir import read_trace
+from visfeed.tools.feedback_text import compact_feedback
+from visfeed.tools.scoring import Feedback
+from visfeed.tools.visual_words import ClassWords, Vocabulary
+
+WORDS = sorted({w for ws in ATTRS.values() for w in ws} | set(DISTRACTORS))
+
+
+def _vocab() -> Vocabulary:
+    return Vocabulary(tuple(WORDS), ("words",) * len(WORDS), "test")
+
+
+def _with_words(res):
+    return dataclasses.replace(res, vocabulary=_vocab())
+
+
+def _mutate_prompts(run_dir) -> list[str]:
+    return [
+        "\n".join(str(m.get("content", "")) for m in e["messages"])
+        for e in read_trace(run_dir, events={"llm_call"})
+        if e["task"] == "mutate"
+    ]
+
+
+def test_feedback_text_and_prose_prompt_carry_the_words() -> None:
+    fb = Feedback(
+        accuracy=0.5, mean_margin=0.0, per_class_accuracy=np.array([0.5, 1.0]), per_class_count=np.array([4, 4]),
+        confusion=np.zeros((2, 2)), lam_confusion=np.array([[0, 2], [0, 0]]), top_confused=[[1], []], n_correct=4,
+    )  # fmt: skip
+    words = {"lime": ClassWords(class_name="lime", own=["green", "small"], against={"lemon": ["yellow", "oval"]})}
+    text = compact_feedback([0], ["lime", "lemon"], {"lime": ["a fruit"], "lemon": ["a fruit"]}, fb, words=words)
+    assert 'Images look: green and small; unlike "lemon", whose images look: yellow and oval.' in text
+    assert "Images look" not in compact_feedback([0], ["lime", "lemon"], {"lime": ["x"], "lemon": ["y"]}, fb)
+    _, human = prose_messages("lime", aspect="its color", confused=["lemon"], words=["green", "small", "round"])
+    assert human.content == (
+        "Describe what a lime looks like in two short sentences: its color, using some of these words: green, small, "
+        "round. "
+        "Do not mention a lemon."
+    )
+
+
+def test_graph_offers_words_scores_the_control_and_traces_them(base_config, make_resources) -> None:
+    chat = ScriptedChat()
+    cfg = base_config(max_iterations=2, patience=5, visual_words_count=4)
+    result = optimize(cfg, resources=_with_words(make_resources(chat)))
+    assert result.status == "completed", result.error
+    # the no-LLM control is in result.json beside the other baselines, and scored on the test split
+    assert set(result.baselines) == {"names", "templates", "llm_oneshot", "waffle", "visual_words"}
+    stored = json.loads((cfg.run_dir / "result.json").read_text())
+    assert stored["baselines"]["visual_words"]["test_accuracy"] is not None
+    # every mutate prompt shows what the images look like, with the class's own attribute words first
+    prompts = _mutate_prompts(cfg.run_dir)
+    assert prompts and all("Images look: " in p for p in prompts)
+    offered = [e for e in read_trace(cfg.run_dir, events={"visual_words"})]
+    assert {e["iteration"] for e in offered} == {1, 2}
+    by_class = {e["class_name"]: e["own"] for e in offered if e["iteration"] == 1}
+    assert max(len(w) for w in by_class.values()) > 2  # no category cap on a vocabulary without categories
+    assert all(set(by_class[c]) & set(ATTRS[c]) for c in CLASSES), by_class
+    assert sum(by_class[c][0] in ATTRS[c] for c in CLASSES) >= len(CLASSES) // 2, by_class  # 4 noisy shots
+    # the control's descriptions are a proposal of every mutated class, traced like the LLM's
+    origins = {e["origin"] for e in read_trace(cfg.run_dir, events={"proposal"})}
+    assert "visual_words" in origins and any(o.startswith("mutate") for o in origins)
+    # inspectable: per class and iteration in the trace reader and the report data
+    rows = words_rows(cfg.run_dir, "lemon")
+    assert [r.iteration for r in rows] == [1, 2] and rows[0].own == by_class["lemon"]
+    assert len(report_data(cfg.run_dir).visual_words) == 2 * len(CLASSES)
+
+
+def test_words_off_changes_the_prompts_but_still_scores_the_control(base_config, make_resources) -> None:
+    cfg = base_config(max_iterations=1, patience=5, visual_words=False)
+    result = optimize(cfg, resources=_with_words(make_resources(ScriptedChat())))
+    assert result.status == "completed", result.error
+    assert "visual_words" in result.baselines
+    assert not any("Images look" in p for p in _mutate_prompts(cfg.run_dir))
+    assert not read_trace(cfg.run_dir, events={"visual_words"})
+
+
+def test_resumed_run_with_words_repeats_no_llm_call(base_config, make_resources) -> None:
+    ref_chat = ScriptedChat()
+    ref_cfg = base_config("ref", max_concurrency=1, answer_format="prose")
+    ref = optimize(ref_cfg, resources=_with_words(make_resources(ref_chat)))
+    assert ref.status == "completed", ref.error
+    cut_chat = ScriptedChat(fail_on_call=40)
+    cfg = base_config("cut", max_concurrency=1, answer_format="prose")
+    assert optimize(cfg, resources=_with_words(make_resources(cut_chat))).status == "interrupted"
+    again_chat = ScriptedChat()
+    second = resume(cfg.run_dir, resources=_with_words(make_resources(again_chat)))
+    assert second.status == "completed", second.error
+    assert not set(cut_chat.answered) & set(again_chat.answered)
+    assert sorted(cut_chat.answered + again_chat.answered) == sorted(ref_chat.answered)
+    assert second.optimized == ref.optimized and second.baselines == ref.baselines
+    # prose requests name the words, and sentences built from them are kept (not dropped as echoes)
+    prompts = _mutate_prompts(ref_cfg.run_dir)
+    assert prompts and all("using some of these words:" in p for p in prompts)
