@@ -27,7 +27,7 @@ from langchain_core.messages import HumanMessage
 from typer.testing import CliRunner
 
 from support.fault_server import Action, FaultServer, _Handler, reply
-from support.scripted_provider import ScriptedProvider
+from support.scripted_provider import ScriptedChat
 from visfeed.agents.run import RunResult
 from visfeed.agents.trace import read_trace
 from visfeed.cli_common import console, out
@@ -158,7 +158,7 @@ def files_containing(needle: str, paths: Iterable[Path]) -> list[str]:
 def scripted_reply(body: dict[str, Any]) -> str:
     """The scripted provider's answer to an OpenAI chat body (deterministic in the prompt)."""
     msgs = [HumanMessage(content=str(m.get("content") or "")) for m in body.get("messages", [])]
-    return str(ScriptedProvider()._answer(msgs).content)
+    return str(ScriptedChat()._answer(msgs, None).content)
 
 
 def prompt_of(body: dict[str, Any]) -> str:

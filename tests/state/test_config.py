@@ -83,3 +83,13 @@ def test_projected_llm_calls_counts_init_and_proposals() -> None:
     assert local.with_updates(answer_format="json").projected_llm_calls(26) == 26 + 5 * 2 * 26
     prose_groups = remote.with_updates(answer_format="prose", n_init=4, max_iterations=1)
     assert prose_groups.projected_llm_calls(26) == 26 * 2 + 1 * 4 * 26  # one call per class, not per group
+
+
+def test_logit_scale_defaults_to_the_backbones_and_old_files_keep_theirs(tmp_path):
+    assert RunConfig().logit_scale is None  # None: the backbone's own learned scale
+    old = tmp_path / "config.yaml"  # a run directory written when the field defaulted to CLIP's 100
+    old.write_text("logit_scale: 100.0\nlam: 0.9\n")
+    assert RunConfig.load(old).logit_scale == 100.0
+    assert RunConfig.load(None, {"logit_scale": 25.0}).logit_scale == 25.0
+    with pytest.raises(ConfigError, match="logit_scale"):
+        RunConfig.from_mapping({"logit_scale": 0})

@@ -47,6 +47,7 @@ class RunResources:
     validation: EmbeddedSplit | None = None
     backbone: str = ""
     extras: dict[str, object] = field(default_factory=dict)
+    logit_scale: float | None = None  # the backbone's learned scale, if it has one
 
     def close(self) -> None:
         """Stop the local LLM server if this run started one."""
@@ -65,6 +66,7 @@ class ScoringData:
     validation: EmbeddedSplit | None
     backbone: str
     extras: dict[str, object]
+    logit_scale: float | None
 
 
 def build_scoring(cfg: RunConfig) -> ScoringData:
@@ -127,6 +129,7 @@ def build_scoring(cfg: RunConfig) -> ScoringData:
         test_loader=embed_test,
         backbone=vlm.identity,
         extras=extras,
+        logit_scale=vlm.logit_scale,
     )
 
 
@@ -151,4 +154,5 @@ def build_resources(cfg: RunConfig) -> RunResources:
         handle=handle,
         backbone=data.backbone,
         extras=data.extras,
+        logit_scale=data.logit_scale,
     )

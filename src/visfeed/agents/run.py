@@ -34,7 +34,7 @@ from visfeed.fileio import write_json_atomic, write_text_atomic
 from visfeed.state.config import RunConfig
 from visfeed.state.models import GraphState, IterationRecord, Usage
 from visfeed.tools.llm import Budget, LLMClient, LLMSettings, ResponseCache
-from visfeed.tools.session import ScoringSession
+from visfeed.tools.session import ScoringSession, resolve_logit_scale
 
 log = logging.getLogger(__name__)
 
@@ -70,6 +70,10 @@ class RunResult(BaseModel):
     llm: dict[str, Any] = Field(default_factory=dict, description="Calls, cache hits, tokens, cost (whole run).")
     timings: dict[str, Any] = Field(default_factory=dict, description="Wall, LLM and non-LLM seconds of this process.")
     filter_dropped: int = 0
+    logit_scale: float | None = Field(default=None, description="Softmax scale of the lambda test in this run.")
+    logit_scale_source: str | None = Field(
+        default=None, description="Where the scale came from: 'backbone' (learned), 'config' or 'fallback' (100)."
+    )
     error: str | None = None
     config: dict[str, Any] = Field(default_factory=dict)
     finished_at: str | None = None
@@ -154,6 +158,8 @@ def _execute(
     try:
         res = resources if resources is not None else build_resources(cfg)
         holder["res"] = res
+        scale, scale_source = resolve_logit_scale(cfg.logit_scale, res.logit_scale)
+        result = result.model_copy(update={"logit_scale": scale, "logit_scale_source": scale_source})
         tracer.emit(
             "resume" if resuming else "run_start",
             config=cfg.to_file_dict(),
@@ -161,14 +167,18 @@ def _execute(
             classes=len(res.classnames),
             backbone=res.backbone,
             data=res.extras.get("load_report"),
+            logit_scale=scale,
+            logit_scale_source=scale_source,
         )
         projected = cfg.projected_llm_calls(len(res.classnames))
         log.info("projected LLM calls for this configuration: at most %d (plus regenerations)", projected)
         tracer.emit("projection", llm_calls=projected, classes=len(res.classnames))
         if progress is not None:
             progress("projection", {"projected_llm_calls": projected})
-        state = asyncio.run(_arun(cfg, run_dir, res, tracer, resuming, progress, holder))
-        result = _final_result(cfg, run_dir, res, state, tracer, holder, t0)
+        state = asyncio.run(_arun(cfg, run_dir, res, tracer, resuming, progress, holder, scale))
+        result = _final_result(cfg, run_dir, res, state, tracer, holder, t0).model_copy(
+            update={"logit_scale": scale, "logit_scale_source": scale_source}
+        )
     except KeyboardInterrupt:
         log.warning("interrupted; continue with `visfeed resume %s`", run_dir)
         result = _partial(result, holder, t0, "interrupted", None)
@@ -206,6 +216,7 @@ async def _arun(
     resuming: bool,
     progress: ProgressFn | None,
     holder: dict[str, Any],
+    logit_scale: float,
 ) -> GraphState:
     def make_session(split: EmbeddedSplit) -> ScoringSession:
         return ScoringSession(
@@ -217,7 +228,7 @@ async def _arun(
             device=cfg.device,
             lam=cfg.lam,
             m=cfg.top_m,
-            logit_scale=cfg.logit_scale,
+            logit_scale=logit_scale,
         )
 
     session = make_session(res.feedback)
