@@ -10,6 +10,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import torch
+from tests.tools.test_engine import _unit
+from tests.tools.test_engine import _world as engine_world
 
 from visfeed.tools.engine import ScoringEngine
 
@@ -19,17 +21,9 @@ pytestmark = [
 ]
 
 
-def _unit(a: np.ndarray) -> np.ndarray:
-    return (a / np.linalg.norm(a, axis=-1, keepdims=True)).astype(np.float32)
-
-
-def _world(seed: int, n_classes: int = 12, per_class: int = 40, n_desc: int = 6, dim: int = 64):
-    rng = np.random.default_rng(seed)
-    protos = _unit(rng.normal(size=(n_classes, dim)))
-    labels = np.repeat(np.arange(n_classes), per_class)
-    x = _unit(protos[labels] + 0.8 * rng.normal(size=(len(labels), dim)))
-    descs = [_unit(protos[c] + 1.0 * rng.normal(size=(n_desc, dim))) for c in range(n_classes)]
-    return rng, protos, labels, x, descs
+def _world(seed: int) -> tuple[np.random.Generator, np.ndarray, np.ndarray, np.ndarray, list[np.ndarray]]:
+    """test_engine's world, larger: 12 classes of 40 images in 64 dimensions."""
+    return engine_world(seed, n_classes=12, per_class=40, n_desc=6, dim=64)
 
 
 def _engines(x: np.ndarray, labels: np.ndarray, descs: list[np.ndarray]) -> tuple[ScoringEngine, ScoringEngine]:
