@@ -20,7 +20,9 @@ run: $(STAMP)
 
 test: $(STAMP)
 	@command -v chromium >/dev/null 2>&1 || { apt-get update -q && apt-get install -y -q chromium; } \
-		|| echo "warning: could not install Debian's chromium; the HTML report browser test will be skipped"
+		|| if [ "$$CI" = "true" ] || [ "$$VISFEED_REQUIRE_ALL" = "1" ]; then \
+			echo "error: could not install Debian's chromium, which CI requires for the HTML report test" >&2; exit 1; \
+		else echo "warning: could not install Debian's chromium; the HTML report browser test will be skipped"; fi
 	$(BIN)/ruff check src tests benchmarks
 	$(BIN)/ruff format --check src tests benchmarks
 	$(BIN)/mypy

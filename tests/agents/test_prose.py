@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 from pathlib import Path
 
-from tests.agents.conftest import ScriptedChat
+from tests.agents.conftest import fruit_chat
 
 from visfeed.agents.prompting import prose_messages, prose_requests
 from visfeed.agents.prose import ask_prose, parse_prose
@@ -101,7 +101,7 @@ def test_prose_replies_are_split_cleaned_and_filtered():
 
 
 def test_ask_prose_sends_one_call_per_class_and_traces_unusable_replies(tmp_path: Path):
-    chat = ScriptedChat(good_rate=1.0)
+    chat = fruit_chat(good_rate=1.0)
     client = LLMClient(ProviderHandle(provider="scripted", model="s", chat_model=chat))
     tracer = Tracer(tmp_path)
     batch = asyncio.run(

@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 
 import pytest
-from tests.agents.conftest import ScriptedChat
+from tests.agents.conftest import fruit_chat
 
 from visfeed.agents.run import optimize, resume
 from visfeed.errors import ConfigError
@@ -23,12 +23,12 @@ def _summary(result, run_dir):
 
 @pytest.mark.parametrize("fail_with", ["interrupt", "error"])
 def test_resume_after_interruption_matches_uninterrupted_run(base_config, make_resources, fail_with):
-    ref_chat = ScriptedChat()
+    ref_chat = fruit_chat()
     ref_cfg = base_config("ref", max_concurrency=1)
     ref = optimize(ref_cfg, resources=make_resources(ref_chat))
     assert ref.status == "completed"
 
-    cut_chat = ScriptedChat(fail_on_call=12, fail_with=fail_with)
+    cut_chat = fruit_chat(fail_on_call=12, fail_with=fail_with)
     cfg = base_config("cut", max_concurrency=1)
     first = optimize(cfg, resources=make_resources(cut_chat))
     if fail_with == "interrupt":
@@ -38,7 +38,7 @@ def test_resume_after_interruption_matches_uninterrupted_run(base_config, make_r
     assert load_result(cfg.run_dir).status == first.status
     assert not (cfg.run_dir / "descriptions.json").exists()
 
-    again_chat = ScriptedChat()
+    again_chat = fruit_chat()
     second = resume(cfg.run_dir, resources=make_resources(again_chat))
     assert second.status == "completed"
     assert _summary(second, cfg.run_dir) == _summary(ref, ref_cfg.run_dir)
@@ -49,20 +49,20 @@ def test_resume_after_interruption_matches_uninterrupted_run(base_config, make_r
     assert second.llm["calls"] == ref.llm["calls"] + (1 if fail_with == "error" else 0)
     assert any(e["event"] == "resume" for e in read_trace(cfg.run_dir))
     # resuming a finished run returns its result without any work
-    idle_chat = ScriptedChat()
+    idle_chat = fruit_chat()
     assert resume(cfg.run_dir, resources=make_resources(idle_chat)).status == "completed"
     assert idle_chat.answered == []
 
 
 def test_optimize_refuses_a_used_run_dir(base_config, make_resources):
     cfg = base_config(max_iterations=0)
-    assert optimize(cfg, resources=make_resources(ScriptedChat())).status == "completed"
+    assert optimize(cfg, resources=make_resources(fruit_chat())).status == "completed"
     with pytest.raises(ConfigError, match="run_dir"):
-        optimize(cfg, resources=make_resources(ScriptedChat()))
+        optimize(cfg, resources=make_resources(fruit_chat()))
 
 
 def test_budget_stop_is_clean(base_config, make_resources):
-    chat = ScriptedChat()
+    chat = fruit_chat()
     cfg = base_config(max_calls=3, max_iterations=5, patience=5)
     result = optimize(cfg, resources=make_resources(chat))
     assert result.status == "stopped: budget"
@@ -75,7 +75,7 @@ def test_budget_stop_is_clean(base_config, make_resources):
 
 
 def test_convergence_stops_at_patience(base_config, make_resources):
-    chat = ScriptedChat(useless=True)
+    chat = fruit_chat(useless=True)
     cfg = base_config(max_iterations=10, patience=2)
     result = optimize(cfg, resources=make_resources(chat))
     assert result.status == "completed"
@@ -85,7 +85,7 @@ def test_convergence_stops_at_patience(base_config, make_resources):
 
 
 def test_max_iterations_and_validation_selection(base_config, make_resources):
-    res = make_resources(ScriptedChat(), validation=True)
+    res = make_resources(fruit_chat(), validation=True)
     cfg = base_config(max_iterations=2, patience=5, use_validation=True)
     result = optimize(cfg, resources=res)
     assert result.stop_reason == "max_iterations" and result.iterations == 2
@@ -96,7 +96,7 @@ def test_max_iterations_and_validation_selection(base_config, make_resources):
 
 
 def test_agent_mode_calls_scoring_tools_then_submits(base_config, make_resources):
-    chat = ScriptedChat()
+    chat = fruit_chat()
     cfg = base_config(mutation_mode="agent", max_iterations=2, patience=5)
     result = optimize(cfg, resources=make_resources(chat, tools=True))
     assert result.status == "completed", result.error
@@ -112,5 +112,5 @@ def test_agent_mode_calls_scoring_tools_then_submits(base_config, make_resources
 
 def test_agent_mode_needs_tool_support(base_config, make_resources):
     cfg = base_config(mutation_mode="agent", max_iterations=1)
-    result = optimize(cfg, resources=make_resources(ScriptedChat(), tools=False))
+    result = optimize(cfg, resources=make_resources(fruit_chat(), tools=False))
     assert result.status.startswith("failed:") and "tool" in result.error

@@ -6,8 +6,9 @@ import dataclasses
 import json
 
 import numpy as np
-from tests.agents.conftest import ATTRS, CLASSES, DISTRACTORS, ScriptedChat
+from tests.agents.conftest import ATTRS, CLASSES, fruit_chat
 
+from support.scripted_provider import DISTRACTORS
 from visfeed.agents.prompting import prose_messages
 from visfeed.agents.run import optimize, resume
 from visfeed.evals.inspect import report_data, words_rows
@@ -53,7 +54,7 @@ def test_feedback_text_and_prose_prompt_carry_the_words() -> None:
 
 
 def test_graph_offers_words_scores_the_control_and_traces_them(base_config, make_resources) -> None:
-    chat = ScriptedChat()
+    chat = fruit_chat()
     cfg = base_config(max_iterations=2, patience=5, visual_words_count=4)
     result = optimize(cfg, resources=_with_words(make_resources(chat)))
     assert result.status == "completed", result.error
@@ -81,7 +82,7 @@ def test_graph_offers_words_scores_the_control_and_traces_them(base_config, make
 
 def test_words_off_changes_the_prompts_but_still_scores_the_control(base_config, make_resources) -> None:
     cfg = base_config(max_iterations=1, patience=5, visual_words=False)
-    result = optimize(cfg, resources=_with_words(make_resources(ScriptedChat())))
+    result = optimize(cfg, resources=_with_words(make_resources(fruit_chat())))
     assert result.status == "completed", result.error
     assert "visual_words" in result.baselines
     assert not any("Images look" in p for p in _mutate_prompts(cfg.run_dir))
@@ -89,14 +90,14 @@ def test_words_off_changes_the_prompts_but_still_scores_the_control(base_config,
 
 
 def test_resumed_run_with_words_repeats_no_llm_call(base_config, make_resources) -> None:
-    ref_chat = ScriptedChat()
+    ref_chat = fruit_chat()
     ref_cfg = base_config("ref", max_concurrency=1, answer_format="prose")
     ref = optimize(ref_cfg, resources=_with_words(make_resources(ref_chat)))
     assert ref.status == "completed", ref.error
-    cut_chat = ScriptedChat(fail_on_call=40)
+    cut_chat = fruit_chat(fail_on_call=40)
     cfg = base_config("cut", max_concurrency=1, answer_format="prose")
     assert optimize(cfg, resources=_with_words(make_resources(cut_chat))).status == "interrupted"
-    again_chat = ScriptedChat()
+    again_chat = fruit_chat()
     second = resume(cfg.run_dir, resources=_with_words(make_resources(again_chat)))
     assert second.status == "completed", second.error
     assert not set(cut_chat.answered) & set(again_chat.answered)

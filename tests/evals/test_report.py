@@ -3,8 +3,8 @@ import subprocess
 from pathlib import Path
 
 import numpy as np
-import pytest
 from PIL import Image
+from tests.support.required import missing_part
 
 from visfeed.evals.report import LineageRow, ReportData, write_report
 
@@ -59,8 +59,9 @@ def test_html_is_self_contained_and_escaped(tmp_path: Path) -> None:
     assert "http://" not in text and "https://" not in text  # no external requests
 
 
-@pytest.mark.skipif(CHROMIUM is None, reason="Debian's chromium is not installed (make test installs it)")
 def test_report_renders_in_headless_chromium(tmp_path: Path) -> None:
+    if CHROMIUM is None:
+        missing_part("Debian's chromium is not installed (make test installs it)")
     path = write_report(sample_data(), tmp_path / "report.html")
     profile = tmp_path / "profile"
     shot = tmp_path / "shot.png"

@@ -22,7 +22,7 @@ import os
 import signal
 from typing import Any
 
-from support.scripted_provider import ScriptedProvider
+from support.scripted_provider import ScriptedChat
 from support.scripted_provider import make as scripted_make
 
 KILL_ENV = "VISFEED_TEST_KILL_AT"
@@ -94,7 +94,7 @@ def install(spec: str) -> None:
         Connection.commit = patched_commit  # type: ignore[method-assign]
 
 
-def make(**kwargs: Any) -> ScriptedProvider:
+def make(**kwargs: Any) -> ScriptedChat:
     """Provider factory; arms ``$VISFEED_TEST_KILL_AT`` when set."""
     spec = os.environ.get(KILL_ENV)
     if spec:

@@ -27,7 +27,7 @@ from langchain_core.messages import HumanMessage
 from typer.testing import CliRunner
 
 from support.fault_server import Action, FaultServer, _Handler, reply
-from support.scripted_provider import ScriptedProvider
+from support.scripted_provider import ScriptedChat
 from visfeed.cli.common import console, out
 from visfeed.state.rundir import RunResult, read_trace
 
@@ -157,7 +157,7 @@ def files_containing(needle: str, paths: Iterable[Path]) -> list[str]:
 def scripted_reply(body: dict[str, Any]) -> str:
     """The scripted provider's answer to an OpenAI chat body (deterministic in the prompt)."""
     msgs = [HumanMessage(content=str(m.get("content") or "")) for m in body.get("messages", [])]
-    return str(ScriptedProvider()._answer(msgs).content)
+    return str(ScriptedChat()._answer(msgs, None).content)
 
 
 def prompt_of(body: dict[str, Any]) -> str:

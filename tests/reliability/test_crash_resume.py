@@ -35,6 +35,7 @@ from reliability.harness import (
     visfeed_exe,
     world_args,
 )
+from support.processes import default_sigint
 from visfeed.state.rundir import TRACE_FILE, read_trace
 
 LLM_DELAY = "0.5"  # seconds per scripted LLM call: a wide window to land a signal mid-call
@@ -42,7 +43,11 @@ LLM_DELAY = "0.5"  # seconds per scripted LLM call: a wide window to land a sign
 
 def _spawn(args: list[str], log: Path, **env: str) -> subprocess.Popen[bytes]:
     return subprocess.Popen(
-        visfeed_exe() + args, stdout=log.open("wb"), stderr=subprocess.STDOUT, env=subprocess_env(**env)
+        visfeed_exe() + args,
+        stdout=log.open("wb"),
+        stderr=subprocess.STDOUT,
+        env=subprocess_env(**env),
+        preexec_fn=default_sigint,  # the Ctrl-C case must work when the suite runs in the background
     )
 
 

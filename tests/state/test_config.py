@@ -106,3 +106,13 @@ def test_old_flat_llm_keys_load_into_llm(tmp_path: Path) -> None:
     assert (settings.timeout_s, settings.seed, settings.temperature) == (7.5, 4, cfg.resolved_temperature)
     with pytest.raises(ConfigError, match=r"llm\.timeout_s \(llm_timeout_s\)"):
         RunConfig.from_mapping({"llm_timeout_s": 0})
+
+
+def test_logit_scale_defaults_to_the_backbones_and_old_files_keep_theirs(tmp_path):
+    assert RunConfig().logit_scale is None  # None: the backbone's own learned scale
+    old = tmp_path / "config.yaml"  # a run directory written when the field defaulted to CLIP's 100
+    old.write_text("logit_scale: 100.0\nlam: 0.9\n")
+    assert RunConfig.load(old).logit_scale == 100.0
+    assert RunConfig.load(None, {"logit_scale": 25.0}).logit_scale == 25.0
+    with pytest.raises(ConfigError, match="logit_scale"):
+        RunConfig.from_mapping({"logit_scale": 0})

@@ -5,6 +5,7 @@ import pytest
 import torch
 
 from visfeed.errors import EmbeddingError
+from visfeed.tools.engine import ScoringEngine
 from visfeed.tools.scoring import feedback, lambda_confusion, margins, top_confused
 
 # Four images, three classes; scores chosen so every lambda-confusion case is hand-checkable with
@@ -49,8 +50,13 @@ def test_raw_score_option_differs_where_expected() -> None:
 
 
 def test_lambda_one_counts_only_misses_and_ties() -> None:
-    counts = lambda_confusion(S, Y, 3, lam=1.0)
-    assert counts.tolist() == [[0, 0, 1], [0, 0, 0], [1, 0, 0]]
+    # S's misses (rows 1 and 3), plus exact ties: class 1 ties the true class 0, then all three classes tie
+    scores = torch.cat([S, torch.tensor([[0.25, 0.25, 0.10], [0.30, 0.30, 0.30]])])
+    labels = torch.cat([Y, torch.tensor([0, 2])])
+    expected = [[0, 1, 1], [0, 0, 0], [2, 1, 0]]
+    assert lambda_confusion(scores, labels, 3, lam=1.0).tolist() == expected
+    assert lambda_confusion(scores, labels, 3, lam=1.0, use_softmax=False).tolist() == expected
+    assert lambda_confusion(S, Y, 3, lam=1.0).tolist() == [[0, 0, 1], [0, 0, 0], [1, 0, 0]]  # near misses do not
     with pytest.raises(ValueError, match="lambda"):
         lambda_confusion(S, Y, 3, lam=0.0)
 
@@ -64,10 +70,19 @@ def test_margins_and_ensembled_score_equal_mean_of_cosines() -> None:
     rng = np.random.default_rng(1)
     x = rng.normal(size=(5, 8))
     x /= np.linalg.norm(x, axis=1, keepdims=True)
-    d = rng.normal(size=(3, 8))
-    d /= np.linalg.norm(d, axis=1, keepdims=True)
-    mean_cos = (x @ d.T).mean(axis=1)
-    assert np.allclose(x @ d.mean(axis=0), mean_cos)
+    descs = [rng.normal(size=(n, 8)) for n in (3, 1, 2)]
+    descs = [d / np.linalg.norm(d, axis=1, keepdims=True) for d in descs]
+    labels = np.array([0, 1, 2, 0, 1])
+    engine = ScoringEngine(x, labels, 3, device="cpu", dtype=torch.float64)
+    engine.set_all(descs)
+    mean_cos = np.stack([(x @ d.T).mean(axis=1) for d in descs], axis=1)  # the ensembled class score
+    np.testing.assert_allclose(engine.scores.numpy(), mean_cos, atol=1e-12)
+    engine.set_class(1, descs[2])  # one column through the incremental path
+    mean_cos[:, 1] = (x @ descs[2].T).mean(axis=1)
+    np.testing.assert_allclose(engine.scores.numpy(), mean_cos, atol=1e-12)
+    true = mean_cos[np.arange(5), labels]
+    other = np.where(np.eye(3, dtype=bool)[labels], -np.inf, mean_cos).max(axis=1)
+    np.testing.assert_allclose(margins(engine.scores, torch.as_tensor(labels)).numpy(), true - other, atol=1e-12)
     assert margins(S, Y).tolist() == pytest.approx([0.0005, -0.1, 0.0008, -0.5], abs=1e-6)
     assert math.isclose(float(margins(S, Y)[0]), 0.0005, abs_tol=1e-6)
 

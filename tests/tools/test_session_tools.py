@@ -1,3 +1,4 @@
+import logging
 from collections.abc import Sequence
 
 import numpy as np
@@ -6,7 +7,7 @@ import pytest
 from visfeed.errors import ConfigError, DataError
 from visfeed.state.templates import check_template
 from visfeed.tools.lc_tools import make_scoring_tools
-from visfeed.tools.session import ScoringSession
+from visfeed.tools.session import ScoringSession, resolve_logit_scale
 
 
 class WordEncoder:
@@ -102,3 +103,11 @@ def test_session_errors_name_the_culprit() -> None:
         check_template("a photo of a {classname}")
     with pytest.raises(ConfigError, match="invalid"):
         check_template("{description} {colour}")
+
+
+def test_logit_scale_comes_from_the_user_then_the_backbone_then_clip(caplog: pytest.LogCaptureFixture) -> None:
+    assert resolve_logit_scale(50.0, 25.7) == (50.0, "config")
+    assert resolve_logit_scale(None, 25.7) == (25.7, "backbone")
+    with caplog.at_level(logging.INFO, logger="visfeed.tools.session"):
+        assert resolve_logit_scale(None, None) == (100.0, "fallback")
+    assert "no learned logit scale" in caplog.text

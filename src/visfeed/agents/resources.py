@@ -48,6 +48,7 @@ class ScoringData:
     backbone: str = ""
     extras: dict[str, object] = field(default_factory=dict)
     vocabulary: Vocabulary | None = None
+    logit_scale: float | None = None  # the backbone's learned scale, if it has one
 
 
 @dataclass
@@ -131,6 +132,7 @@ def build_scoring(cfg: RunConfig) -> ScoringData:
         backbone=vlm.identity,
         extras=extras,
         vocabulary=vocabulary,
+        logit_scale=vlm.logit_scale,
     )
 
 

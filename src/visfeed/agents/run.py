@@ -45,7 +45,7 @@ from visfeed.state.rundir import (
 )
 from visfeed.tools.baselines import description_prompts
 from visfeed.tools.llm import Budget, LLMClient, ResponseCache
-from visfeed.tools.session import ScoringSession
+from visfeed.tools.session import ScoringSession, resolve_logit_scale
 
 log = logging.getLogger(__name__)
 
@@ -135,6 +135,8 @@ def _execute(
     try:
         res = resources if resources is not None else build_resources(cfg)
         opened.res = res
+        scale, scale_source = resolve_logit_scale(cfg.logit_scale, res.logit_scale)
+        result = result.model_copy(update={"logit_scale": scale, "logit_scale_source": scale_source})
         tracer.emit(
             "resume" if resuming else "run_start",
             config=cfg.to_file_dict(),
@@ -142,14 +144,18 @@ def _execute(
             classes=len(res.classnames),
             backbone=res.backbone,
             data=res.extras.get("load_report"),
+            logit_scale=scale,
+            logit_scale_source=scale_source,
         )
         projected = cfg.projected_llm_calls(len(res.classnames))
         log.info("projected LLM calls for this configuration: at most %d (plus regenerations)", projected)
         tracer.emit("projection", llm_calls=projected, classes=len(res.classnames))
         if progress is not None:
             progress("projection", {"projected_llm_calls": projected})
-        state, client = asyncio.run(_arun(cfg, run_dir, res, tracer, resuming, progress, opened))
-        result = _final_result(cfg, run_dir, res, state, tracer, client, t0)
+        state, client = asyncio.run(_arun(cfg, run_dir, res, tracer, resuming, progress, opened, scale))
+        result = _final_result(cfg, run_dir, res, state, tracer, client, t0).model_copy(
+            update={"logit_scale": scale, "logit_scale_source": scale_source}
+        )
     except KeyboardInterrupt:
         log.warning("interrupted; continue with `visfeed resume %s`", run_dir)
         result = _partial(result, opened, t0, "interrupted", None)
@@ -186,6 +192,7 @@ async def _arun(
     resuming: bool,
     progress: ProgressFn | None,
     opened: _Opened,
+    logit_scale: float,
 ) -> tuple[GraphState, LLMClient]:
     """Run the graph to its end (or continue it); returns the final state and the run's LLM client."""
 
@@ -199,7 +206,7 @@ async def _arun(
             device=cfg.device,
             lam=cfg.lam,
             m=cfg.top_m,
-            logit_scale=cfg.logit_scale,
+            logit_scale=logit_scale,
         )
 
     session = make_session(res.feedback)

@@ -113,7 +113,12 @@ class RunConfig(BaseModel):
     seed: int = Field(default=0, description="Seed of every random choice (data split, RNG, LLM sampling seed).")
     lam: float = Field(default=0.9, gt=0, le=1, description="Lambda of the lambda-confusion feedback (paper: 0.9).")
     top_m: int = Field(default=5, ge=1, le=50, description="Most confused classes shown per class (paper: 5).")
-    logit_scale: float = Field(default=100.0, gt=0, description="CLIP logit scale used by the lambda test.")
+    logit_scale: float | None = Field(
+        default=None,
+        gt=0,
+        description="Logit scale of the softmax in the lambda test; None: the backbone's own learned scale "
+        "(visfeed-market: about 25.7, OpenAI CLIP: 100), or 100 for a backbone that has none.",
+    )
     n_init: int = Field(default=10, ge=1, le=100, description="Descriptions per class asked for at initialization.")
     n_new: int = Field(default=4, ge=1, le=50, description="New descriptions per class in each mutation proposal.")
     n_mutations: int | None = Field(

@@ -51,6 +51,10 @@ class RunResult(BaseModel):
     llm: dict[str, Any] = Field(default_factory=dict, description="Calls, cache hits, tokens, cost (whole run).")
     timings: dict[str, Any] = Field(default_factory=dict, description="Wall, LLM and non-LLM seconds of this process.")
     filter_dropped: int = 0
+    logit_scale: float | None = Field(default=None, description="Softmax scale of the lambda test in this run.")
+    logit_scale_source: str | None = Field(
+        default=None, description="Where the scale came from: 'backbone' (learned), 'config' or 'fallback' (100)."
+    )
     error: str | None = None
     config: dict[str, Any] = Field(default_factory=dict)
     finished_at: str | None = None

@@ -8,6 +8,7 @@ cache, never in the graph state.
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Mapping, Sequence
 from typing import Protocol
 
@@ -20,6 +21,11 @@ from visfeed.tools.engine import CandidateScores, ScoringEngine
 from visfeed.tools.index import DescriptionIndex, Neighbour
 from visfeed.tools.scoring import Feedback
 
+FALLBACK_LOGIT_SCALE = 100.0
+"""CLIP's scale, for a backbone that learned none (e.g. a test's text table)."""
+
+log = logging.getLogger(__name__)
+
 
 class TextEncoder(Protocol):
     """Anything that maps texts to normalized embeddings (a :class:`~visfeed.tools.vlm.VLM`, or a test table)."""
@@ -27,6 +33,20 @@ class TextEncoder(Protocol):
     def embed_texts(self, texts: Sequence[str]) -> np.ndarray:
         """Normalized (N, d) float32 embeddings of ``texts``."""
         ...
+
+
+def resolve_logit_scale(configured: float | None, backbone: float | None) -> tuple[float, str]:
+    """The lambda test's logit scale and where it came from: the user's, else the backbone's, else CLIP's.
+
+    The softmax temperature decides which near misses count, so it must be the one the backbone was trained
+    with; a fixed 100 would make the test far stricter than intended for a model that learned, say, 25.
+    """
+    if configured is not None:
+        return configured, "config"
+    if backbone is not None:
+        return backbone, "backbone"
+    log.info("the backbone has no learned logit scale; the lambda test uses %g", FALLBACK_LOGIT_SCALE)
+    return FALLBACK_LOGIT_SCALE, "fallback"
 
 
 class ScoringSession:

@@ -196,6 +196,14 @@ class VLM:
         self.dim: int | None = None
 
     @property
+    def logit_scale(self) -> float | None:
+        """The temperature the backbone learned (``logit_scale.exp()``), or None if the model has none."""
+        raw = getattr(self.model, "logit_scale", None)
+        if not isinstance(raw, torch.Tensor):
+            return None
+        return float(raw.detach().float().exp())
+
+    @property
     def text_namespace(self) -> str:
         """Cache namespace for text embeddings: backbone identity only (tokenizer is part of the model)."""
         return f"text|{self.identity}"

@@ -13,20 +13,23 @@ from pathlib import Path
 import pytest
 from langchain_core.messages import HumanMessage, SystemMessage
 from pydantic import BaseModel, Field
+from tests.support.processes import default_sigint
+from tests.support.required import missing_part
 
 from visfeed.errors import ConfigError, ProviderError
 from visfeed.state.llm import LLMSettings
 from visfeed.tools.llm import LLMClient, LocalLLMServer, ResponseCache, resolve_provider
 from visfeed.tools.llm.local_server import missing_local_modules
 
-_MISSING = missing_local_modules()
-pytestmark = [
-    pytest.mark.slow,
-    pytest.mark.skipif(
-        bool(_MISSING),
-        reason=f"llama_cpp server extra not importable ({', '.join(_MISSING)}): pip install 'visfeed[local]'",
-    ),
-]
+pytestmark = pytest.mark.slow
+
+
+@pytest.fixture(autouse=True)
+def _local_extra() -> None:
+    """Every test here runs the real server: skip without the extra, fail under CI."""
+    missing = missing_local_modules()
+    if missing:
+        missing_part(f"llama_cpp server extra not importable ({', '.join(missing)}): pip install 'visfeed[local]'")
 
 
 class Descriptions(BaseModel):
@@ -88,7 +91,13 @@ def test_no_orphan_when_the_parent_dies(sig: signal.Signals) -> None:
         "with LocalLLMServer() as s:\n"
         "    print(s.pid, flush=True); time.sleep(120)\n"
     )
-    parent = subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    parent = subprocess.Popen(
+        [sys.executable, "-c", code],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        preexec_fn=default_sigint,  # the ctrl-c case must work when the suite runs in the background
+    )
     try:
         assert parent.stdout is not None
         pid = int(parent.stdout.readline())

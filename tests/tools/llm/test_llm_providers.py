@@ -8,11 +8,10 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from langchain_core.callbacks import AsyncCallbackManagerForLLMRun, CallbackManagerForLLMRun
-from langchain_core.language_models import BaseChatModel
-from langchain_core.messages import AIMessage, BaseMessage, HumanMessage
-from langchain_core.outputs import ChatGeneration, ChatResult
+from langchain_core.messages import HumanMessage
 from pydantic import BaseModel
+from tests.support.required import missing_part
+from tests.support.scripted_provider import ScriptedChat
 
 from visfeed.errors import ConfigError, ProviderError
 from visfeed.state.llm import LLMSettings
@@ -26,43 +25,6 @@ class TransientError(Exception):
     def __init__(self, status_code: int) -> None:
         super().__init__(f"status {status_code}")
         self.status_code = status_code
-
-
-class ScriptedChat(BaseChatModel):
-    """A plug-in chat model answering from a script (strings, or exceptions to raise)."""
-
-    script: list[Any]
-    model_name: str = "scripted-1"
-    calls: int = 0
-
-    @property
-    def _llm_type(self) -> str:
-        return "scripted"
-
-    def _next(self) -> ChatResult:
-        item = self.script[min(self.calls, len(self.script) - 1)]
-        self.calls += 1
-        if isinstance(item, Exception):
-            raise item
-        return ChatResult(generations=[ChatGeneration(message=AIMessage(content=item))])
-
-    def _generate(
-        self,
-        messages: list[BaseMessage],
-        stop: list[str] | None = None,
-        run_manager: CallbackManagerForLLMRun | None = None,
-        **kwargs: Any,
-    ) -> ChatResult:
-        return self._next()
-
-    async def _agenerate(
-        self,
-        messages: list[BaseMessage],
-        stop: list[str] | None = None,
-        run_manager: AsyncCallbackManagerForLLMRun | None = None,
-        **kwargs: Any,
-    ) -> ChatResult:
-        return self._next()
 
 
 def make_scripted(model: str = "scripted-1", script: list[Any] | None = None) -> ScriptedChat:
@@ -139,8 +101,9 @@ def test_local_without_the_extra_says_what_to_install(monkeypatch: pytest.Monkey
         resolve_provider("local")
 
 
-@pytest.mark.skipif(bool(missing_local_modules()), reason="the 'local' extra is not installed")
 def test_local_handle_is_lazy() -> None:
+    if missing_local_modules():
+        missing_part("the 'local' extra is not installed: pip install 'visfeed[local]'")
     with resolve_provider("local") as handle:
         assert handle.provider == "local" and handle.free and not handle.supports_tools
         assert handle.structured_mode == "json_object_schema"
