@@ -106,3 +106,32 @@ def test_resumed_run_with_words_repeats_no_llm_call(base_config, make_resources)
     # prose requests name the words, and sentences built from them are kept (not dropped as echoes)
     prompts = _mutate_prompts(ref_cfg.run_dir)
     assert prompts and all("using some of these words:" in p for p in prompts)
+
+
+def test_the_llm_extends_the_vocabulary_once_and_the_extension_survives_resume(base_config, make_resources) -> None:
+    base = Vocabulary(("shiny", "fresh"), ("words", "words"), "test")  # no attribute word at all
+    cfg = base_config(max_iterations=1, patience=5, vocabulary_extend=True)
+    chat = fruit_chat()
+    result = optimize(cfg, resources=dataclasses.replace(make_resources(chat), vocabulary=base))
+    assert result.status == "completed", result.error
+    (added,) = [e["words"] for e in read_trace(cfg.run_dir, events={"vocabulary_extended"})]
+    assert "sour" in added and "waxy" in added
+    assert "apple" not in added and not any(":" in w or "description" in w for w in added)  # class name, junk
+    # the words offered to the LLM come from the extended vocabulary
+    offered = {w for e in read_trace(cfg.run_dir, events={"visual_words"}) for w in e["own"]}
+    assert offered and offered <= set(added) | {"shiny", "fresh"} and offered & set(added)
+    calls = [e for e in read_trace(cfg.run_dir, events={"llm_call"}) if e["task"] == "vocabulary"]
+    assert len(calls) == 1
+    # a finished run resumed does no work; the extension is in the checkpointed state
+    again = fruit_chat()
+    assert resume(cfg.run_dir, resources=dataclasses.replace(make_resources(again), vocabulary=base)).status == (
+        "completed"
+    )
+    assert again.answered == []
+
+
+def test_vocabulary_reply_parsing_drops_junk_and_class_names() -> None:
+    from visfeed.agents.nodes.vocabulary import parse_vocabulary_reply
+
+    reply = "Here you go:\n1. Bright Yellow\n- waxy, ribbed\n- lemon peel\n- title:\n- " + "x " * 12
+    assert parse_vocabulary_reply(reply, ["lemon", "lime"]) == ["bright yellow", "waxy", "ribbed"]

@@ -38,6 +38,7 @@ from langchain_core.utils.function_calling import convert_to_openai_tool
 from pydantic import Field
 
 WORDS = ["red", "yellow", "green", "round", "long", "small", "striped", "spotted", "shiny", "leafy", "oval", "dark"]
+VOCABULARY_REQUEST = "visual words or phrases"
 DISTRACTORS = ["shiny", "fresh", "tasty", "sweet", "smooth", "bright"]
 PROSE_REQUEST = re.compile(r"Describe what (?:an? )?(.+?) looks like")
 MUTATE_REQUEST = "apart from the classes it is confused with"  # the wording of agents/prompts/mutate.txt
@@ -119,6 +120,8 @@ class ScriptedChat(BaseChatModel):
         prose = PROSE_REQUEST.search(prompt)
         if tools:
             reply = self._agent_turn(messages, key)
+        elif VOCABULARY_REQUEST in prompt:
+            reply = AIMessage(content=self._vocabulary())
         elif prose is not None and "JSON" not in prompt:
             reply = AIMessage(content=self._prose(prose.group(1), key))
         else:
@@ -167,6 +170,12 @@ class ScriptedChat(BaseChatModel):
                 descs.append(f"a {words[0]} {words[1]} look")
             entries.append({"class_name": c, "descriptions": descs})
         return {"classes": entries}
+
+    def _vocabulary(self) -> str:
+        """A list of visual words as a small model writes it: a preamble, bullets, a class name, a schema word."""
+        words = sorted({w for ws in self.attrs.values() for w in ws})
+        name = next(iter(self.attrs))
+        return "Sure! Here are some words:\n" + "\n".join(f"- {w}" for w in [*words, name, "description:", "waxy"])
 
     def _prose(self, c: str, key: str) -> str:
         if self.attrs is not None and c not in self.attrs:

@@ -31,7 +31,11 @@ def score_methods(
     optimized descriptions, for the report's before/after plots.
     """
     source = word_source(res)
-    control = control_descriptions(source.probe(), cfg.visual_words_count) if source is not None else None
+    control = (
+        control_descriptions(source.probe(state.vocabulary_extra), cfg.visual_words_count)
+        if source is not None
+        else None
+    )
     sets = baseline_prompt_sets(res.classnames, state.initial, cfg.resolved_template, cfg.seed, control)
     sets["optimized"] = description_prompts(state.best or state.descriptions, cfg.resolved_template)
     test = res.test_loader()

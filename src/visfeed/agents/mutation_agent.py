@@ -52,7 +52,7 @@ async def agent_mutate_group(
     session = ctx.session
     names = [session.classnames[c] for c in group]
     fb = session.feedback()
-    probe = ctx.words.probe() if ctx.words is not None else None
+    probe = ctx.words.probe(state.vocabulary_extra) if ctx.words is not None else None
     tools = [*make_scoring_tools(session, probe), _submit_tool()]
     by_name = {t.name: t for t in tools}
     exclude = {n: [*state.descriptions.get(n, [])] for n in names}

@@ -165,3 +165,6 @@ class GraphState(BaseModel):
         default=None, description="Set by a node that must end the run (e.g. 'budget')."
     )
     filter_dropped: Annotated[int, replace] = Field(default=0, description="Descriptions dropped by the filter so far.")
+    vocabulary_extra: Annotated[list[str], replace] = Field(
+        default_factory=list, description="Visual words the LLM added to the vocabulary (vocabulary_extend)."
+    )

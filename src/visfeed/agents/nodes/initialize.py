@@ -11,9 +11,10 @@ from langgraph.runtime import Runtime
 
 from visfeed.agents.context import RunContext, traced
 from visfeed.agents.nodes.common import ask_descriptions, chunks, gather_budgeted
+from visfeed.agents.nodes.vocabulary import extend_vocabulary
 from visfeed.agents.prompting import PROSE_ASPECTS, messages, prose_requests, quoted
 from visfeed.agents.schemas import batch_to_map, clean_description, names_other_class
-from visfeed.errors import ConfigError
+from visfeed.errors import BudgetExceeded, ConfigError
 from visfeed.state.models import Descriptions, GraphState, LineageEntry
 
 log = logging.getLogger(__name__)
@@ -53,6 +54,12 @@ async def initialize(state: GraphState, runtime: Runtime[RunContext]) -> dict[st
     if state.descriptions:
         return {}
     budget_hit = False
+    extra: list[str] = []
+    if ctx.words is not None and cfg.vocabulary_extend:
+        try:
+            extra = await extend_vocabulary(ctx, names)
+        except BudgetExceeded:
+            budget_hit = True
     if cfg.init_file is not None:
         descs = load_description_file(cfg.init_file, names)
         origin = "init-file"
@@ -106,4 +113,5 @@ async def initialize(state: GraphState, runtime: Runtime[RunContext]) -> dict[st
         "lineage": lineage,
         "usage": ctx.usage(),
         "stop_reason": "budget" if budget_hit else None,
+        "vocabulary_extra": extra,
     }

@@ -48,7 +48,7 @@ async def mutate(state: GraphState, runtime: Runtime[RunContext]) -> dict[str, A
     targets = classes_to_mutate(fb, cfg.mutate_scope)
     groups = group_by_confusion(fb.lam_confusion, targets, cfg.group_size)
     ctx.notify("mutate", iteration=it, classes=len(targets), groups=len(groups))
-    seen = offered_words(ctx, fb, targets, it)
+    seen = offered_words(ctx, state, fb, targets, it)
     candidates: dict[str, list[Candidate]] = {}
     for name, cw in seen.items():  # the no-LLM proposal: the control's descriptions against today's confusers
         descs = words_descriptions(cw.own)
@@ -109,7 +109,9 @@ async def mutate(state: GraphState, runtime: Runtime[RunContext]) -> dict[str, A
     }
 
 
-def offered_words(ctx: RunContext, fb: Feedback, targets: list[int], it: int) -> dict[str, ClassWords]:
+def offered_words(
+    ctx: RunContext, state: GraphState, fb: Feedback, targets: list[int], it: int
+) -> dict[str, ClassWords]:
     """Visual words of each class to mutate against its top-m confused classes (empty when the feature is off).
 
     Traced per class and iteration (``visual_words`` events), so ``visfeed trace --class`` and the report
@@ -117,7 +119,7 @@ def offered_words(ctx: RunContext, fb: Feedback, targets: list[int], it: int) ->
     """
     if ctx.words is None:
         return {}
-    probe = ctx.words.probe()
+    probe = ctx.words.probe(state.vocabulary_extra)
     out: dict[str, ClassWords] = {}
     for c in targets:
         cw = probe.words(c, fb.top_confused[c], k=ctx.config.visual_words_count)
