@@ -222,3 +222,16 @@ def test_an_unwritable_run_directory_is_a_usage_error(world: dict[str, Any], tmp
         assert str(target.parent) in flat(res.output) or str(target) in flat(res.output), res.output
         assert "Traceback" not in res.output
         assert not target.exists()
+
+
+def test_a_malformed_vocabulary_file_is_a_usage_error_naming_file_and_line(
+    world: dict[str, Any], tmp_path: Path
+) -> None:
+    vocab = tmp_path / "words.txt"
+    vocab.write_text("yellow\n[colour\ngreen\n", encoding="utf-8")
+    run_dir = tmp_path / "runs" / "vocab"
+    res = invoke(run_args(world, run_dir, "--vocabulary", str(vocab)))
+    assert res.exit_code == 2, res.output
+    assert "words.txt, line 2: malformed category header" in flat(res.output)
+    assert "Traceback" not in res.output
+    assert not run_dir.exists()
