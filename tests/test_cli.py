@@ -53,7 +53,7 @@ def test_optimize_writes_a_complete_run_directory(finished_run: Path) -> None:
         assert (finished_run / name).is_file(), name
     result = json.loads((finished_run / "result.json").read_text())
     assert result["status"] == "completed"
-    assert set(result["baselines"]) == {"names", "templates", "llm_oneshot", "waffle"}
+    assert set(result["baselines"]) == {"names", "templates", "llm_oneshot", "waffle", "visual_words"}
     assert result["optimized"]["test_accuracy"] is not None
     assert len(result["history"]) >= 1
 

@@ -156,8 +156,14 @@ def test_answers_that_never_validate_are_skipped_not_fatal(world: dict[str, Any]
     assert {e["class_name"] for e in events if e["event"] == "init_fallback"} == set(CLASSES)
     # each logical call is bounded: the first try plus max_repairs (2) repair rounds
     assert max(c["repair_round"] for c in llm_calls(tmp_path / "run")) == 2
+    # the LLM contributed nothing: every class keeps the neutral fallback or takes the no-LLM visual-words proposal
     raw = json.loads((tmp_path / "run" / "descriptions_raw.json").read_text())
-    assert raw == {c: ["its typical appearance"] for c in CLASSES}
+    words: dict[str, set[str]] = {}
+    for e in events:
+        if e["event"] == "proposal":
+            words.setdefault(e["class_name"], set()).update(e["descriptions"])
+    assert {e.get("origin") for e in events if e["event"] == "proposal"} <= {"visual_words"}
+    assert all(raw[c] == ["its typical appearance"] or set(raw[c]) <= words.get(c, set()) for c in CLASSES), raw
 
 
 def test_an_empty_answer_is_asked_again(world: dict[str, Any], server: AutoFaultServer, tmp_path: Path) -> None:
