@@ -11,12 +11,11 @@ from typing import Any
 
 import numpy as np
 
-from visfeed.agents.resources import RunResources, word_source
+from visfeed.agents.resources import RunResources, visual_words_control
 from visfeed.state.config import RunConfig
 from visfeed.state.models import GraphState
 from visfeed.state.rundir import MethodScore
 from visfeed.tools.baselines import baseline_prompt_sets, description_prompts, prompt_objective, prompt_session
-from visfeed.tools.visual_words import control_descriptions
 
 #: Most classes for which the per-class test confusion matrix is stored (it grows with the square).
 CONFUSION_LIMIT = 200
@@ -30,12 +29,7 @@ def score_methods(
     Also returns the per-class test accuracy and test confusion of the initial (``llm_oneshot``) and
     optimized descriptions, for the report's before/after plots.
     """
-    source = word_source(res)
-    control = (
-        control_descriptions(source.probe(state.vocabulary_extra), cfg.visual_words_count)
-        if source is not None
-        else None
-    )
+    control = visual_words_control(res, cfg, state.vocabulary_extra)
     sets = baseline_prompt_sets(res.classnames, state.initial, cfg.resolved_template, cfg.seed, control)
     sets["optimized"] = description_prompts(state.best or state.descriptions, cfg.resolved_template)
     test = res.test_loader()

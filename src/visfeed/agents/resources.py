@@ -9,7 +9,7 @@ selection can ever see it.
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -19,7 +19,7 @@ from visfeed.state.config import DEFAULT_MODEL, RunConfig
 from visfeed.tools.datasets.base import Split
 from visfeed.tools.llm import ProviderHandle, resolve_provider
 from visfeed.tools.session import TextEncoder
-from visfeed.tools.visual_words import Vocabulary, WordSource, load_vocabulary
+from visfeed.tools.visual_words import Vocabulary, WordSource, control_descriptions, load_vocabulary
 
 log = logging.getLogger(__name__)
 
@@ -72,6 +72,15 @@ def word_source(data: ScoringData) -> WordSource | None:
         return None
     fb = data.feedback
     return WordSource(data.vocabulary, data.encoder, fb.image_emb, fb.labels, list(data.classnames))
+
+
+def visual_words_control(data: ScoringData, cfg: RunConfig, extra: Sequence[str] = ()) -> dict[str, list[str]] | None:
+    """The visual-words control's descriptions, chosen on the feedback split (None without a vocabulary).
+
+    ``extra``: entries the LLM added to the vocabulary in a run (``GraphState.vocabulary_extra``).
+    """
+    source = word_source(data)
+    return None if source is None else control_descriptions(source.probe(extra), cfg.visual_words_count)
 
 
 def build_scoring(cfg: RunConfig) -> ScoringData:

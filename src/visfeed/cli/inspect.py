@@ -160,7 +160,7 @@ def eval_command(
 
       visfeed eval -D runs/world-s0-.../descriptions.json --seeds 0,1,2
     """
-    from visfeed.agents.resources import build_scoring, word_source
+    from visfeed.agents.resources import build_scoring, visual_words_control
     from visfeed.state.config import RunConfig
     from visfeed.tools.baselines import (
         description_prompts,
@@ -169,7 +169,6 @@ def eval_command(
         template_prompts,
         waffle_prompts,
     )
-    from visfeed.tools.visual_words import control_descriptions
 
     try:
         seed_list = [int(s) for s in seeds.split(",") if s.strip()]
@@ -192,9 +191,8 @@ def eval_command(
             "templates": template_prompts(data.classnames),
             "waffle": waffle_prompts({c: n_prompts for c in data.classnames}, np.random.default_rng([seed, 7])),
         }
-        source = word_source(data)
-        if source is not None:
-            control = control_descriptions(source.probe(), cfg.visual_words_count)
+        control = visual_words_control(data, cfg)
+        if control is not None:
             sets["visual_words"] = description_prompts(control, cfg.resolved_template)
         for name, prompts in files.items():
             _check_covers(Path(name), prompts, data.classnames)
