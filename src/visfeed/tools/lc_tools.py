@@ -115,15 +115,6 @@ def make_scoring_tools(session: ScoringSession, words: WordProbe | None = None) 
         lines = [f"{r['similarity']:.3f}  [{r['class_name']}] {r['text']}" for r in rows] or ["(no descriptions)"]
         return "\n".join(lines), {"neighbours": rows}
 
-    def visual_words(class_name: str, against: list[str] | None = None, k: int = 6) -> tuple[str, dict[str, Any]]:
-        if words is None:  # not offered without a probe; kept total for a direct call
-            return "no visual vocabulary in this run", {}
-        others = [session.class_index(o) for o in against or []]
-        cw = words.words(session.class_index(class_name), others, k=k)
-        lines = [f"Images of {class_name} look: {join_words(cw.own) or '(no distinctive words)'}."]
-        lines += [f"Images of {o} look instead: {join_words(w)}." for o, w in cw.against.items()]
-        return "\n".join(lines), cw.model_dump()
-
     tools: list[BaseTool] = [
         StructuredTool.from_function(
             func=visual_feedback,
@@ -151,6 +142,15 @@ def make_scoring_tools(session: ScoringSession, words: WordProbe | None = None) 
         ),
     ]
     if words is not None:
+        probe = words
+
+        def visual_words(class_name: str, against: list[str] | None = None, k: int = 6) -> tuple[str, dict[str, Any]]:
+            others = [session.class_index(o) for o in against or []]
+            cw = probe.words(session.class_index(class_name), others, k=k)
+            lines = [f"Images of {class_name} look: {join_words(cw.own) or '(no distinctive words)'}."]
+            lines += [f"Images of {o} look instead: {join_words(w)}." for o, w in cw.against.items()]
+            return "\n".join(lines), cw.model_dump()
+
         tools.append(
             StructuredTool.from_function(
                 func=visual_words,

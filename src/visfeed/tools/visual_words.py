@@ -54,14 +54,18 @@ class Vocabulary:
 
     def extended(self, extra: Sequence[str], category: str = "extra") -> Vocabulary:
         """The vocabulary plus ``extra`` entries (checked like file lines; duplicates skipped)."""
-        seen = {e.casefold() for e in self.entries}
+        seen = set(self.entries)
         new = []
-        for e in extra:
-            e = " ".join(e.split()).casefold()
+        for e in map(normalize_entry, extra):
             if e and e not in seen and check_entry(e) is None:
                 seen.add(e)
                 new.append(e)
         return Vocabulary(self.entries + tuple(new), self.categories + (category,) * len(new), self.source)
+
+
+def normalize_entry(text: str) -> str:
+    """An entry as the vocabulary stores it: single spaces, case-folded."""
+    return " ".join(text.split()).casefold()
 
 
 def check_entry(entry: str) -> str | None:
@@ -80,16 +84,16 @@ def parse_vocabulary(text: str, source: str) -> Vocabulary:
     seen: set[str] = set()
     category = DEFAULT_CATEGORY
     for no, raw in enumerate(text.splitlines(), start=1):
-        line = " ".join(raw.split())
+        line = normalize_entry(raw)
         if not line or line.startswith("#"):
             continue
         if line.startswith("["):
-            header = _HEADER.match(line.casefold())
+            header = _HEADER.match(line)
             if header is None:
                 raise ConfigError(f"{source}, line {no}: malformed category header {raw.strip()!r} (expected '[name]')")
             category = header.group(1)
             continue
-        entry = line.casefold()
+        entry = line
         reason = check_entry(entry)
         if reason is not None:
             raise ConfigError(f"{source}, line {no}: vocabulary entry {raw.strip()!r} {reason}")
