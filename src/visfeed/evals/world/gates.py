@@ -383,7 +383,7 @@ def passes(metrics: dict[str, float]) -> dict[str, bool]:
     return {
         "names_at_most_40": metrics["names_acc"] <= 40.0,
         "oracle_at_least_85": metrics["oracle_acc"] >= 85.0,
-        "paraphrase_at_least_75": metrics["paraphrase_acc"] >= 75.0,
+        "paraphrase_at_least_55": metrics["paraphrase_acc"] >= 55.0,  # restated by issue 13 (ceiling 66.4, MLP head)
         "wrong_30_below_oracle": metrics["oracle_acc"] - metrics["wrong_acc"] >= 30.0,
         "binding_at_least_85": metrics["binding_acc"] >= 85.0,
     }

@@ -28,7 +28,7 @@ from torch.utils.data import DataLoader, IterableDataset, get_worker_info
 from visfeed.evals.world.captions import caption_pool, complete, constraint_codes, image_codes, twin
 from visfeed.fileio import write_atomic
 from visfeed.state.config import DEFAULT_MODEL
-from visfeed.tools.builtin_models import MINILM_PREFIX, register_builtin_models, visfeed_cache_dir
+from visfeed.tools.builtin_models import MINILM_PREFIX, create_default_model, model_config, visfeed_cache_dir
 from visfeed.tools.datasets.world.render import render_array
 
 log = logging.getLogger(__name__)
@@ -189,15 +189,12 @@ def build_model(device: torch.device, *, text_head: str | None = None, embed_dim
     """
     import open_clip
 
-    from visfeed.tools.builtin_models import model_config
-
-    register_builtin_models()
     overrides: dict[str, Any] = {}
     if text_head is not None or embed_dim is not None:
         cfg = model_config()
         overrides["text_cfg"] = {**cfg["text_cfg"], **({"hf_proj_type": text_head} if text_head else {})}
         overrides["embed_dim"] = embed_dim or cfg["embed_dim"]
-    model = open_clip.create_model(DEFAULT_MODEL, pretrained=None, pretrained_text=True, **overrides)
+    model = create_default_model(**overrides)
     tokenizer = open_clip.get_tokenizer(DEFAULT_MODEL)
     model.lock_text_tower()
     return model.to(device), tokenizer
