@@ -178,7 +178,9 @@ class RunConfig(BaseModel):
         "by chance). Without a validation split, the feedback split decides.",
     )
     init_file: Path | None = Field(
-        default=None, description="Start from these descriptions (CuPL JSON: class -> list) instead of the LLM."
+        default=None,
+        description="Start from these descriptions instead of the LLM: any file visfeed eval -D reads (CuPL or DCLIP "
+        "JSON, class: text lines, an IVF list; FORMAT:PATH names the format).",
     )
     visual_words: bool = Field(
         default=True,

@@ -13,12 +13,14 @@ from typer.testing import CliRunner
 
 from support.tiny_world import write_model
 from visfeed.cli import app
+from visfeed.cli.common import console, out
 from visfeed.errors import ConfigError, DataError
 from visfeed.tools.datasets import StanfordDogsOptions, load_dataset, load_dataset_with_report
 
 pytest.importorskip("scipy")
 
 runner = CliRunner()
+out.width = console.width = 250  # rich would wrap the error lines the tests look for at 80 columns
 
 
 def test_reads_official_lists_with_clean_breed_names(build, tmp_path: Path) -> None:
