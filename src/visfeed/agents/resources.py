@@ -87,7 +87,7 @@ def build_scoring(cfg: RunConfig) -> ScoringData:
     """Load the data and the backbone, embedding the feedback and validation images through the cache."""
     from visfeed.tools.builtin_models import default_pretrained, visfeed_cache_dir
     from visfeed.tools.cache import EmbeddingCache
-    from visfeed.tools.datasets import WorldOptions, load_dataset_with_report
+    from visfeed.tools.datasets import StanfordDogsOptions, WorldOptions, load_dataset_with_report
     from visfeed.tools.vlm import VLM, BackboneRef
 
     vocabulary = load_vocabulary(cfg.vocabulary)  # a bad file is a usage error, raised before any work
@@ -98,6 +98,7 @@ def build_scoring(cfg: RunConfig) -> ScoringData:
         seed=cfg.seed,
         download=cfg.allow_download,
         world=WorldOptions(spec=cfg.world_spec, n_val=cfg.n_val, n_test=cfg.n_test),
+        stanford_dogs=StanfordDogsOptions(breeds=cfg.dogs_breeds, crop=cfg.dogs_crop, crop_dir=cfg.dogs_crop_dir),
     )
     pretrained = cfg.pretrained
     if pretrained is None and cfg.backbone == DEFAULT_MODEL:

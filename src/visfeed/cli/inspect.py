@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -105,43 +104,20 @@ def trace_command(
         out.print(_event_line(e, messages), highlight=False)
 
 
-def read_descriptions(path: Path) -> dict[str, list[str]]:
-    """CuPL JSON (class -> list of prompts) or text lines ``class: prompt`` (# comments, blank lines ignored)."""
-    if not path.is_file():
-        raise ConfigError(f"description file {path} does not exist")
-    text = path.read_text(encoding="utf-8")
-    if path.suffix.lower() == ".json":
-        try:
-            data = json.loads(text)
-        except json.JSONDecodeError as exc:
-            raise ConfigError(f"description file {path} is not valid JSON: {exc}") from exc
-        if not isinstance(data, dict) or not all(
-            isinstance(v, list) and all(isinstance(s, str) for s in v) for v in data.values()
-        ):
-            raise ConfigError(f"description file {path} must map each class name to a list of strings (CuPL format)")
-        return {str(k): [s for s in v if s.strip()] for k, v in data.items()}
-    prompts: dict[str, list[str]] = {}
-    for n, line in enumerate(text.splitlines(), 1):
-        line = line.strip()
-        if not line or line.startswith("#"):
-            continue
-        name, sep, prompt = line.partition(":")
-        if not sep or not name.strip() or not prompt.strip():
-            raise ConfigError(f"{path}:{n}: expected 'class name: prompt sentence', got {line!r}")
-        prompts.setdefault(name.strip(), []).append(prompt.strip())
-    return prompts
-
-
-def _check_covers(path: Path, prompts: Mapping[str, list[str]], classnames: list[str]) -> None:
-    missing = [c for c in classnames if not prompts.get(c)]
-    if missing:
-        raise ConfigError(f"description file {path} has no prompts for classes {missing[:5]} ({len(missing)} missing)")
-
-
 def eval_command(
     descriptions: Annotated[
-        list[Path] | None, typer.Option("--descriptions", "-D", help="CuPL JSON or text file to score (repeatable).")
+        list[str] | None,
+        typer.Option(
+            "--descriptions",
+            "-D",
+            help="Description file to score (repeatable): CuPL JSON, 'class: prompt' lines, DCLIP descriptors "
+            "(descriptors_*.json) or an IVF *_sota.txt list; prefix FORMAT: to name the format (dclip:FILE).",
+        ),
     ] = None,
+    file_format: Annotated[
+        str,
+        typer.Option("--format", help="Format of -D files without a prefix: auto, cupl, lines, dclip or ivf."),
+    ] = "auto",
     dataset: Annotated[str, typer.Option("--dataset", "-d", help="'world' or a dataset name.")] = "world",
     root: Annotated[Path | None, typer.Option("--root", help="Dataset folder or manifest.")] = None,
     backbone: Annotated[str | None, typer.Option("--backbone", help="open_clip model name.")] = None,
@@ -159,6 +135,8 @@ def eval_command(
       visfeed eval                                          # baselines on the synthetic world
 
       visfeed eval -D runs/world-s0-.../descriptions.json --seeds 0,1,2
+
+      visfeed eval -d flowers102 --root /data -D descriptors_flowers.json -D ivf:flowers_sota.txt
     """
     from visfeed.agents.resources import build_scoring, visual_words_control
     from visfeed.state.config import RunConfig
@@ -169,6 +147,7 @@ def eval_command(
         template_prompts,
         waffle_prompts,
     )
+    from visfeed.tools.description_files import parse_source, read_description_file
 
     try:
         seed_list = [int(s) for s in seeds.split(",") if s.strip()]
@@ -176,7 +155,8 @@ def eval_command(
         raise ConfigError(f"--seeds expects comma-separated integers, got {seeds!r}") from None
     if not seed_list:
         raise ConfigError("--seeds is empty")
-    files = {str(p): read_descriptions(p) for p in descriptions or []}
+    # rows are named as given, so one file read in two formats (dclip:F and cupl:F) gives two rows
+    files = {spec: read_description_file(*parse_source(spec, file_format)) for spec in descriptions or []}
     overrides: dict[str, Any] = {"dataset": dataset, "dataset_root": root, "backbone": backbone,
                                  "pretrained": pretrained, "allow_download": download or None}  # fmt: skip
     overrides.update(parse_sets(set_ or []))
@@ -185,7 +165,7 @@ def eval_command(
         cfg = RunConfig.load(None, {**overrides, "seed": seed})
         data = build_scoring(cfg)
         test = data.test_loader()
-        n_prompts = max((len(v) for f in files.values() for v in f.values()), default=10)
+        n_prompts = max((len(v) for f in files.values() for v in f.entries.values()), default=10)
         sets = {
             "names": names_prompts(data.classnames),
             "templates": template_prompts(data.classnames),
@@ -194,9 +174,8 @@ def eval_command(
         control = visual_words_control(data, cfg)
         if control is not None:
             sets["visual_words"] = description_prompts(control, cfg.resolved_template)
-        for name, prompts in files.items():
-            _check_covers(Path(name), prompts, data.classnames)
-            sets[name] = prompts
+        for name, file in files.items():
+            sets[name] = file.for_classes(data.classnames)
         for name, prompts in sets.items():
             obj = prompt_objective(
                 data.encoder, data.classnames, prompts, test.image_emb, test.labels, device=cfg.device

@@ -53,6 +53,13 @@ class RunConfig(BaseModel):
     k_shot: int = Field(default=8, ge=1, le=1000, description="Labelled feedback images per class (the few shots).")
     n_val: int = Field(default=20, ge=0, description="Validation images per class (world only; 0: no validation).")
     n_test: int = Field(default=50, ge=1, description="Test images per class (world only).")
+    dogs_breeds: list[str] | None = Field(
+        default=None, description="stanford_dogs only: breeds to keep (readable names, folder names or WordNet ids)."
+    )
+    dogs_crop: bool = Field(default=False, description="stanford_dogs only: crop images to the annotated dog boxes.")
+    dogs_crop_dir: Path | None = Field(
+        default=None, description="stanford_dogs only: where crops are written (default: ROOT/Images-cropped)."
+    )
     backbone: str = Field(default=DEFAULT_MODEL, description="open_clip model name, 'hf-hub:...' or 'local-dir:...'.")
     pretrained: str | None = Field(
         default=None, description="open_clip pretrained tag or checkpoint path; None: the embedded default weights."
@@ -171,7 +178,9 @@ class RunConfig(BaseModel):
         "by chance). Without a validation split, the feedback split decides.",
     )
     init_file: Path | None = Field(
-        default=None, description="Start from these descriptions (CuPL JSON: class -> list) instead of the LLM."
+        default=None,
+        description="Start from these descriptions instead of the LLM: any file visfeed eval -D reads (CuPL or DCLIP "
+        "JSON, class: text lines, an IVF list; FORMAT:PATH names the format).",
     )
     visual_words: bool = Field(
         default=True,

@@ -16,6 +16,14 @@ from PIL import Image
 
 Truth = dict[str, str]
 
+#: Stanford Dogs fixture: breed folder -> the colour its dogs are painted in; the boxes of the two-dog images.
+DOG_COLOURS = {
+    "n02085620-Chihuahua": (230, 30, 30),
+    "n02085782-Japanese_spaniel": (30, 230, 30),
+    "n02086240-Shih-Tzu": (30, 30, 230),
+}
+DOG_BOXES = [(5, 4, 15, 12), (18, 10, 30, 22)]
+
 
 def write_image(path: Path, seed: int = 0, fmt: str | None = None) -> str:
     """A tiny distinct image (8x8) at ``path``; format from the suffix unless given."""
@@ -208,6 +216,56 @@ class Builders:
                 for i in range(n):
                     p = write_image(root / split / wnid / f"{wnid}_{split}_{i}.JPEG", 10 * c + i, "JPEG")
                     truth[p] = name
+        return truth
+
+    @staticmethod
+    def stanford_dogs(root: Path, per_breed: int = 5, n_train: int = 3) -> Truth:
+        """Images/, Annotation/ (VOC XML, no suffix) and lists/*.mat as the dataset ships them.
+
+        Each image is noise with its dog boxes painted in the breed's colour (DOG_COLOURS); the first image
+        of every breed has two dogs, so its crop is the union of two boxes (DOG_BOXES).
+        """
+        from scipy.io import savemat
+
+        truth: Truth = {}
+        lists: dict[str, list[tuple[str, int]]] = {"train": [], "test": []}
+        for b, (folder, colour) in enumerate(DOG_COLOURS.items()):
+            wnid = folder.partition("-")[0]
+            for i in range(per_breed):
+                stem = f"{wnid}_{i + 1}"
+                boxes = DOG_BOXES if i == 0 else DOG_BOXES[:1]
+                pixels = np.random.default_rng(10 * b + i).integers(0, 255, (30, 40, 3), dtype=np.uint8)
+                for left, top, right, bottom in boxes:
+                    pixels[top:bottom, left:right] = colour
+                image = root / "Images" / folder / f"{stem}.jpg"
+                image.parent.mkdir(parents=True, exist_ok=True)
+                Image.fromarray(pixels).save(image, format="JPEG", quality=98)
+                truth[str(image.absolute())] = folder.partition("-")[2].replace("_", " ")
+                objects = "".join(
+                    f"<object><name>{folder.partition('-')[2]}</name><pose>Unspecified</pose><truncated>0</truncated>"
+                    f"<difficult>0</difficult><bndbox><xmin>{x0}</xmin><ymin>{y0}</ymin><xmax>{x1}</xmax>"
+                    f"<ymax>{y1}</ymax></bndbox></object>"
+                    for x0, y0, x1, y1 in boxes
+                )
+                annotation = root / "Annotation" / folder / stem
+                annotation.parent.mkdir(parents=True, exist_ok=True)
+                annotation.write_text(
+                    f"<annotation><folder>{wnid[1:]}</folder><filename>{stem}</filename><source><database>ImageNet "
+                    "database</database></source><size><width>40</width><height>30</height><depth>3</depth></size>"
+                    f"<segment>0</segment>{objects}</annotation>"
+                )
+                lists["train" if i < n_train else "test"].append((f"{folder}/{stem}.jpg", b + 1))
+        (root / "lists").mkdir(parents=True, exist_ok=True)
+        for split, entries in {**lists, "file": lists["train"] + lists["test"]}.items():
+            files = np.empty((len(entries), 1), dtype=object)
+            annotations = np.empty((len(entries), 1), dtype=object)
+            for row, (rel, _) in enumerate(entries):
+                files[row, 0], annotations[row, 0] = rel, rel.removesuffix(".jpg")
+            labels = np.array([[label] for _, label in entries], dtype=np.uint8)
+            savemat(
+                root / "lists" / f"{split}_list.mat",
+                {"file_list": files, "annotation_list": annotations, "labels": labels},
+            )
         return truth
 
     @staticmethod

@@ -22,6 +22,7 @@ BUILTINS = [
     "cifar10",
     "cifar100",
     "imagenet",
+    "stanford_dogs",
 ]
 DOCS = Path(__file__).resolve().parents[3] / "docs" / "datasets.md"
 

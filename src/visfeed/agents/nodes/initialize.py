@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import logging
 from pathlib import Path
 from typing import Any
@@ -16,6 +15,7 @@ from visfeed.agents.prompting import PROSE_ASPECTS, messages, prose_requests, qu
 from visfeed.agents.schemas import batch_to_map, clean_description, names_other_class
 from visfeed.errors import BudgetExceeded, ConfigError
 from visfeed.state.models import Descriptions, GraphState, LineageEntry
+from visfeed.tools.description_files import parse_source, read_description_file
 
 log = logging.getLogger(__name__)
 
@@ -23,23 +23,15 @@ FALLBACK_DESCRIPTION = "its typical appearance"
 
 
 def load_description_file(path: Path, classnames: list[str]) -> Descriptions:
-    """Read a CuPL-format JSON file (class name -> list of texts); every class must be present."""
-    try:
-        data = json.loads(Path(path).read_text(encoding="utf-8"))
-    except (OSError, json.JSONDecodeError) as exc:
-        raise ConfigError(f"init_file {path}: cannot read a JSON object of class -> descriptions: {exc}") from exc
-    if not isinstance(data, dict):
-        raise ConfigError(f"init_file {path}: expected a JSON object of class name -> list of descriptions")
-    by_fold = {str(k).casefold(): v for k, v in data.items()}
-    out: Descriptions = {}
-    missing = []
-    for name in classnames:
-        raw = by_fold.get(name.casefold())
-        descs = [clean_description(d) for d in raw if isinstance(d, str)] if isinstance(raw, list) else []
-        descs = list(dict.fromkeys(d for d in descs if d))
-        if not descs:
-            missing.append(name)
-        out[name] = descs
+    """Initial descriptions from a description file in any format ``visfeed eval -D`` reads.
+
+    CuPL JSON, ``class: text`` lines, DCLIP descriptors or an IVF list (a ``dclip:``-style prefix names the
+    format); their texts become descriptions as they are, joined to the class by the run's template. Every
+    class must be present and the file must hold no other class.
+    """
+    texts = read_description_file(*parse_source(str(path))).for_classes(classnames, descriptors=True)
+    out: Descriptions = {c: list(dict.fromkeys(d for d in map(clean_description, ts) if d)) for c, ts in texts.items()}
+    missing = [c for c, descs in out.items() if not descs]
     if missing:
         raise ConfigError(f"init_file {path}: no descriptions for classes {missing[:10]}; add them to the file")
     return out

@@ -15,6 +15,7 @@ from visfeed.tools.datasets.registry import (
     load_dataset,
     load_dataset_with_report,
 )
+from visfeed.tools.datasets.stanford_dogs import StanfordDogsOptions
 from visfeed.tools.datasets.world.splits import WorldOptions
 
 __all__ = [
@@ -24,6 +25,7 @@ __all__ = [
     "LoadedDataset",
     "SkippedFile",
     "Split",
+    "StanfordDogsOptions",
     "WorldOptions",
     "canonical_name",
     "list_datasets",

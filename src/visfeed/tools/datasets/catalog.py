@@ -140,6 +140,18 @@ _ENTRIES: list[DatasetInfo] = [
         downloadable=False,
     ),
     DatasetInfo(
+        name="stanford_dogs",
+        title="Stanford Dogs (120 breeds; needs scipy for its .mat lists)",
+        layout="ROOT/Images/<wnid>-<Breed>/<wnid>_<n>.jpg   e.g. ROOT/Images/n02085620-Chihuahua/n02085620_7.jpg\n"
+        "ROOT/lists/train_list.mat, test_list.mat   (file_list: paths relative to Images/)\n"
+        "ROOT/Annotation/<wnid>-<Breed>/<wnid>_<n>   (PASCAL VOC XML boxes; needed for dogs_crop)\n"
+        "(crops written to ROOT/Images-cropped/ unless dogs_crop_dir is set)",
+        splits=f"official train / test lists; {_CARVED}; options: dogs_breeds (a subset), dogs_crop (the box)",
+        classnames="derived: the folder name without its WordNet id, '_' -> ' ' (n02085782-Japanese_spaniel -> "
+        "'Japanese spaniel')",
+        downloadable=False,
+    ),
+    DatasetInfo(
         name="imagefolder",
         title="Your images in class folders",
         layout="ROOT/<class>/**/*.jpg   or   ROOT/train/<class>/..., ROOT/val/<class>/..., ROOT/test/<class>/...\n"

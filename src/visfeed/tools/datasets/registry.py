@@ -17,6 +17,8 @@ from visfeed.tools.datasets.coop import COOP_LAYOUTS, COOP_SPECIAL, load_coop
 from visfeed.tools.datasets.folder import load_imagefolder, load_manifest
 from visfeed.tools.datasets.names import check_names, read_classnames_file
 from visfeed.tools.datasets.protocol import LoadReport, RawDataset, Verify, make_splits
+from visfeed.tools.datasets.stanford_dogs import NAME as DOGS
+from visfeed.tools.datasets.stanford_dogs import StanfordDogsOptions, load_stanford_dogs
 from visfeed.tools.datasets.world.splits import WorldOptions, world_splits
 
 logger = logging.getLogger(__name__)
@@ -42,6 +44,8 @@ _BUILTIN: dict[str, Source] = {
 
 #: The synthetic world: rendered on demand from a spec (see :class:`WorldOptions`), no root needed.
 WORLD = "world"
+#: Sources that take their own options besides the root (a breed subset, crops).
+_WITH_OPTIONS = (DOGS,)
 
 ALIASES = {
     "flowers": "flowers102",
@@ -50,6 +54,8 @@ ALIASES = {
     "oxfordiiitpet": "oxford_pets",
     "oxford_iiit_pet": "oxford_pets",
     "cars": "stanford_cars",
+    "dogs": "stanford_dogs",
+    "stanforddogs": "stanford_dogs",
     "stanfordcars": "stanford_cars",
     "aircraft": "fgvc_aircraft",
     "fgvcaircraft": "fgvc_aircraft",
@@ -84,8 +90,8 @@ def canonical_name(name: str) -> str:
         return f"coop:{rest}" if rest else "coop"
     key = ALIASES.get(key, key)
     key = ALIASES.get(key.replace("-", "_"), key.replace("-", "_"))
-    if key not in _BUILTIN and key != WORLD:
-        known = ", ".join([WORLD, *_BUILTIN, "coop:<dataset>"])
+    if key not in _BUILTIN and key not in (WORLD, *_WITH_OPTIONS):
+        known = ", ".join([WORLD, *_BUILTIN, *_WITH_OPTIONS, "coop:<dataset>"])
         raise ConfigError(f"unknown dataset {name!r}; known: {known} (see `visfeed datasets`)")
     return key
 
@@ -95,7 +101,11 @@ def list_datasets() -> list[DatasetInfo]:
     return list(CATALOG.values())
 
 
-def _source(name: str, root: Path, download: bool, cache_dir: Path | None) -> RawDataset:
+def _source(
+    name: str, root: Path, download: bool, cache_dir: Path | None, dogs: StanfordDogsOptions | None
+) -> RawDataset:
+    if name == DOGS:
+        return load_stanford_dogs(root, dogs)
     if name == "coop":
         return load_coop("", root)
     if name == "coop:imagenet":
@@ -117,6 +127,7 @@ def load_dataset_with_report(
     cache_dir: Path | None = None,
     verify: Verify = "fast",
     world: WorldOptions | None = None,
+    stanford_dogs: StanfordDogsOptions | None = None,
 ) -> LoadedDataset:
     """Like :func:`load_dataset`, and also return the :class:`LoadReport`."""
     key = canonical_name(name)
@@ -131,7 +142,7 @@ def load_dataset_with_report(
             )
         root = DEFAULT_DOWNLOAD_ROOT / key
     root = Path(root).expanduser().absolute()
-    raw = _source(key, root, download, cache_dir)
+    raw = _source(key, root, download, cache_dir, stanford_dogs)
     if classnames_file is not None:
         raw.classnames = read_classnames_file(Path(classnames_file), raw.raw_ids, raw.classnames)
         raw.classnames_source = f"file:{classnames_file}"
@@ -189,15 +200,17 @@ def load_dataset(
     cache_dir: Path | None = None,
     verify: Verify = "fast",
     world: WorldOptions | None = None,
+    stanford_dogs: StanfordDogsOptions | None = None,
 ) -> DatasetSplits:
     """Load a dataset by name and apply the few-shot protocol.
 
     ``name``: ``world`` (rendered from ``world``'s spec and sizes; ``root`` is not used), a built-in (flowers102, dtd, eurosat, food101, oxford_pets, caltech101, sun397, stanford_cars,
-    fgvc_aircraft, cifar10, cifar100, imagenet), ``imagefolder``, ``manifest`` (root = the manifest file),
+    fgvc_aircraft, cifar10, cifar100, imagenet, stanford_dogs), ``imagefolder``, ``manifest`` (root = the manifest file),
     ``coop:<dataset>`` or ``coop`` (root = a split_zhou_*.json). Nothing is fetched unless ``download``.
     ``cache_dir``: where CIFAR's PNGs go (default beside the batches). ``verify``: "fast" decodes the
     feedback and drawn validation images and identifies the rest by header, "full" decodes all, "off"
-    only checks that files exist. Missing data raises DataError with the expected layout.
+    only checks that files exist. ``stanford_dogs``: that dataset's breed subset and crop (see
+    :class:`StanfordDogsOptions`). Missing data raises DataError with the expected layout.
     """
     return load_dataset_with_report(
         name,
@@ -210,4 +223,5 @@ def load_dataset(
         cache_dir=cache_dir,
         verify=verify,
         world=world,
+        stanford_dogs=stanford_dogs,
     ).splits
