@@ -65,8 +65,9 @@ class DescriptionFile(BaseModel):
     def for_classes(self, classnames: Sequence[str], *, descriptors: bool = False) -> dict[str, list[str]]:
         """Texts keyed by the dataset's class names (matched ignoring case, '_' and extra spaces).
 
-        ``descriptors``: the raw texts (a run's initial descriptions) instead of prompt sentences. A class of
-        the file the dataset lacks, or a dataset class the file lacks, is a usage error naming the file.
+        ``descriptors``: the raw texts (a run's initial descriptions) instead of prompt sentences. Classes of
+        the file the dataset lacks are left out with a warning (a published 1000-class file scores a subset);
+        a dataset class the file lacks is a usage error naming the file.
         """
         texts = self.entries if descriptors else self.prompts()
         by_key: dict[str, str] = {}
@@ -75,11 +76,14 @@ class DescriptionFile(BaseModel):
             if other != c:
                 raise ConfigError(f"description file {self.path} has the class {c!r} twice (also as {other!r})")
         wanted = {class_key(c) for c in classnames}
-        unknown = [c for k, c in by_key.items() if k not in wanted]
-        if unknown:
-            raise ConfigError(
-                f"description file {self.path} ({self.format}) has {len(unknown)} class(es) the dataset lacks: "
-                f"{unknown[:5]}; dataset classes are e.g. {list(classnames[:5])}"
+        extra = [c for k, c in by_key.items() if k not in wanted]
+        if extra:
+            logger.warning(
+                "description file %s (%s): %d class(es) the dataset lacks are left out: %s",
+                self.path,
+                self.format,
+                len(extra),
+                extra[:5],
             )
         out = {c: texts[by_key[class_key(c)]] if class_key(c) in by_key else [] for c in classnames}
         missing = [c for c, t in out.items() if not t]
