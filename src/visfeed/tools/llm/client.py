@@ -47,6 +47,7 @@ from visfeed.tools.llm.cache import ResponseCache, dump_message, load_message, r
 from visfeed.tools.llm.providers import ProviderHandle
 from visfeed.tools.llm.retry import backoff_delay, classify
 from visfeed.tools.llm.structured import SendCall, StructuredOutputError, ask_with_repairs, message_text, schema_json
+from visfeed.tools.llm.vision import IMAGE_TOKENS, images_in
 
 log = logging.getLogger(__name__)
 
@@ -281,7 +282,9 @@ class LLMClient:
         h, s = self.handle, self.settings
         if not h.ready:  # e.g. start the local server, off the event loop
             await asyncio.to_thread(lambda: h.chat_model)
-        prompt_est = estimate_tokens("".join(message_text(m) for m in messages))
+        prompt_est = estimate_tokens("".join(message_text(m) for m in messages)) + IMAGE_TOKENS * len(
+            images_in(messages)
+        )
         reservation = (
             self.budget.reserve(h.model, prompt_tokens=prompt_est, max_completion_tokens=s.max_tokens, free=h.free)
             if self.budget is not None

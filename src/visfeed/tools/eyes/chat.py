@@ -1,0 +1,116 @@
+"""The eyes as a LangChain chat model that takes pictures, so callers cannot tell it from a remote MLLM.
+
+It reads ``image_url`` content blocks (base64 ``data:`` URLs, as OpenAI-style clients send them), looks at
+each picture with :class:`~visfeed.tools.eyes.network.Eyes`, and answers:
+
+- the describe question (:data:`~visfeed.tools.llm.vision.DESCRIBE_PROMPT`), or any question when it has
+  no text model: with what it saw, in its own words;
+- any other question (e.g. "classify the image given these labels"): by handing the question, with the
+  picture replaced by what it saw, to its text model (the embedded SmolLM2 by default), the way a
+  multimodal LLM's language half answers from its vision half's tokens.
+
+The eyes have no knowledge of classes; whatever the label guess knows comes from the text model.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+from typing import Any
+
+from langchain_core.callbacks import AsyncCallbackManagerForLLMRun, CallbackManagerForLLMRun
+from langchain_core.language_models import BaseChatModel
+from langchain_core.messages import AIMessage, BaseMessage, HumanMessage, SystemMessage
+from langchain_core.outputs import ChatGeneration, ChatResult
+from pydantic import ConfigDict, Field, PrivateAttr
+
+from visfeed.errors import ProviderError
+from visfeed.tools.eyes.network import Eyes, load_image_bytes
+from visfeed.tools.llm.structured import message_text
+from visfeed.tools.llm.vision import DESCRIBE_PROMPT, images_in
+
+SEEING_SYSTEM = (
+    "You cannot see pictures. A careful observer looked at the picture for you and wrote what it shows. "
+    "Answer the user's question from that description alone."
+)
+
+
+class EyesChat(BaseChatModel):
+    """A chat model whose vision is the eyes network and whose language is an optional text model."""
+
+    model_config = ConfigDict(arbitrary_types_allowed=True)
+
+    eyes: Eyes = Field(description="The trained attribute network.")
+    text_model: Any = Field(default=None, description="A chat model (or runnable) for questions beyond 'describe'.")
+    model_name: str = Field(default="eyes", description="Name reported to accounting and caches.")
+    _memo: dict[str, str] = PrivateAttr(default_factory=dict)
+    _lock: threading.Lock = PrivateAttr(default_factory=threading.Lock)
+
+    @property
+    def _llm_type(self) -> str:
+        return "visfeed-eyes"
+
+    def _look(self, messages: list[BaseMessage]) -> tuple[str, str]:
+        """(what the pictures of the last user turn show, the question asked about them)."""
+        turn = next((m for m in reversed(messages) if isinstance(m, HumanMessage)), None)
+        if turn is None:
+            raise ProviderError("the eyes got no user message", provider="eyes", model=self.model_name)
+        pictures = images_in([turn])
+        question = message_text(turn).strip()
+        if not pictures:
+            return "", question
+        import numpy as np
+
+        arrays = np.stack([load_image_bytes(p, "the picture in the message") for p in pictures])
+        return " ".join(self.eyes.describe(arrays)), question
+
+    def _question(self, seen: str, question: str) -> list[BaseMessage] | None:
+        """The text model's conversation, or None when the eyes answer themselves."""
+        if self.text_model is None or (seen and question == DESCRIBE_PROMPT):
+            return None
+        body = f"What the picture shows: {seen}\n\n{question}" if seen else question
+        return [SystemMessage(content=SEEING_SYSTEM), HumanMessage(content=body)]
+
+    @staticmethod
+    def _result(text: str) -> ChatResult:
+        return ChatResult(generations=[ChatGeneration(message=AIMessage(content=text))])
+
+    def _generate(
+        self,
+        messages: list[BaseMessage],
+        stop: list[str] | None = None,
+        run_manager: CallbackManagerForLLMRun | None = None,
+        **kwargs: Any,
+    ) -> ChatResult:
+        seen, question = self._look(messages)
+        convo = self._question(seen, question)
+        if convo is None:
+            return self._result(seen)
+        key = message_text(convo[-1])
+        with self._lock:
+            known = self._memo.get(key)
+        if known is None:
+            known = message_text(self.text_model.invoke(convo)).strip()
+            with self._lock:
+                self._memo[key] = known
+        return self._result(known)
+
+    async def _agenerate(
+        self,
+        messages: list[BaseMessage],
+        stop: list[str] | None = None,
+        run_manager: AsyncCallbackManagerForLLMRun | None = None,
+        **kwargs: Any,
+    ) -> ChatResult:
+        seen, question = await asyncio.to_thread(self._look, messages)
+        convo = self._question(seen, question)
+        if convo is None:
+            return self._result(seen)
+        key = message_text(convo[-1])  # equal captions and questions get one text-model call per process
+        with self._lock:
+            known = self._memo.get(key)
+        if known is None:
+            known = message_text(await self.text_model.ainvoke(convo)).strip()
+            with self._lock:
+                self._memo[key] = known
+        return self._result(known)
