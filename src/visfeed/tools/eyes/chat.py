@@ -31,8 +31,17 @@ from visfeed.tools.llm.vision import DESCRIBE_PROMPT, images_in
 
 SEEING_SYSTEM = (
     "You cannot see pictures. A careful observer looked at the picture for you and wrote what it shows. "
-    "Answer the user's question from that description alone."
+    "Answer the user's question from that description alone, as briefly as possible."
 )
+EXAMPLE = (
+    HumanMessage(
+        content="What the picture shows: I see one large red item with two wheels.\n\nYou are given an image and a "
+        "list of class labels. Classify the image given the class labels. Answer using a single word if "
+        "possible. Here are the class labels: boat, bicycle, kite"
+    ),
+    AIMessage(content="bicycle"),
+)
+"""One worked exchange (on labels of no world): a 135M model needs it to answer rather than echo."""
 
 
 class EyesChat(BaseChatModel):
@@ -69,7 +78,7 @@ class EyesChat(BaseChatModel):
         if self.text_model is None or (seen and question == DESCRIBE_PROMPT):
             return None
         body = f"What the picture shows: {seen}\n\n{question}" if seen else question
-        return [SystemMessage(content=SEEING_SYSTEM), HumanMessage(content=body)]
+        return [SystemMessage(content=SEEING_SYSTEM), *EXAMPLE, HumanMessage(content=body)]
 
     @staticmethod
     def _result(text: str) -> ChatResult:

@@ -31,6 +31,8 @@ from visfeed.tools.datasets.world.vocab import ATTRIBUTES, VOCABULARY
 EYES_CHECKPOINT = "market_eyes.pt"
 MEAN = (0.5, 0.5, 0.5)
 STD = (0.25, 0.25, 0.25)
+MIN_CONFIDENCE = 0.35
+"""Attributes the eyes are less sure of are left out of the description."""
 HIDDEN = -2
 """Target code of an attribute the picture hides (pattern of a halved item, flesh of a whole one)."""
 
@@ -97,7 +99,7 @@ class Seen:
 class Eyes:
     """A trained :class:`EyesNet` ready to look at pictures (CPU, eval mode, no gradients)."""
 
-    def __init__(self, net: EyesNet, *, identity: str = "eyes", min_confidence: float = 0.5) -> None:
+    def __init__(self, net: EyesNet, *, identity: str = "eyes", min_confidence: float = MIN_CONFIDENCE) -> None:
         self.net = net.eval()
         self.identity = identity
         self.min_confidence = min_confidence
@@ -194,7 +196,7 @@ _TOP = {
 }
 
 
-def describe(seen: Seen, min_confidence: float = 0.5) -> str:
+def describe(seen: Seen, min_confidence: float = MIN_CONFIDENCE) -> str:
     """A sentence of what was seen, e.g. ``I see two small red heart-shaped items with a stalk on top.``.
 
     Attributes below ``min_confidence`` are left out, as a careful observer would.
