@@ -91,3 +91,31 @@ def test_a_provider_that_rejects_images_exits_2_naming_it(
     assert not (tmp_path / "d.json").exists()
     res = runner.invoke(app, _eval(world, fault_server.url, tmp_path / "e.json", mllm="local"))
     assert res.exit_code == 2 and "does not take images" in res.output
+
+
+def test_a_run_with_the_image_side_records_it_and_reports_it(
+    world: dict[str, str], fault_server: FaultServer, tmp_path: Path
+) -> None:
+    fault_server.default = reply("cherry")
+    run_dir = tmp_path / "run"
+    res = runner.invoke(app, [
+        "optimize", "-q", "-d", "imagefolder", "--root", world["images"], "--backbone", world["backbone"],
+        "-p", "support.scripted_provider:make", "--run-dir", str(run_dir), "--k-shot", "2", "--max-iterations", "1",
+        "--set", "n_init=3", "--set", "device=cpu", "--set", f"embedding_cache={world['cache']}",
+        "--set", "image_side=image,label", "--set", "mllm=openai-compatible:vision-1",
+        "--set", f"mllm_base_url={fault_server.url}",
+    ])  # fmt: skip
+    assert res.exit_code == 0, res.output
+    result = json.loads((run_dir / "result.json").read_text())
+    side = result["image_side"]
+    assert side["mllm"] == "openai-compatible:vision-1" and side["label_accuracy"] == pytest.approx(100 / 3)
+    assert fault_server.request_count == side["n_images"]  # one label question per test picture, no description
+    for method in ("names", "optimized"):
+        row = side["scores"][method]
+        assert set(row) == {"image", "image+label"}
+        plain = result["optimized"] if method == "optimized" else result["baselines"][method]
+        assert row["image"]["accuracy"] == pytest.approx(100 * plain["test_accuracy"])
+    res = runner.invoke(app, ["report", str(run_dir), "--out", str(tmp_path / "r.html")])
+    assert res.exit_code == 0, res.output
+    page = (tmp_path / "r.html").read_text()
+    assert "Image side" in page and "its own label accuracy 33.3 %" in page

@@ -9,8 +9,9 @@ import open_clip
 import pytest
 
 from visfeed.errors import ConfigError, EmbeddingError
+from visfeed.state.image_side import ImageSide, parse_image_side
 from visfeed.tools.cache import EmbeddingCache
-from visfeed.tools.fusion import ImageSide, fit_text, fuse, match_label, parse_image_side, token_counter
+from visfeed.tools.fusion import fit_text, fuse, match_label, token_counter
 from visfeed.tools.vlm import VLM, BackboneRef
 
 

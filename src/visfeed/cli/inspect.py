@@ -19,7 +19,7 @@ if TYPE_CHECKING:
     from visfeed.agents.resources import EmbeddedSplit, ScoringData
     from visfeed.evals.image_side import ImageSideResult
     from visfeed.state.config import RunConfig
-    from visfeed.tools.fusion import ImageSide
+    from visfeed.state.image_side import ImageSide
 
 
 def _short(value: Any, width: int = 100) -> str:
@@ -192,6 +192,7 @@ def eval_command(
     """
     from visfeed.agents.resources import build_scoring, visual_words_control
     from visfeed.state.config import RunConfig
+    from visfeed.state.image_side import parse_image_side
     from visfeed.tools.baselines import (
         description_prompts,
         names_prompts,
@@ -199,7 +200,6 @@ def eval_command(
         template_prompts,
         waffle_prompts,
     )
-    from visfeed.tools.fusion import parse_image_side
 
     try:
         seed_list = [int(s) for s in seeds.split(",") if s.strip()]

@@ -15,9 +15,9 @@ from pathlib import Path
 import numpy as np
 from pydantic import BaseModel, Field
 
+from visfeed.state.image_side import PARTS, ImageSide
 from visfeed.state.llm import LLMSettings
 from visfeed.state.templates import PromptSet
-from visfeed.tools.fusion import PARTS, ImageSide
 from visfeed.tools.image_side import ImageViews, correct_per_image, fused_correct, view_images
 from visfeed.tools.llm import Budget, LLMClient, ProviderHandle, ResponseCache, resolve_provider
 from visfeed.tools.llm.vision import DESCRIBE_PROMPT, check_accepts_images, project_cost

@@ -15,8 +15,9 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
+from visfeed.state.image_side import ImageSide
 from visfeed.tools.baselines import prompt_session
-from visfeed.tools.fusion import ImageSide, fuse, match_label
+from visfeed.tools.fusion import fuse, match_label
 from visfeed.tools.llm.client import LLMClient
 from visfeed.tools.llm.vision import CLASSIFY_PROMPT, DESCRIBE_PROMPT, ask_about_images
 from visfeed.tools.scoring import margins
