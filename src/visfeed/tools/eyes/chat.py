@@ -14,11 +14,10 @@ The eyes have no knowledge of classes; whatever the label guess knows comes from
 
 from __future__ import annotations
 
-import asyncio
 import threading
 from typing import Any
 
-from langchain_core.callbacks import AsyncCallbackManagerForLLMRun, CallbackManagerForLLMRun
+from langchain_core.callbacks import CallbackManagerForLLMRun
 from langchain_core.language_models import BaseChatModel
 from langchain_core.messages import AIMessage, BaseMessage, HumanMessage, SystemMessage
 from langchain_core.outputs import ChatGeneration, ChatResult
@@ -91,27 +90,8 @@ class EyesChat(BaseChatModel):
         run_manager: CallbackManagerForLLMRun | None = None,
         **kwargs: Any,
     ) -> ChatResult:
+        """Look, then answer (LangChain runs this in a worker thread for async callers: torch and HTTP block)."""
         seen, question = self._look(messages)
-        convo = self._question(seen, question)
-        if convo is None:
-            return self._result(seen)
-        key = message_text(convo[-1])
-        with self._lock:
-            known = self._memo.get(key)
-        if known is None:
-            known = message_text(self.text_model.invoke(convo)).strip()
-            with self._lock:
-                self._memo[key] = known
-        return self._result(known)
-
-    async def _agenerate(
-        self,
-        messages: list[BaseMessage],
-        stop: list[str] | None = None,
-        run_manager: AsyncCallbackManagerForLLMRun | None = None,
-        **kwargs: Any,
-    ) -> ChatResult:
-        seen, question = await asyncio.to_thread(self._look, messages)
         convo = self._question(seen, question)
         if convo is None:
             return self._result(seen)
@@ -119,7 +99,7 @@ class EyesChat(BaseChatModel):
         with self._lock:
             known = self._memo.get(key)
         if known is None:
-            known = message_text(await self.text_model.ainvoke(convo)).strip()
+            known = message_text(self.text_model.invoke(convo)).strip()
             with self._lock:
                 self._memo[key] = known
         return self._result(known)
