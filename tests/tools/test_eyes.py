@@ -104,3 +104,15 @@ def test_the_shipped_eyes_with_the_embedded_smollm2(local_llm_handle: ProviderHa
     assert isinstance(reply.content, str) and reply.content.strip()
     described = chat.invoke([image_message(pictures[0], DESCRIBE_PROMPT)]).content
     assert isinstance(described, str) and described.startswith("I see ")
+
+
+def test_cached_eyes_answers_follow_their_wording_and_prompt(
+    tiny_eyes: tuple[Path, dict], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import visfeed.tools.eyes.chat as chat_module
+
+    path, _ = tiny_eyes
+    before = resolve_provider(f"eyes:{path}", options={"no_text": True}).endpoint
+    monkeypatch.setattr(chat_module, "SEEING_SYSTEM", chat_module.SEEING_SYSTEM + " Be terse.")
+    after = resolve_provider(f"eyes:{path}", options={"no_text": True}).endpoint
+    assert before and after and before != after

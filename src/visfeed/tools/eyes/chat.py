@@ -14,6 +14,7 @@ The eyes have no knowledge of classes; whatever the label guess knows comes from
 
 from __future__ import annotations
 
+import hashlib
 import threading
 from typing import Any
 
@@ -41,6 +42,19 @@ EXAMPLE = (
     AIMessage(content="bicycle"),
 )
 """One worked exchange (on labels of no world): a 135M model needs it to answer rather than echo."""
+TEXT_MAX_TOKENS = 16
+"""Completion cap of the text model's answers (a label guess is a few words)."""
+
+
+def behaviour_key() -> str:
+    """A digest of everything besides the weights that shapes the eyes' answers, for cache identity.
+
+    Cached answers must not outlive a change of the wording threshold or of the text model's prompt.
+    """
+    from visfeed.tools.eyes.network import MIN_CONFIDENCE
+
+    parts = [SEEING_SYSTEM, *(message_text(m) for m in EXAMPLE), str(MIN_CONFIDENCE), str(TEXT_MAX_TOKENS)]
+    return hashlib.sha256("\n".join(parts).encode("utf-8")).hexdigest()[:12]
 
 
 class EyesChat(BaseChatModel):

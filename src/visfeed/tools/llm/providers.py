@@ -234,7 +234,7 @@ def _eyes_handle(
     so the eyes can only describe (tests, and machines without the 'local' extra).
     """
     from visfeed.fileio import sha256_file
-    from visfeed.tools.eyes.chat import EyesChat
+    from visfeed.tools.eyes.chat import TEXT_MAX_TOKENS, EyesChat, behaviour_key
     from visfeed.tools.eyes.network import Eyes, shipped_eyes
 
     path = Path(checkpoint) if checkpoint else shipped_eyes()
@@ -244,7 +244,7 @@ def _eyes_handle(
     )  # fmt: skip
 
     def build() -> BaseChatModel:
-        language = None if text is None else text.chat_model.bind(extra_body={"max_tokens": 16}, seed=seed)
+        language = None if text is None else text.chat_model.bind(extra_body={"max_tokens": TEXT_MAX_TOKENS}, seed=seed)
         return EyesChat(eyes=eyes, text_model=language, model_name=f"eyes-{sha256_file(path)[:12]}")
 
     return ProviderHandle(
@@ -252,6 +252,7 @@ def _eyes_handle(
         model=f"eyes-{sha256_file(path)[:12]}" + ("" if text is None else f"+{text.model}"),
         factory=build,
         call_style="generic",
+        endpoint=f"eyes-behaviour:{behaviour_key()}",  # cached answers follow the wording and prompt, too
         free=True,
         servers=[] if text is None else text.servers,
         accepts_images=True,
