@@ -8,7 +8,6 @@ fused queries exactly as against image embeddings, so every class-side method ge
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 
@@ -75,7 +74,7 @@ def view_images(
     if side.asks_mllm:
         if client is None:
             raise ValueError("the image side uses MLLM text but no client was given")
-        desc, label = asyncio.run(ask_mllm(client, paths, classnames, side))
+        desc, label = client.run(ask_mllm(client, paths, classnames, side))
     else:
         desc, label = [""] * len(paths), [""] * len(paths)
     cut = fit or (lambda t: t)

@@ -52,6 +52,7 @@ from visfeed.tools.llm.vision import IMAGE_TOKENS, images_in
 log = logging.getLogger(__name__)
 
 T = TypeVar("T", bound=BaseModel)
+R = TypeVar("R")
 OnCall = Callable[[LLMCallRecord, list[BaseMessage], AIMessage | None], None]
 
 
@@ -212,6 +213,13 @@ class LLMClient:
         """Blocking :meth:`ainvoke` (runs on the client's private event loop thread)."""
         return self._run_sync(self.ainvoke(messages, task=task, **kw))
 
+    def run(self, coro: Coroutine[Any, Any, R]) -> R:
+        """Block on a coroutine that uses this client (e.g. many concurrent calls), on its private loop.
+
+        Safe from code that is itself inside a running event loop, unlike ``asyncio.run``.
+        """
+        return self._run_sync(coro)
+
     def close(self) -> None:
         """Stop the private event loop thread used by the blocking wrappers (the handle stays open)."""
         with self._lock:
@@ -356,7 +364,7 @@ class LLMClient:
             raise ProviderError("the LLM call ended without a reply or an error", provider=self.handle.provider)
         return reply
 
-    def _run_sync(self, coro: Coroutine[Any, Any, T]) -> T:
+    def _run_sync(self, coro: Coroutine[Any, Any, R]) -> R:
         with self._lock:
             if self._loop_thread is None:
                 self._loop_thread = LoopThread()
