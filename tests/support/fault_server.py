@@ -78,9 +78,9 @@ def tool_call_reply(name: str, arguments: dict[str, Any], **kw: Any) -> Action:
     return reply(None, tool_calls=[call], finish_reason="tool_calls", **kw)
 
 
-def status(code: int, *, retry_after: float | None = None, delay_s: float = 0.0) -> Action:
-    """An HTTP error response with an OpenAI-style error body."""
-    return Action("status", status=code, retry_after=retry_after, delay_s=delay_s)
+def status(code: int, *, retry_after: float | None = None, delay_s: float = 0.0, message: str | None = None) -> Action:
+    """An HTTP error response with an OpenAI-style error body (``message``: the server's words)."""
+    return Action("status", content=message, status=code, retry_after=retry_after, delay_s=delay_s)
 
 
 def malformed() -> Action:
@@ -225,7 +225,8 @@ class _Handler(BaseHTTPRequestHandler):
             headers = {}
             if action.retry_after is not None:
                 headers["retry-after"] = f"{action.retry_after:g}"
-            payload = {"error": {"message": f"scripted error {action.status}", "type": "fault", "code": None}}
+            text = action.content or f"scripted error {action.status}"
+            payload = {"error": {"message": text, "type": "fault", "code": None}}
             self._send_json(action.status, payload, headers)
             return
         if action.kind == "malformed":

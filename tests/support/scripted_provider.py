@@ -13,7 +13,7 @@ an uninterrupted one:
 - with tools bound (:class:`ToolScriptedChat`), it scores one trial description, then submits a batch;
 - with ``script``, it replies with the script's items in order instead (strings, or exceptions to raise).
 
-It records every answered prompt, can be slow (``delay_s``, ``VISFEED_TEST_LLM_DELAY``), raise on the n-th
+It records every prompt (``state["prompts"]``) and every answered prompt's hash, can be slow (``delay_s``, ``VISFEED_TEST_LLM_DELAY``), raise on the n-th
 call (a crash), and check every mutation prompt for required phrases (``require``): it counts the prompts
 it checked and records what they lacked, so a test asserts both that the check ran and that it held.
 """
@@ -78,6 +78,7 @@ class ScriptedChat(BaseChatModel):
             "tool_messages": [],
             "checked": 0,
             "violations": [],
+            "prompts": [],
         }
 
     @property
@@ -105,6 +106,7 @@ class ScriptedChat(BaseChatModel):
             time.sleep(self.delay_s)
         with self.state["lock"]:
             n = self.state["calls"] = self.state["calls"] + 1
+            self.state["prompts"].append(prompt)
         if self.script is not None:
             item = self.script[min(n, len(self.script)) - 1]
             if isinstance(item, BaseException):

@@ -7,15 +7,22 @@ backbone, so ``result.json`` compares like with like.
 
 from __future__ import annotations
 
+import logging
 from typing import Any
 
 import numpy as np
 
-from visfeed.agents.resources import RunResources, visual_words_control
+from visfeed.agents.resources import EmbeddedSplit, RunResources, visual_words_control
+from visfeed.errors import DataError
+from visfeed.evals.image_side import ImageSideResult, image_side_grid, open_mllm, projected
 from visfeed.state.config import RunConfig
+from visfeed.state.image_side import ImageSide
 from visfeed.state.models import GraphState
 from visfeed.state.rundir import MethodScore
+from visfeed.state.templates import PromptSet
 from visfeed.tools.baselines import baseline_prompt_sets, description_prompts, prompt_objective, prompt_session
+
+log = logging.getLogger(__name__)
 
 #: Most classes for which the per-class test confusion matrix is stored (it grows with the square).
 CONFUSION_LIMIT = 200
@@ -64,4 +71,30 @@ def score_methods(
             test_accuracy=te.accuracy,
             prompts_per_class=sum(len(v) for v in prompts.values()) / max(1, len(prompts)),
         )
+    side = cfg.resolved_image_side
+    if side is not None:
+        details["image_side"] = score_image_side(res, cfg, sets, test, side).model_dump(mode="json")
     return out, details
+
+
+def score_image_side(
+    res: RunResources, cfg: RunConfig, sets: dict[str, PromptSet], test: EmbeddedSplit, side: ImageSide
+) -> ImageSideResult:
+    """Every method on the test split with the image alone and with the configured fusion (one MLLM pass, cached)."""
+    from visfeed.tools.builtin_models import visfeed_cache_dir
+
+    if test.paths is None:
+        raise DataError("the image side needs the test split's image files; this dataset gives none")
+    handle, client = open_mllm(
+        cfg.mllm,
+        base_url=cfg.mllm_base_url,
+        cache_path=cfg.llm_cache or visfeed_cache_dir() / "mllm_cache.sqlite",
+        seed=cfg.seed,
+        max_concurrency=cfg.llm.max_concurrency,
+    )
+    with handle:
+        log.info("image side (%s): %s", cfg.mllm, projected(handle, len(test.paths), side, res.classnames))
+        return image_side_grid(
+            client, res.encoder, res.classnames, sets, test.paths, test.image_emb, test.labels,
+            [ImageSide(parts=("image",)), side], device=cfg.device,
+        )  # fmt: skip

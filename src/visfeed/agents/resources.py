@@ -26,10 +26,11 @@ log = logging.getLogger(__name__)
 
 @dataclass
 class EmbeddedSplit:
-    """Image embeddings (N, d) and labels (N,) of one split."""
+    """Image embeddings (N, d) and labels (N,) of one split, and the image files (the image side reads them)."""
 
     image_emb: np.ndarray
     labels: np.ndarray
+    paths: list[str] | None = None
 
     def __len__(self) -> int:
         return int(self.labels.shape[0])
@@ -107,7 +108,7 @@ def build_scoring(cfg: RunConfig) -> ScoringData:
     vlm = VLM(BackboneRef(cfg.backbone, pretrained, cfg.allow_download), cache, device=cfg.device)
 
     def embed(split: Split) -> EmbeddedSplit:
-        return EmbeddedSplit(vlm.embed_images(split.paths), np.asarray(split.labels, dtype=np.int64))
+        return EmbeddedSplit(vlm.embed_images(split.paths), np.asarray(split.labels, dtype=np.int64), list(split.paths))
 
     def embed_test() -> EmbeddedSplit:
         """Test images were only identified by header when loading; leave out those that do not decode."""

@@ -314,6 +314,7 @@ def _final_result(
             "nodes_s": nodes,
         },
         filter_dropped=state.filter_dropped,
+        image_side=details.get("image_side"),
         config=cfg.to_file_dict(),
         finished_at=datetime.now(UTC).isoformat(),
     )

@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Mapping
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import numpy as np
 import typer
@@ -13,6 +14,12 @@ from rich.table import Table
 
 from visfeed.cli.common import out, parse_sets
 from visfeed.errors import ConfigError
+
+if TYPE_CHECKING:
+    from visfeed.agents.resources import EmbeddedSplit, ScoringData
+    from visfeed.evals.image_side import ImageSideResult
+    from visfeed.state.config import RunConfig
+    from visfeed.state.image_side import ImageSide
 
 
 def _short(value: Any, width: int = 100) -> str:
@@ -126,6 +133,28 @@ def eval_command(
     seeds: Annotated[str, typer.Option("--seeds", help="Comma-separated seeds (splits differ per seed).")] = "0",
     set_: Annotated[list[str] | None, typer.Option("--set", help="Any run-config field: --set n_test=100.")] = None,
     to: Annotated[Path | None, typer.Option("--out", help="Also write the table as JSON.")] = None,
+    image_side: Annotated[
+        str | None,
+        typer.Option(
+            "--image-side",
+            help="Fuse the image with a multimodal LLM's words: any of image,description,label (comma-separated).",
+        ),
+    ] = None,
+    image_weights: Annotated[
+        str | None, typer.Option("--image-weights", help="Part weights, e.g. description=0.5 (default: equal).")
+    ] = None,
+    mllm: Annotated[
+        str, typer.Option("--mllm", help="Multimodal provider: eyes (embedded), openai:MODEL, openai-compatible:MODEL.")
+    ] = "eyes",
+    mllm_base_url: Annotated[
+        str | None, typer.Option("--mllm-base-url", help="Base URL for openai-compatible.")
+    ] = None,
+    mllm_max_calls: Annotated[
+        int | None, typer.Option("--mllm-max-calls", min=0, help="Budget: most MLLM calls sent.")
+    ] = None,
+    mllm_max_cost: Annotated[
+        float | None, typer.Option("--mllm-max-cost", min=0, help="Budget: most MLLM spend in USD.")
+    ] = None,
 ) -> None:
     """Score the baselines (names, 80 templates, WaffleCLIP, the visual-words control) and description files.
 
@@ -137,9 +166,11 @@ def eval_command(
       visfeed eval -D runs/world-s0-.../descriptions.json --seeds 0,1,2
 
       visfeed eval -d flowers102 --root /data -D descriptors_flowers.json -D ivf:flowers_sota.txt
+      visfeed eval --image-side image,description,label   # each method with and without fusion
     """
     from visfeed.agents.resources import build_scoring, visual_words_control
     from visfeed.state.config import RunConfig
+    from visfeed.state.image_side import parse_image_side
     from visfeed.tools.baselines import (
         description_prompts,
         names_prompts,
@@ -160,6 +191,9 @@ def eval_command(
     overrides: dict[str, Any] = {"dataset": dataset, "dataset_root": root, "backbone": backbone,
                                  "pretrained": pretrained, "allow_download": download or None}  # fmt: skip
     overrides.update(parse_sets(set_ or []))
+    side = None if image_side is None else parse_image_side(image_side, image_weights)
+    fused: dict[str, list[float]] = {}
+    label_acc: list[float] = []
     scores: dict[str, list[float]] = {}
     for seed in seed_list:
         cfg = RunConfig.load(None, {**overrides, "seed": seed})
@@ -181,16 +215,79 @@ def eval_command(
                 data.encoder, data.classnames, prompts, test.image_emb, test.labels, device=cfg.device
             )
             scores.setdefault(name, []).append(100.0 * obj.n_correct / obj.n_images)
+        if side is not None:
+            grid = _image_side(data, cfg, sets, test, side, mllm, mllm_base_url, mllm_max_calls, mllm_max_cost)
+            for name, row in grid.scores.items():
+                fused.setdefault(name, []).append(row[side.label].accuracy)
+            if grid.label_accuracy is not None:
+                label_acc.append(grid.label_accuracy)
+    columns = ["method", "mean", "std", "per seed"]
+    if side is not None:
+        columns += [f"{side.label} mean", "std", "gain"]
     table = Table(title=f"test accuracy (%) on {dataset}, seeds {seed_list}")
-    for col in ("method", "mean", "std", "per seed"):
+    for col in columns:
         table.add_column(col)
-    summary = {}
+    summary: dict[str, Any] = {}
     for name, vals in scores.items():
         arr = np.asarray(vals)
         summary[name] = {"mean": float(arr.mean()), "std": float(arr.std()), "per_seed": vals}
-        table.add_row(name, f"{arr.mean():.1f}", f"{arr.std():.1f}", " ".join(f"{v:.1f}" for v in vals))
+        cells = [name, f"{arr.mean():.1f}", f"{arr.std():.1f}", " ".join(f"{v:.1f}" for v in vals)]
+        if side is not None:
+            f = np.asarray(fused[name])
+            summary[name]["fused"] = {
+                "side": side.label,
+                "mean": float(f.mean()),
+                "std": float(f.std()),
+                "per_seed": fused[name],
+            }
+            cells += [f"{f.mean():.1f}", f"{f.std():.1f}", f"{f.mean() - arr.mean():+.1f}"]
+        table.add_row(*cells)
     out.print(table)
+    if label_acc:
+        out.print(
+            f"MLLM {mllm} label accuracy: {np.mean(label_acc):.1f} % (per seed {' '.join(f'{v:.1f}' for v in label_acc)})"
+        )
     if to is not None:
         from visfeed.fileio import write_json_atomic
 
-        write_json_atomic(to, {"dataset": dataset, "seeds": seed_list, "methods": summary})
+        payload: dict[str, Any] = {"dataset": dataset, "seeds": seed_list, "methods": summary}
+        if side is not None:
+            payload["image_side"] = {"side": side.model_dump(), "mllm": mllm, "label_accuracy_per_seed": label_acc}
+        write_json_atomic(to, payload)
+
+
+def _image_side(
+    data: ScoringData,
+    cfg: RunConfig,
+    sets: Mapping[str, dict[str, list[str]]],
+    test: EmbeddedSplit,
+    side: ImageSide,
+    mllm: str,
+    base_url: str | None,
+    max_calls: int | None,
+    max_cost: float | None,
+) -> ImageSideResult:
+    """One seed's image-side scores (the projected cost is printed before the MLLM is asked)."""
+    from visfeed.evals.image_side import image_side_grid, open_mllm, projected
+    from visfeed.tools.builtin_models import visfeed_cache_dir
+
+    if test.paths is None:
+        raise ConfigError("this dataset gives no image files, so the image side cannot ask an MLLM about them")
+    handle, client = open_mllm(
+        mllm, base_url=base_url, cache_path=cfg.llm_cache or visfeed_cache_dir() / "mllm_cache.sqlite",
+        seed=cfg.seed, max_calls=max_calls, max_cost_usd=max_cost, max_concurrency=cfg.llm.max_concurrency,
+    )  # fmt: skip
+    with handle:
+        if side.asks_mllm:
+            out.print(
+                f"[dim]MLLM {mllm}, {len(test.paths)} pictures: {projected(handle, len(test.paths), side, data.classnames)}[/dim]"
+            )
+        grid = image_side_grid(
+            client, data.encoder, data.classnames, sets, test.paths, test.image_emb, test.labels, [side],
+            device=cfg.device,
+        )  # fmt: skip
+        totals = client.totals
+        out.print(
+            f"[dim]MLLM calls sent {totals.calls}, cache hits {totals.cache_hits}, cost ${totals.cost_usd:.4f}[/dim]"
+        )
+    return grid

@@ -18,6 +18,16 @@ from rich.console import Console
 
 from visfeed.errors import VisfeedError
 
+
+def write_record(path: Path, record: dict[str, Any]) -> None:
+    """Write a training run record as indented JSON, atomically."""
+    fd, tmp = tempfile.mkstemp(dir=path.parent if str(path.parent) else ".", suffix=".json.tmp")
+    with os.fdopen(fd, "w", encoding="utf-8") as f:
+        json.dump(record, f, indent=2)
+        f.write("\n")
+    os.replace(tmp, path)
+
+
 app = typer.Typer(help="The synthetic market world: render images, train the default VLM.", no_args_is_help=True)
 console = Console(stderr=True)
 
@@ -118,11 +128,46 @@ def train(
         console.print(f"[red]error:[/red] {exc}")
         raise typer.Exit(2) from exc
     rec_path = out.with_suffix(".json")
-    fd, tmp = tempfile.mkstemp(dir=rec_path.parent if str(rec_path.parent) else ".", suffix=".json.tmp")
-    with os.fdopen(fd, "w", encoding="utf-8") as f:
-        json.dump(record, f, indent=2)
-        f.write("\n")
-    os.replace(tmp, rec_path)
+    write_record(rec_path, record)
     console.print(f"wrote {out} ({out.stat().st_size / 1e6:.1f} MB) and {rec_path}")
     if "final_metrics" in record:
         console.print_json(json.dumps(record["final_metrics"]))
+
+
+@app.command("train-eyes")
+def train_eyes_command(
+    out: Annotated[Path, typer.Option("--out", help="Eyes checkpoint to write (+ a .json run record).")] = Path(
+        "market_eyes.pt"
+    ),
+    seed: Annotated[int, typer.Option("--seed", help="Seed of the rendered pictures and the initialisation.")] = 0,
+    images: Annotated[int, typer.Option("--images", min=64, help="Training pictures to render and see.")] = 30_720,
+    batch_size: Annotated[int, typer.Option("--batch-size", min=8)] = 64,
+    lr: Annotated[float, typer.Option("--lr")] = 3e-3,
+    workers: Annotated[int, typer.Option("--workers", min=0, help="Rendering worker processes.")] = 1,
+    threads: Annotated[int, typer.Option("--threads", min=1, help="torch threads.")] = 1,
+) -> None:
+    """Train the "eyes" (the offline stand-in for a multimodal LLM's vision) on random world pictures."""
+    from visfeed.evals.world.eyes import EyesConfig, train_eyes
+
+    cfg = EyesConfig(seed=seed, images=images, batch_size=batch_size, lr=lr, workers=workers, threads=threads)
+
+    def progress(d: dict[str, float]) -> None:
+        console.print(
+            f"step {int(d['step']):>5}  images {int(d['images']):>7}  loss {d['loss']:.3f}  {d['elapsed_s']:.0f} s"
+        )
+
+    try:
+        record: dict[str, Any] = {
+            "command": (
+                f"visfeed world train-eyes --out {shlex.quote(str(out))} --seed {seed} --images {images} "
+                f"--batch-size {batch_size} --lr {lr} --workers {workers} --threads {threads}"
+            ),
+            **train_eyes(cfg, out, progress=progress),
+            "python": platform.python_version(),
+        }
+    except VisfeedError as exc:
+        console.print(f"[red]error:[/red] {exc}")
+        raise typer.Exit(2) from exc
+    write_record(out.with_suffix(".json"), record)
+    console.print(f"wrote {out} ({out.stat().st_size / 1e6:.2f} MB) and {out.with_suffix('.json')}")
+    console.print_json(json.dumps(record["heldout_attribute_accuracy"]))

@@ -162,6 +162,7 @@ def report_data(run_dir: Path) -> ReportData:
         },
         lineage=lineage_rows(run_dir),
         visual_words=words_rows(run_dir),
+        image_side=result.image_side,
         summary={
             "status": result.status,
             "dataset": result.dataset,

@@ -11,6 +11,7 @@ import html
 import io
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
 import matplotlib
 
@@ -64,6 +65,9 @@ class ReportData(BaseModel):
     lineage: list[LineageRow] = Field(default_factory=list)
     visual_words: list[WordsRow] = Field(default_factory=list, description="Words offered per class and iteration.")
     summary: dict[str, str] = Field(default_factory=dict, description="Key facts shown at the top.")
+    image_side: dict[str, Any] | None = Field(
+        default=None, description="The run's image-side scores (result.json 'image_side'), when it had one."
+    )
 
 
 def _png(fig: Figure) -> str:
@@ -169,6 +173,7 @@ def render_html(data: ReportData) -> str:
         [(w.classname, w.iteration, ", ".join(w.own), w.against_text()) for w in data.visual_words],
     )
     words_section = f"<h2>Visual words offered to the LLM</h2>{words}" if data.visual_words else ""
+    image_section = _image_side_section(data.image_side) if data.image_side else ""
     return f"""<!doctype html>
 <html lang="en"><head><meta charset="utf-8"><title>{html.escape(data.title)}</title>
 <style>{_CSS}</style></head><body>
@@ -178,6 +183,7 @@ def render_html(data: ReportData) -> str:
 <h2>Plots</h2>{figures}
 <h2>Description lineage</h2>{lineage}
 {words_section}
+{image_section}
 <script>
 // Marks how many plots decoded, so a headless browser check can tell a broken image from a drawn one.
 window.addEventListener("load", () => {{
@@ -187,6 +193,27 @@ window.addEventListener("load", () => {{
 </script>
 </body></html>
 """
+
+
+def _image_side_section(grid: dict[str, Any]) -> str:
+    """Test accuracy of every method with the image alone and fused with the MLLM's words."""
+    scores: dict[str, dict[str, dict[str, Any]]] = grid["scores"]
+    sides = list(next(iter(scores.values()))) if scores else []
+    wrong = [f"{s} where the guess is wrong" for s in sides[1:]] if grid.get("label_accuracy") is not None else []
+    rows = []
+    for method, row in scores.items():
+        cells = [f"{row[s]['accuracy']:.1f}" for s in sides]
+        if wrong:
+            cells += [f"{row[s]['accuracy_label_wrong']:.1f}" for s in sides[1:]]
+        rows.append((method, *cells))
+    label = grid.get("label_accuracy")
+    note = f"MLLM {html.escape(str(grid.get('mllm', '')))}; {grid.get('n_images', 0)} test pictures" + (
+        f"; its own label accuracy {label:.1f} % ({grid.get('label_wrong', 0)} wrong guesses)"
+        if label is not None
+        else ""
+    )
+    table = _table(["method", *sides, *wrong], rows)
+    return f"<h2>Image side (test accuracy %, What do you see?)</h2><p>{note}</p>{table}"
 
 
 def write_report(data: ReportData, path: Path) -> Path:

@@ -20,6 +20,7 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from visfeed.errors import ConfigError
+from visfeed.state.image_side import ImageSide
 from visfeed.state.llm import LLMSettings, LLMTransport
 from visfeed.state.templates import DEFAULT_TEMPLATE, NAMELESS_TEMPLATE, check_template
 
@@ -202,6 +203,22 @@ class RunConfig(BaseModel):
         "the vocabulary (through the junk filter; cached, so a resumed run repeats no call).",
     )
 
+    # ----------------------------------------------------------------- image side
+    image_side: str | None = Field(
+        default=None,
+        description="Also score every method with the image side of 'What do you see?': the test image fused with a "
+        "multimodal LLM's description and label guess; any of 'image,description,label'. None: off.",
+    )
+    image_weights: dict[str, float] = Field(
+        default_factory=dict, description="Weight per image-side part (missing: 1.0, the paper's equal weights)."
+    )
+    mllm: str = Field(
+        default="eyes",
+        description="Multimodal provider of the image side: eyes (embedded stand-in), openai:MODEL, "
+        "openai-compatible:MODEL (with mllm_base_url), or a plug-in.",
+    )
+    mllm_base_url: str | None = Field(default=None, description="Base URL of an OpenAI-compatible multimodal server.")
+
     # ----------------------------------------------------------------- budget and output
     max_calls: int | None = Field(default=None, ge=0, description="LLM budget: most calls sent (None: unlimited).")
     max_total_tokens: int | None = Field(default=None, ge=0, description="LLM budget: most tokens (None: unlimited).")
@@ -227,6 +244,21 @@ class RunConfig(BaseModel):
     @classmethod
     def _template(cls, v: str | None) -> str | None:
         return None if v is None else check_template(v)
+
+    @field_validator("image_side")
+    @classmethod
+    def _image_side(cls, v: str | None) -> str | None:
+        return None if v is None else ImageSide(parts=v).label.replace("+", ",")  # type: ignore[arg-type]
+
+    @model_validator(mode="after")
+    def _image_weights(self) -> RunConfig:
+        self.resolved_image_side  # noqa: B018 - builds the side once, so bad weights fail at load time
+        return self
+
+    @property
+    def resolved_image_side(self) -> ImageSide | None:
+        """The image side to score at the end of a run, or None when off."""
+        return None if self.image_side is None else ImageSide(parts=self.image_side, weights=self.image_weights)  # type: ignore[arg-type]
 
     @field_validator("provider")
     @classmethod

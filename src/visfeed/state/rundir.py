@@ -56,6 +56,11 @@ class RunResult(BaseModel):
         default=None, description="Where the scale came from: 'backbone' (learned), 'config' or 'fallback' (100)."
     )
     error: str | None = None
+    image_side: dict[str, Any] | None = Field(
+        default=None,
+        description="With config.image_side: test accuracy per method with and without fusion, the MLLM's own "
+        "label accuracy and accuracy where its guess is wrong (visfeed.evals.image_side.ImageSideResult).",
+    )
     config: dict[str, Any] = Field(default_factory=dict)
     finished_at: str | None = None
 

@@ -27,6 +27,7 @@ from torch.utils.data import DataLoader, Dataset
 from visfeed.errors import DataError, EmbeddingError, ModelError
 from visfeed.fileio import sha256_file
 from visfeed.tools.cache import EmbeddingCache, file_key, text_key
+from visfeed.tools.fusion import fit_text, token_counter
 from visfeed.tools.scoring import pick_device
 
 log = logging.getLogger(__name__)
@@ -194,6 +195,7 @@ class VLM:
         self.stats = EmbedStats()
         self.preprocess_key = hashlib.sha256(repr(self.preprocess).encode()).hexdigest()[:16]
         self.dim: int | None = None
+        self._count_tokens: Callable[[str], int] | None = None
 
     @property
     def logit_scale(self) -> float | None:
@@ -202,6 +204,12 @@ class VLM:
         if not isinstance(raw, torch.Tensor):
             return None
         return float(raw.detach().float().exp())
+
+    def fit_text(self, text: str) -> str:
+        """``text`` cut by whole words to what the text tower accepts, counted by its own tokenizer."""
+        if self._count_tokens is None:
+            self._count_tokens = token_counter(self.tokenizer)
+        return fit_text(text, self._count_tokens, int(self.tokenizer.context_length))
 
     @property
     def text_namespace(self) -> str:

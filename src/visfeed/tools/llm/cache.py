@@ -45,9 +45,21 @@ CREATE TABLE IF NOT EXISTS responses (
 _KEPT_METADATA = ("model_name", "finish_reason", "token_usage")
 
 
+def _content_material(content: str | list[Any]) -> str | list[Any]:
+    """Message content with each inline image replaced by the sha256 of its bytes.
+
+    A picture's key is its content, not its path or its base64 text, and keys stay small.
+    """
+    if isinstance(content, str):
+        return content
+    from visfeed.tools.llm.vision import image_digest
+
+    return [image_digest(block) or block for block in content]
+
+
 def message_material(message: BaseMessage) -> dict[str, Any]:
     """The parts of a message that change an answer, as plain JSON (no ids, no metadata)."""
-    item: dict[str, Any] = {"type": message.type, "content": message.content}
+    item: dict[str, Any] = {"type": message.type, "content": _content_material(message.content)}
     if isinstance(message, AIMessage) and message.tool_calls:
         item["tool_calls"] = [{"name": c["name"], "args": c["args"]} for c in message.tool_calls]
     tool_call_id = getattr(message, "tool_call_id", None)

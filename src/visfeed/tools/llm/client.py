@@ -47,10 +47,12 @@ from visfeed.tools.llm.cache import ResponseCache, dump_message, load_message, r
 from visfeed.tools.llm.providers import ProviderHandle
 from visfeed.tools.llm.retry import backoff_delay, classify
 from visfeed.tools.llm.structured import SendCall, StructuredOutputError, ask_with_repairs, message_text, schema_json
+from visfeed.tools.llm.vision import IMAGE_TOKENS, images_in
 
 log = logging.getLogger(__name__)
 
 T = TypeVar("T", bound=BaseModel)
+R = TypeVar("R")
 OnCall = Callable[[LLMCallRecord, list[BaseMessage], AIMessage | None], None]
 
 
@@ -211,6 +213,13 @@ class LLMClient:
         """Blocking :meth:`ainvoke` (runs on the client's private event loop thread)."""
         return self._run_sync(self.ainvoke(messages, task=task, **kw))
 
+    def run(self, coro: Coroutine[Any, Any, R]) -> R:
+        """Block on a coroutine that uses this client (e.g. many concurrent calls), on its private loop.
+
+        Safe from code that is itself inside a running event loop, unlike ``asyncio.run``.
+        """
+        return self._run_sync(coro)
+
     def close(self) -> None:
         """Stop the private event loop thread used by the blocking wrappers (the handle stays open)."""
         with self._lock:
@@ -281,7 +290,9 @@ class LLMClient:
         h, s = self.handle, self.settings
         if not h.ready:  # e.g. start the local server, off the event loop
             await asyncio.to_thread(lambda: h.chat_model)
-        prompt_est = estimate_tokens("".join(message_text(m) for m in messages))
+        prompt_est = estimate_tokens("".join(message_text(m) for m in messages)) + IMAGE_TOKENS * len(
+            images_in(messages)
+        )
         reservation = (
             self.budget.reserve(h.model, prompt_tokens=prompt_est, max_completion_tokens=s.max_tokens, free=h.free)
             if self.budget is not None
@@ -353,7 +364,7 @@ class LLMClient:
             raise ProviderError("the LLM call ended without a reply or an error", provider=self.handle.provider)
         return reply
 
-    def _run_sync(self, coro: Coroutine[Any, Any, T]) -> T:
+    def _run_sync(self, coro: Coroutine[Any, Any, R]) -> R:
         with self._lock:
             if self._loop_thread is None:
                 self._loop_thread = LoopThread()

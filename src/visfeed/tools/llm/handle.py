@@ -50,6 +50,7 @@ class ProviderHandle:
         servers: Sequence[LocalLLMServer] = (),
         default_params: Mapping[str, Any] | None = None,
         secrets: Sequence[str] = (),
+        accepts_images: bool | None = None,
     ) -> None:
         if chat_model is None and factory is None:
             raise ConfigError("ProviderHandle needs a chat_model or a factory")
@@ -62,6 +63,9 @@ class ProviderHandle:
         self.free = free
         self.servers = list(servers)
         self.default_params = dict(default_params or {})
+        # True: a multimodal model; False: text only (refused before any image is sent); None: unknown,
+        # so the first image call tells (a rejection becomes a clear error, see tools/llm/vision.py).
+        self.accepts_images = accepts_images
         self._secrets = tuple(x for x in secrets if len(x) >= 6)  # never shown, only masked
         self._models: list[BaseChatModel] = [chat_model] if chat_model is not None else []
         self._factory = factory

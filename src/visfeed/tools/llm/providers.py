@@ -97,6 +97,9 @@ def resolve_provider(
     """Build the provider named by ``spec``.
 
     - ``local`` (or ``local:/path/model.gguf``): the embedded SmolLM2 behind ``llama_cpp.server``.
+    - ``eyes`` (or ``eyes:/path/eyes.pt``): the embedded stand-in for a multimodal LLM (the eyes network
+      plus the local SmolLM2 for questions beyond describing); ``options={"no_text": True}`` leaves
+      SmolLM2 out.
     - ``openai:MODEL``: OpenAI; the key is ``api_key`` or ``OPENAI_API_KEY``.
     - ``openai-compatible:MODEL``: any OpenAI-compatible server at ``base_url`` (vLLM, Ollama,
       llama.cpp, LM Studio); key from ``api_key`` or ``OPENAI_API_KEY``, else a placeholder.
@@ -116,6 +119,15 @@ def resolve_provider(
             rest or None, temperature, timeout_s, structured_mode, supports_tools,
             local_chat_format, local_n_ctx, local_seed, local_n_threads, local_replicas, local_log_path,
         )  # fmt: skip
+    if kind == "eyes":
+        return _eyes_handle(
+            rest or None,
+            timeout_s,
+            local_seed,
+            local_n_threads,
+            local_log_path,
+            no_text=bool(options and options.get("no_text")),
+        )
     if kind in ("openai", "openai-compatible"):
         if not rest:
             raise ConfigError(f"provider {spec!r} needs a model name, e.g. '{kind}:gpt-4o-mini'")
@@ -141,6 +153,7 @@ def resolve_provider(
             endpoint=_redact_url(url) if url else None,
             default_params={"temperature": temperature},
             secrets=(key,),
+            accepts_images=True,  # the model may still refuse: vision.ask_about_images turns that into a clear error
         )
     return _plugin_handle(spec, options or {}, structured_mode, supports_tools)
 
@@ -202,6 +215,47 @@ def _local_handle(
         free=True,
         servers=servers,
         default_params={"temperature": temperature},
+        accepts_images=False,
+    )
+
+
+def _eyes_handle(
+    checkpoint: str | None,
+    timeout_s: float,
+    seed: int,
+    n_threads: int | None,
+    log_path: str | Path | None,
+    *,
+    no_text: bool = False,
+) -> ProviderHandle:
+    """The embedded stand-in for a multimodal LLM: the eyes network, with SmolLM2 as its language half.
+
+    The text model answers greedily and briefly (a label guess is a few words); ``no_text`` leaves it out,
+    so the eyes can only describe (tests, and machines without the 'local' extra).
+    """
+    from visfeed.fileio import sha256_file
+    from visfeed.tools.eyes.chat import TEXT_MAX_TOKENS, EyesChat, behaviour_key
+    from visfeed.tools.eyes.network import Eyes, shipped_eyes
+
+    path = Path(checkpoint) if checkpoint else shipped_eyes()
+    eyes = Eyes.load(path)
+    text = None if no_text else _local_handle(
+        None, 0.0, timeout_s, None, None, None, 4096, seed, n_threads, 1, log_path
+    )  # fmt: skip
+
+    def build() -> BaseChatModel:
+        language = None if text is None else text.chat_model.bind(extra_body={"max_tokens": TEXT_MAX_TOKENS}, seed=seed)
+        return EyesChat(eyes=eyes, text_model=language, model_name=f"eyes-{sha256_file(path)[:12]}")
+
+    return ProviderHandle(
+        provider="eyes",
+        model=f"eyes-{sha256_file(path)[:12]}" + ("" if text is None else f"+{text.model}"),
+        factory=build,
+        call_style="generic",
+        endpoint=f"eyes-behaviour:{behaviour_key()}",  # cached answers follow the wording and prompt, too
+        free=True,
+        servers=[] if text is None else text.servers,
+        accepts_images=True,
     )
 
 
@@ -239,7 +293,7 @@ def _plugin_handle(
                 "with the package installed"
             ) from exc
     else:
-        known = ", ".join(["local", "openai:MODEL", "openai-compatible:MODEL", *sorted(eps)])
+        known = ", ".join(["local", "eyes", "openai:MODEL", "openai-compatible:MODEL", *sorted(eps)])
         raise ConfigError(f"unknown LLM provider {spec!r}; use one of {known}, or 'package.module:factory'")
     if not callable(factory):
         raise ConfigError(f"LLM provider factory {spec!r} is not callable")

@@ -1,0 +1,144 @@
+"""Training of the "eyes" (:mod:`visfeed.tools.eyes`): attribute recognition on random world pictures.
+
+Like the tower's training, the data are random attribute combinations rendered on the fly (never class
+specs or labels), so the eyes know the world's vocabulary and nothing about its classes. Batch ``b`` is
+rendered from a generator seeded by ``(seed, 23, b)``: the stream is fixed by the seed whatever the
+worker count. One cross-entropy per attribute; what the picture hides (the skin of a halved item, the
+flesh of a whole one) is left out of the loss.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch.utils.data import DataLoader, IterableDataset, get_worker_info
+
+from visfeed.evals.world.captions import complete, image_codes
+from visfeed.tools.datasets.world.render import IMAGE_SIZE, render_array
+from visfeed.tools.datasets.world.vocab import ATTRIBUTES
+from visfeed.tools.eyes.network import HIDDEN, Eyes, EyesNet, save_eyes, to_batch
+
+
+@dataclass(frozen=True)
+class EyesConfig:
+    """Settings of one eyes training run (all recorded in the run record)."""
+
+    seed: int = 0
+    images: int = 24_576
+    batch_size: int = 128
+    lr: float = 3e-3
+    weight_decay: float = 1e-4
+    widths: tuple[int, int, int, int] = (24, 48, 96, 128)
+    workers: int = 1
+    threads: int = 1
+    eval_images: int = 1_000
+
+
+def random_batch(rng: np.random.Generator, n: int) -> tuple[np.ndarray, np.ndarray]:
+    """``n`` pictures of random attribute combinations and their codes (``HIDDEN`` where unseen)."""
+    imgs = np.empty((n, IMAGE_SIZE, IMAGE_SIZE, 3), dtype=np.uint8)
+    codes = np.empty((n, len(ATTRIBUTES)), dtype=np.int64)
+    for k in range(n):
+        attrs = complete({}, rng)
+        imgs[k] = render_array(attrs, rng)
+        codes[k] = image_codes(attrs)
+    return imgs, codes
+
+
+class _Stream(IterableDataset[tuple[torch.Tensor, torch.Tensor]]):
+    def __init__(self, n_batches: int, batch_size: int, seed: int) -> None:
+        self.n_batches, self.batch_size, self.seed = n_batches, batch_size, seed
+
+    def __iter__(self) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
+        info = get_worker_info()
+        wid, nw = (info.id, info.num_workers) if info is not None else (0, 1)
+        for b in range(wid, self.n_batches, nw):
+            imgs, codes = random_batch(np.random.default_rng([self.seed, 23, b]), self.batch_size)
+            yield torch.from_numpy(imgs), torch.from_numpy(codes)
+
+
+def attribute_loss(logits: dict[str, torch.Tensor], codes: torch.Tensor) -> torch.Tensor:
+    """Mean over attributes of the cross-entropy on the pictures that show that attribute."""
+    losses = []
+    for j, a in enumerate(ATTRIBUTES):
+        target = codes[:, j]
+        if bool((target != HIDDEN).any()):
+            losses.append(F.cross_entropy(logits[a], target, ignore_index=HIDDEN))
+    return torch.stack(losses).mean()
+
+
+def attribute_accuracy(eyes: Eyes, images: np.ndarray, codes: np.ndarray) -> dict[str, float]:
+    """Percent of shown attributes named right, per attribute and over all (``mean``)."""
+    probs = eyes.probabilities(images)
+    out: dict[str, float] = {}
+    right = total = 0
+    for j, a in enumerate(ATTRIBUTES):
+        shown = codes[:, j] != HIDDEN
+        hit = probs[a].argmax(1)[shown] == codes[shown, j]
+        out[a] = 100.0 * float(hit.mean()) if shown.any() else float("nan")
+        right, total = right + int(hit.sum()), total + int(shown.sum())
+    out["mean"] = 100.0 * right / max(1, total)
+    return out
+
+
+def train_eyes(
+    cfg: EyesConfig, out: Path, *, progress: Callable[[dict[str, float]], None] | None = None
+) -> dict[str, Any]:
+    """Train, write the checkpoint to ``out``; returns the run record (with held-out attribute accuracy)."""
+    torch.manual_seed(cfg.seed)
+    torch.set_num_threads(cfg.threads)
+    net = EyesNet(cfg.widths)
+    opt = torch.optim.AdamW(net.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
+    n_batches = max(1, cfg.images // cfg.batch_size)
+    warm = max(1, n_batches // 20)
+
+    def lr_at(step: int) -> float:
+        if step < warm:
+            return cfg.lr * (step + 1) / warm
+        return cfg.lr * 0.5 * (1 + math.cos(math.pi * (step - warm) / max(1, n_batches - warm)))
+
+    loader = DataLoader(
+        _Stream(n_batches, cfg.batch_size, cfg.seed),
+        batch_size=None,
+        num_workers=cfg.workers,
+        prefetch_factor=4 if cfg.workers else None,
+    )
+    net.train()
+    t0, ema = time.time(), None
+    for step, (imgs, codes) in enumerate(loader):
+        for g in opt.param_groups:
+            g["lr"] = lr_at(step)
+        loss = attribute_loss(net(to_batch(imgs.numpy())), codes)
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        opt.step()
+        ema = float(loss.detach()) if ema is None else 0.95 * ema + 0.05 * float(loss.detach())
+        if progress is not None and (step % 20 == 0 or step == n_batches - 1):
+            el = time.time() - t0
+            progress({"step": step, "images": (step + 1) * cfg.batch_size, "loss": ema, "elapsed_s": el})
+    wall = time.time() - t0
+    net.eval()
+    save_eyes(net, out)
+    # Held out: another stream (seed offset), never seen in training.
+    images, codes = random_batch(np.random.default_rng([cfg.seed, 29]), cfg.eval_images)
+    eyes = Eyes.load(out)
+    return {
+        "config": {**asdict(cfg), "widths": list(cfg.widths)},
+        "images_seen": n_batches * cfg.batch_size,
+        "steps": n_batches,
+        "train_wall_s": round(wall, 1),
+        "final_loss": ema,
+        "parameters": sum(p.numel() for p in net.parameters()),
+        "checkpoint_bytes": out.stat().st_size,
+        "identity": eyes.identity,
+        "heldout_attribute_accuracy": attribute_accuracy(eyes, images, codes),
+        "torch": torch.__version__,
+    }

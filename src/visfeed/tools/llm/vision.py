@@ -1,0 +1,169 @@
+"""Questions about pictures to multimodal chat models, through the same client as every text call.
+
+Why no second client: caching, budgets, retries, bounded concurrency and accounting must hold for image
+calls exactly as for text, so a picture is just a LangChain content block (base64 ``image_url``, the form
+OpenAI, llama.cpp ``llama-server --mmproj``, vLLM, Ollama and LM Studio all read) in a message sent by
+:class:`~visfeed.tools.llm.client.LLMClient`. What this module adds: building those messages, the image
+part of cache keys (the sha256 of the picture's bytes, so the key is the content, not the path), a token
+estimate for budgets and cost projections, and one clear error when a provider turns pictures away.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import binascii
+import hashlib
+import mimetypes
+from collections.abc import Sequence
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from langchain_core.messages import BaseMessage, HumanMessage
+from pydantic import BaseModel, Field
+
+from visfeed.errors import ConfigError, DataError, ProviderError
+from visfeed.tools.llm.accounting import ModelPrice, estimate_cost, estimate_tokens
+from visfeed.tools.llm.handle import ProviderHandle
+from visfeed.tools.llm.structured import message_text
+
+if TYPE_CHECKING:
+    from visfeed.tools.llm.client import LLMClient
+
+DESCRIBE_PROMPT = "What do you see? Describe any object precisely, including its type or class."
+CLASSIFY_PROMPT = (
+    "You are given an image and a list of class labels. Classify the image given the class labels. "
+    "Answer using a single word if possible. Here are the class labels: {classes}"
+)
+"""The two questions of "What do you see?" (arXiv 2405.15668), word for word."""
+
+IMAGE_TOKENS = 85
+"""Prompt tokens one picture is assumed to cost (OpenAI's low-detail tile) when projecting and budgeting."""
+
+_REJECT_STATUS = frozenset({400, 404, 415, 422, 500, 501})
+_REJECT_WORDS = ("image", "vision", "multimodal", "mmproj", "content type", "image_url")
+
+
+def data_url(data: bytes, mime: str) -> str:
+    """A ``data:`` URL holding ``data`` in base64."""
+    return f"data:{mime};base64,{base64.b64encode(data).decode('ascii')}"
+
+
+def image_block(path: str | Path) -> dict[str, Any]:
+    """The LangChain/OpenAI content block of an image file, inlined as base64."""
+    try:
+        data = Path(path).read_bytes()
+    except OSError as exc:
+        raise DataError(f"cannot read image {path}: {exc}") from exc
+    mime = mimetypes.guess_type(str(path))[0] or "image/png"
+    return {"type": "image_url", "image_url": {"url": data_url(data, mime)}}
+
+
+def image_message(path: str | Path, prompt: str) -> HumanMessage:
+    """One user turn: the question, then the picture."""
+    return HumanMessage(content=[{"type": "text", "text": prompt}, image_block(path)])
+
+
+def decode_image_block(block: Any) -> bytes | None:
+    """The picture's bytes if ``block`` is an inline ``image_url`` block, else None."""
+    if not isinstance(block, dict) or block.get("type") != "image_url":
+        return None
+    ref = block.get("image_url")
+    url = ref.get("url") if isinstance(ref, dict) else ref
+    if not isinstance(url, str) or not url.startswith("data:") or "," not in url:
+        return None
+    head, _, payload = url.partition(",")
+    try:
+        return base64.b64decode(payload, validate=True) if head.endswith(";base64") else payload.encode()
+    except (binascii.Error, ValueError):
+        return None
+
+
+def image_digest(block: Any) -> dict[str, str] | None:
+    """The cache-key form of an inline image block (its bytes' sha256), or None for other blocks."""
+    data = decode_image_block(block)
+    return None if data is None else {"type": "image", "sha256": hashlib.sha256(data).hexdigest()}
+
+
+def images_in(messages: Sequence[BaseMessage]) -> list[bytes]:
+    """Every inline picture in ``messages``, in order."""
+    found = []
+    for m in messages:
+        if isinstance(m.content, list):
+            found += [d for d in (decode_image_block(b) for b in m.content) if d is not None]
+    return found
+
+
+def check_accepts_images(handle: ProviderHandle) -> None:
+    """Refuse, before any call, a provider declared text-only."""
+    if handle.accepts_images is False:
+        raise ConfigError(
+            f"provider {handle.provider}:{handle.model} does not take images; the image side needs a multimodal "
+            "model: 'eyes' (the embedded stand-in), 'openai:gpt-4o-mini', or 'openai-compatible:MODEL' with "
+            "--base-url of a vision server (llama-server --mmproj, vLLM, Ollama, LM Studio)"
+        )
+
+
+def rejected_images(exc: ProviderError) -> bool:
+    """Whether a failed call looks like the server refusing pictures rather than a transient fault."""
+    text = str(exc).lower()
+    return exc.status in _REJECT_STATUS and any(w in text for w in _REJECT_WORDS)
+
+
+async def ask_about_images(
+    client: LLMClient, paths: Sequence[str], prompt: str, *, task: str, max_chars: int | None = None
+) -> list[str]:
+    """``prompt`` about each picture, concurrently (the client's semaphore bounds it); the answers' text.
+
+    A provider that turns pictures away raises :class:`ConfigError` (exit code 2) naming it.
+    """
+    check_accepts_images(client.handle)
+
+    async def one(path: str) -> str:
+        reply = await client.ainvoke([image_message(path, prompt)], task=task)
+        text = message_text(reply).strip()
+        return text[:max_chars] if max_chars else text
+
+    try:
+        return list(await asyncio.gather(*(one(p) for p in paths)))
+    except ProviderError as exc:
+        if rejected_images(exc):
+            h = client.handle
+            raise ConfigError(
+                f"provider {h.provider}:{h.model} rejected an image ({exc}); use a multimodal model "
+                "(for llama.cpp start llama-server with --mmproj) or --mllm eyes"
+            ) from exc
+        raise
+
+
+class CostProjection(BaseModel):
+    """What asking questions about pictures will cost at most, before any call (cache hits make it less)."""
+
+    calls: int = Field(description="Calls to send (one per picture and question).")
+    prompt_tokens: int = Field(description="Estimated prompt tokens, pictures included.")
+    completion_tokens: int = Field(description="Worst-case completion tokens (the per-call cap).")
+    cost_usd: float | None = Field(description="From the price table; None when the model has no price.")
+
+    def describe(self) -> str:
+        """One line for the CLI and logs."""
+        cost = "unknown (no price for this model)" if self.cost_usd is None else f"${self.cost_usd:.4f}"
+        return (
+            f"at most {self.calls} calls, ~{self.prompt_tokens} prompt + {self.completion_tokens} completion tokens, "
+            f"cost {cost}"
+        )
+
+
+def project_cost(
+    handle: ProviderHandle,
+    n_images: int,
+    prompts: Sequence[str],
+    *,
+    max_tokens: int,
+    prices: dict[str, ModelPrice] | None = None,
+) -> CostProjection:
+    """Worst case of ``len(prompts)`` questions about ``n_images`` pictures on ``handle``."""
+    calls = n_images * len(prompts)
+    prompt_tokens = n_images * sum(estimate_tokens(p) + IMAGE_TOKENS for p in prompts)
+    completion = calls * max_tokens
+    cost = estimate_cost(handle.model, prompt_tokens, completion, prices, free=handle.free)
+    return CostProjection(calls=calls, prompt_tokens=prompt_tokens, completion_tokens=completion, cost_usd=cost)

@@ -1,0 +1,121 @@
+"""``visfeed eval --image-side`` against a loopback OpenAI-compatible server: one table, cache, clear errors."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+from tests.support.fault_server import FaultServer, reply, status
+from typer.testing import CliRunner
+
+from support.tiny_world import write_images, write_model
+from visfeed.cli import app
+from visfeed.cli.common import console, out
+
+runner = CliRunner()
+out.width = console.width = 250
+
+
+@pytest.fixture(scope="module")
+def world(tmp_path_factory: pytest.TempPathFactory) -> dict[str, str]:
+    base = tmp_path_factory.mktemp("image-side")
+    return {
+        "images": str(write_images(base / "images", per_class=6)),
+        "backbone": write_model(base / "model"),
+        "cache": str(base / "emb.sqlite"),
+        "llm_cache": str(base / "mllm.sqlite"),
+    }
+
+
+def _eval(
+    world: dict[str, str],
+    url: str,
+    to: Path,
+    side: str = "image,description,label",
+    *,
+    cache: Path | None = None,
+    mllm: str = "openai-compatible:vision-1",
+) -> list[str]:
+    return [
+        "eval", "-d", "imagefolder", "--root", world["images"], "--backbone", world["backbone"], "--seeds", "0",
+        "--set", "k_shot=2", "--set", "device=cpu", "--set", f"embedding_cache={world['cache']}",
+        "--set", f"llm_cache={cache or world['llm_cache']}", "--image-side", side,
+        "--mllm", mllm, "--mllm-base-url", url, "--out", str(to),
+    ]  # fmt: skip
+
+
+def test_eval_fuses_every_method_and_a_second_eval_makes_no_call(
+    world: dict[str, str], fault_server: FaultServer, tmp_path: Path
+) -> None:
+    fault_server.default = reply("a lemon")  # every picture is "a lemon", by description and by label
+    res = runner.invoke(app, _eval(world, fault_server.url, tmp_path / "a.json"))
+    assert res.exit_code == 0, res.output
+    sent = fault_server.request_count
+    data = json.loads((tmp_path / "a.json").read_text())
+    n_test = sent // 2  # one description and one label question per test picture
+    assert sent == 2 * n_test and n_test > 0
+    for method in ("names", "templates", "waffle"):
+        row = data["methods"][method]
+        assert row["fused"]["side"] == "image+description+label" and 0 <= row["fused"]["mean"] <= 100
+    # the guess names the true class exactly for the lemon pictures: a third of a balanced test split
+    assert data["image_side"]["label_accuracy_per_seed"] == [pytest.approx(100 / 3)]
+    assert "image+description+label mean" in res.output and "label accuracy: 33.3" in res.output
+    assert "at most" in res.output  # the projected cost came first
+    # the same eval again: every answer comes from the response cache
+    res = runner.invoke(app, _eval(world, fault_server.url, tmp_path / "b.json"))
+    assert res.exit_code == 0, res.output
+    assert fault_server.request_count == sent and "calls sent 0" in res.output
+    assert json.loads((tmp_path / "b.json").read_text())["methods"] == data["methods"]
+
+
+def test_image_alone_asks_nothing_and_equals_the_plain_score(
+    world: dict[str, str], fault_server: FaultServer, tmp_path: Path
+) -> None:
+    res = runner.invoke(app, _eval(world, fault_server.url, tmp_path / "c.json", side="image"))
+    assert res.exit_code == 0, res.output
+    assert fault_server.request_count == 0
+    for row in json.loads((tmp_path / "c.json").read_text())["methods"].values():
+        assert row["fused"]["mean"] == pytest.approx(row["mean"])
+
+
+def test_a_provider_that_rejects_images_exits_2_naming_it(
+    world: dict[str, str], fault_server: FaultServer, tmp_path: Path
+) -> None:
+    fault_server.default = status(400, message="image input is not supported; provide the mmproj")
+    res = runner.invoke(
+        app, _eval(world, fault_server.url, tmp_path / "d.json", "image,label", cache=tmp_path / "n.db")
+    )
+    assert res.exit_code == 2
+    assert "openai-compatible:vision-1 rejected an image" in res.output
+    assert not (tmp_path / "d.json").exists()
+    res = runner.invoke(app, _eval(world, fault_server.url, tmp_path / "e.json", mllm="local"))
+    assert res.exit_code == 2 and "does not take images" in res.output
+
+
+def test_a_run_with_the_image_side_records_it_and_reports_it(
+    world: dict[str, str], fault_server: FaultServer, tmp_path: Path
+) -> None:
+    fault_server.default = reply("cherry")
+    run_dir = tmp_path / "run"
+    res = runner.invoke(app, [
+        "optimize", "-q", "-d", "imagefolder", "--root", world["images"], "--backbone", world["backbone"],
+        "-p", "support.scripted_provider:make", "--run-dir", str(run_dir), "--k-shot", "2", "--max-iterations", "1",
+        "--set", "n_init=3", "--set", "device=cpu", "--set", f"embedding_cache={world['cache']}",
+        "--set", "image_side=image,label", "--set", "mllm=openai-compatible:vision-1",
+        "--set", f"mllm_base_url={fault_server.url}",
+    ])  # fmt: skip
+    assert res.exit_code == 0, res.output
+    result = json.loads((run_dir / "result.json").read_text())
+    side = result["image_side"]
+    assert side["mllm"] == "openai-compatible:vision-1" and side["label_accuracy"] == pytest.approx(100 / 3)
+    assert fault_server.request_count == side["n_images"]  # one label question per test picture, no description
+    for method in ("names", "optimized"):
+        row = side["scores"][method]
+        assert set(row) == {"image", "image+label"}
+        plain = result["optimized"] if method == "optimized" else result["baselines"][method]
+        assert row["image"]["accuracy"] == pytest.approx(100 * plain["test_accuracy"])
+    res = runner.invoke(app, ["report", str(run_dir), "--out", str(tmp_path / "r.html")])
+    assert res.exit_code == 0, res.output
+    page = (tmp_path / "r.html").read_text()
+    assert "Image side" in page and "its own label accuracy 33.3 %" in page
