@@ -78,7 +78,8 @@ def _run_cells(
     check_cells(cells)
     executor: LocalExecutor | RayExecutor
     if ray:
-        from visfeed.agents.sweep.ray_executor import RayExecutor, import_ray
+        from visfeed.agents.sweep.ray_executor import RayExecutor
+        from visfeed.tools.ray_support import import_ray
 
         import_ray()  # a missing extra is a usage error, raised before anything is written
         executor = RayExecutor(cfg.limits, address=address)

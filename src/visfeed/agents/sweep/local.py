@@ -52,7 +52,12 @@ def _init_worker(threads: int) -> None:
 
 
 def skip_done(cells: list[Cell], on_done: OnDone) -> list[Cell]:
-    """Report finished cells as skipped (no process needed) and return the others."""
+    """Report finished cells as skipped (no process needed) and return the others, first seed first.
+
+    Why seed order: the cells running together then belong to different columns, so they do not embed the
+    same images and templates twice at once, later seeds find them in the embedding cache, and a sweep
+    stopped halfway already has a value in every column.
+    """
     todo = []
     for cell in cells:
         result = load_result(cell.run_dir)
@@ -60,7 +65,7 @@ def skip_done(cells: list[Cell], on_done: OnDone) -> list[Cell]:
             on_done(CellOutcome(id=cell.id, status=result.status, skipped=True))
         else:
             todo.append(cell)
-    return todo
+    return sorted(todo, key=lambda c: c.seed)
 
 
 class LocalExecutor:

@@ -17,34 +17,10 @@ from typing import Any
 
 from visfeed.agents.sweep.cells import CellOutcome, run_cell
 from visfeed.agents.sweep.local import OnDone, skip_done, wants_gpu
-from visfeed.errors import ConfigError
 from visfeed.state.sweep import Cell, Limits
+from visfeed.tools.ray_support import connect, import_ray
 
 log = logging.getLogger(__name__)
-
-MISSING_RAY = "the Ray executor needs Ray: install it with `pip install 'visfeed[ray]'`"
-
-
-def import_ray() -> Any:
-    """The ``ray`` module, or a ConfigError that says how to install it."""
-    try:
-        import ray
-    except ImportError as exc:
-        raise ConfigError(MISSING_RAY) from exc
-    return ray
-
-
-def connect(address: str | None) -> bool:
-    """Join the Ray instance at ``address`` (None: start or join a local one); True when this call connected.
-
-    Worker logs stay with the workers (each cell's trace and result carry what matters), so they do not
-    scroll through the live table.
-    """
-    ray = import_ray()
-    if ray.is_initialized():
-        return False
-    ray.init(address=address, include_dashboard=False, log_to_driver=False)
-    return True
 
 
 def _run_cell_task(cell_json: str) -> dict[str, Any]:
