@@ -15,6 +15,7 @@ import os
 from collections import Counter
 from collections.abc import Callable
 from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
+from concurrent.futures.process import BrokenProcessPool
 
 from visfeed.agents.sweep.cells import CellOutcome, is_done, run_cell
 from visfeed.state.rundir import load_result
@@ -104,7 +105,12 @@ class LocalExecutor:
                 for cell in list(pending):
                     if len(running) < workers and self._admissible(cell, providers, gpus_busy):
                         pending.remove(cell)
-                        running[pool.submit(run_cell, cell)] = cell
+                        try:
+                            future = pool.submit(run_cell, cell)
+                        except BrokenProcessPool:  # a worker died earlier: the pool takes no more work
+                            finish(CellOutcome(id=cell.id, status="failed: the worker pool broke (a worker died)"))
+                            continue
+                        running[future] = cell
                         providers[provider_key(cell)] += 1
                         gpus_busy += wants_gpu(cell, self.gpus)
                 done, _ = wait(running, return_when=FIRST_COMPLETED)
