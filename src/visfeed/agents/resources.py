@@ -87,18 +87,11 @@ def build_scoring(cfg: RunConfig) -> ScoringData:
     """Load the data and the backbone, embedding the feedback and validation images through the cache."""
     from visfeed.tools.builtin_models import default_pretrained, visfeed_cache_dir
     from visfeed.tools.cache import EmbeddingCache
-    from visfeed.tools.datasets import WorldOptions, load_dataset_with_report
+    from visfeed.tools.datasets import load_for_config
     from visfeed.tools.vlm import VLM, BackboneRef
 
     vocabulary = load_vocabulary(cfg.vocabulary)  # a bad file is a usage error, raised before any work
-    splits, report = load_dataset_with_report(
-        cfg.dataset,
-        cfg.dataset_root,
-        k_shot=cfg.k_shot,
-        seed=cfg.seed,
-        download=cfg.allow_download,
-        world=WorldOptions(spec=cfg.world_spec, n_val=cfg.n_val, n_test=cfg.n_test),
-    )
+    splits, report = load_for_config(cfg)
     pretrained = cfg.pretrained
     if pretrained is None and cfg.backbone == DEFAULT_MODEL:
         pretrained = str(default_pretrained())

@@ -5,7 +5,7 @@ from __future__ import annotations
 import time
 from collections.abc import Callable, Sequence
 from types import TracebackType
-from typing import Any
+from typing import Any, Self
 
 from rich.console import Console
 from rich.live import Live
@@ -13,7 +13,22 @@ from rich.markup import escape
 from rich.table import Table
 
 
-class LiveView:
+class _Live:
+    """A rich Live display used as a context manager (subclasses set ``_live``)."""
+
+    _live: Live
+
+    def __enter__(self) -> Self:
+        self._live.__enter__()
+        return self
+
+    def __exit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        self._live.__exit__(exc_type, exc, tb)
+
+
+class LiveView(_Live):
     """A small rich table refreshed from the runner's progress callback (``update(what, info)``)."""
 
     def __init__(self, console: Console) -> None:
@@ -22,15 +37,6 @@ class LiveView:
         self.state: dict[str, Any] = {"node": "starting", "iteration": 0}
         self.iteration_times: list[float] = []
         self._live = Live(self._render(), console=console, refresh_per_second=4, transient=False)
-
-    def __enter__(self) -> LiveView:
-        self._live.__enter__()
-        return self
-
-    def __exit__(
-        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
-    ) -> None:
-        self._live.__exit__(exc_type, exc, tb)
 
     def update(self, what: str, info: dict[str, Any]) -> None:
         """Take one progress event; never raises into the run."""
@@ -77,7 +83,7 @@ class LiveView:
         return table
 
 
-class SweepView:
+class SweepView(_Live):
     """The live table of ``visfeed sweep``: one row per cell, polled from the run directories.
 
     Why polling rather than callbacks: cells run in other processes (or on other Ray nodes), and their run
@@ -89,15 +95,6 @@ class SweepView:
         self.title = title
         self.t0 = time.perf_counter()
         self._live = Live(console=console, get_renderable=self._render, refresh_per_second=1, transient=False)
-
-    def __enter__(self) -> SweepView:
-        self._live.__enter__()
-        return self
-
-    def __exit__(
-        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
-    ) -> None:
-        self._live.__exit__(exc_type, exc, tb)
 
     def _render(self) -> Table:
         cells = self.poll()

@@ -39,6 +39,13 @@ def _grid_free(overrides: dict[str, Any]) -> dict[str, Any]:
     return overrides
 
 
+def _folder_name(value: str) -> str:
+    """A user-given name that will name a folder: checked, not rewritten."""
+    if not _SLUG.match(value):
+        raise ValueError("use letters, digits, '.', '_' or '-' (it names a folder)")
+    return value
+
+
 def _slug(value: str) -> str:
     """A name usable in a folder name: unsafe characters become '-'."""
     return re.sub(r"[^A-Za-z0-9._-]+", "-", value).strip("-.") or "x"
@@ -55,9 +62,7 @@ class _Entry(BaseModel):
     @field_validator("name")
     @classmethod
     def _name(cls, v: str) -> str:
-        if v and not _SLUG.match(v):
-            raise ValueError("use letters, digits, '.', '_' or '-' (it names folders)")
-        return v
+        return _folder_name(v) if v else v
 
     @field_validator("set")
     @classmethod
@@ -149,9 +154,7 @@ class SweepSpec(BaseModel):
     @field_validator("name")
     @classmethod
     def _name(cls, v: str) -> str:
-        if not _SLUG.match(v):
-            raise ValueError("use letters, digits, '.', '_' or '-' (it names a folder)")
-        return v
+        return _folder_name(v)
 
     @field_validator("config")
     @classmethod

@@ -82,16 +82,9 @@ class ShardEmbedder:
 
 def split_paths(cfg: RunConfig, split: SplitName) -> list[str]:
     """Image files of one split (or all) of the config's dataset, as a run would load them."""
-    from visfeed.tools.datasets import WorldOptions, load_dataset_with_report
+    from visfeed.tools.datasets import load_for_config
 
-    splits, _ = load_dataset_with_report(
-        cfg.dataset,
-        cfg.dataset_root,
-        k_shot=cfg.k_shot,
-        seed=cfg.seed,
-        download=cfg.allow_download,
-        world=WorldOptions(spec=cfg.world_spec, n_val=cfg.n_val, n_test=cfg.n_test),
-    )
+    splits, _ = load_for_config(cfg)
     parts = {"feedback": splits.feedback, "validation": splits.validation, "test": splits.test}
     chosen = [s for name, s in parts.items() if s is not None and split in (name, "all")]
     return list(dict.fromkeys(p for s in chosen for p in s.paths))

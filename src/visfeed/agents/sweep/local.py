@@ -52,6 +52,19 @@ def _init_worker(threads: int) -> None:
     torch.set_num_threads(threads)
 
 
+class Outcomes:
+    """The outcomes heard so far, each passed on to the caller's ``on_done`` as it arrives."""
+
+    def __init__(self, on_done: OnDone) -> None:
+        self.on_done = on_done
+        self.heard: list[CellOutcome] = []
+
+    def __call__(self, outcome: CellOutcome) -> None:
+        """Keep and pass on one outcome."""
+        self.heard.append(outcome)
+        self.on_done(outcome)
+
+
 def skip_done(cells: list[Cell], on_done: OnDone) -> list[Cell]:
     """Report finished cells as skipped (no process needed) and return the others, first seed first.
 
@@ -85,15 +98,10 @@ class LocalExecutor:
 
     def run(self, cells: list[Cell], on_done: OnDone) -> list[CellOutcome]:
         """Run every cell not yet done; ``on_done`` hears of each as it finishes (skipped ones first)."""
-        outcomes: list[CellOutcome] = []
-
-        def finish(outcome: CellOutcome) -> None:
-            outcomes.append(outcome)
-            on_done(outcome)
-
+        finish = Outcomes(on_done)
         pending = skip_done(cells, finish)
         if not pending:
-            return outcomes
+            return finish.heard
         workers = min(self.workers, len(pending))
         threads = max(1, (os.cpu_count() or 1) // workers)
         running: dict[Future[CellOutcome], Cell] = {}
@@ -123,4 +131,4 @@ class LocalExecutor:
                     except Exception as exc:  # the worker process died (killed, out of memory)
                         log.error("cell %s: its worker failed: %s", cell.id, exc)
                         finish(CellOutcome(id=cell.id, status=f"failed: worker died ({exc})"))
-        return outcomes
+        return finish.heard

@@ -16,7 +16,7 @@ import logging
 from typing import Any
 
 from visfeed.agents.sweep.cells import CellOutcome, run_cell
-from visfeed.agents.sweep.local import OnDone, skip_done, wants_gpu
+from visfeed.agents.sweep.local import OnDone, Outcomes, skip_done, wants_gpu
 from visfeed.state.sweep import Cell, Limits
 from visfeed.tools.ray_support import connect, import_ray
 
@@ -39,15 +39,10 @@ class RayExecutor:
     def run(self, cells: list[Cell], on_done: OnDone) -> list[CellOutcome]:
         """Submit every cell not yet done, report each as it finishes; disconnect if this call connected."""
         ray = import_ray()
-        outcomes: list[CellOutcome] = []
-
-        def finish(outcome: CellOutcome) -> None:
-            outcomes.append(outcome)
-            on_done(outcome)
-
+        finish = Outcomes(on_done)
         pending = skip_done(cells, finish)
         if not pending:
-            return outcomes
+            return finish.heard
         own = connect(self.address)
         try:
             gpus = float(ray.cluster_resources().get("GPU", 0))
@@ -73,4 +68,4 @@ class RayExecutor:
         finally:
             if own:
                 ray.shutdown()
-        return outcomes
+        return finish.heard

@@ -6,7 +6,7 @@ import logging
 from collections.abc import Callable
 from dataclasses import replace
 from pathlib import Path
-from typing import NamedTuple
+from typing import TYPE_CHECKING, NamedTuple
 
 from visfeed.errors import ConfigError
 from visfeed.tools.datasets import tv_sources
@@ -18,6 +18,9 @@ from visfeed.tools.datasets.folder import load_imagefolder, load_manifest
 from visfeed.tools.datasets.names import check_names, read_classnames_file
 from visfeed.tools.datasets.protocol import LoadReport, RawDataset, Verify, make_splits
 from visfeed.tools.datasets.world.splits import WorldOptions, world_splits
+
+if TYPE_CHECKING:
+    from visfeed.state.config import RunConfig
 
 logger = logging.getLogger(__name__)
 
@@ -211,3 +214,15 @@ def load_dataset(
         verify=verify,
         world=world,
     ).splits
+
+
+def load_for_config(cfg: RunConfig) -> LoadedDataset:
+    """The dataset a run config names, split as its runs split it (same seed, shots and world sizes)."""
+    return load_dataset_with_report(
+        cfg.dataset,
+        cfg.dataset_root,
+        k_shot=cfg.k_shot,
+        seed=cfg.seed,
+        download=cfg.allow_download,
+        world=WorldOptions(spec=cfg.world_spec, n_val=cfg.n_val, n_test=cfg.n_test),
+    )
