@@ -5,7 +5,8 @@
 Renders the market world's test split (the same images for every mode), then embeds them with the
 embedded visfeed-market backbone into a fresh, empty cache three ways: in this process (`visfeed embed`),
 and on a local Ray instance with 1 and with 2 `map_batches` actors. Each mode's wall time includes loading
-the model in its workers (a real cost of the job); starting Ray is timed apart. Ratios come from one run,
+the model in its workers (a real cost of the job); "busy" time runs from the first batch's start to the last
+one's end (throughput once the workers are up); starting Ray is timed apart. Ratios come from one run,
 so they compare like with like on a shared machine; the load average is recorded beside them.
 """
 
@@ -47,7 +48,8 @@ def main() -> int:
             job = EmbedJob(device="cpu", cache=Path(tmp) / name / "embeddings.sqlite")
             report = embed_split(job, paths, shard_size=args.shard_size, ray_workers=workers)
             results[name] = report.model_dump(exclude={"folder"})
-            print(f"{name}: {report.embedded} images in {report.wall_s:.1f} s = {report.images_per_s:.0f} images/s")
+            print(f"{name}: {report.embedded} images in {report.wall_s:.1f} s = {report.images_per_s:.0f} images/s; "
+                  f"busy {report.busy_s:.1f} s = {report.busy_images_per_s:.0f} images/s")  # fmt: skip
 
         run("local", None)
         import ray
@@ -62,10 +64,12 @@ def main() -> int:
                 run(f"ray_{n}", n)
         finally:
             ray.shutdown()
-    local = results["local"]["images_per_s"]
-    ratios = {f"{k}/local": round(v["images_per_s"] / local, 3) for k, v in results.items() if k != "local"}
-    if "ray_1" in results and "ray_2" in results:
-        ratios["ray_2/ray_1"] = round(results["ray_2"]["images_per_s"] / results["ray_1"]["images_per_s"], 3)
+    ratios: dict[str, float] = {}
+    for rate in ("images_per_s", "busy_images_per_s"):
+        local = results["local"][rate]
+        ratios |= {f"{k}/local ({rate})": round(v[rate] / local, 3) for k, v in results.items() if k != "local"}
+        if "ray_1" in results and "ray_2" in results:
+            ratios[f"ray_2/ray_1 ({rate})"] = round(results["ray_2"][rate] / results["ray_1"][rate], 3)
     out = {
         "images": len(paths),
         "shard_size": args.shard_size,

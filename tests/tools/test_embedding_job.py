@@ -39,6 +39,7 @@ def test_local_shards_are_what_a_run_then_reads_memory_mapped(world: dict, tmp_p
     report = embed_split(job(world, cache), world["paths"], shard_size=8)
     assert report.images == report.embedded == 21 and report.already_cached == 0
     assert report.shards == 3 and report.images_per_s > 0
+    assert 0 < report.busy_s <= report.wall_s and report.busy_images_per_s >= report.images_per_s
     # A run's VLM finds every image in the shards: nothing is embedded again, values equal a plain embedding.
     vlm = VLM(BackboneRef(world["backbone"]), EmbeddingCache(cache), device="cpu", num_workers=0)
     got = vlm.embed_images(world["paths"])
@@ -81,6 +82,7 @@ def test_ray_data_actors_write_the_same_vectors(world: dict, tmp_path: Path) -> 
     finally:
         ray.shutdown()
     assert report.embedded == 21 and report.shards == 3 and report.executor == "ray x2"
+    assert 0 < report.busy_s <= report.wall_s
     assert len(list(Path(report.folder).glob("*.keys"))) == 3
     vlm = VLM(BackboneRef(world["backbone"]), EmbeddingCache(cache), device="cpu", num_workers=0)
     got = vlm.embed_images(world["paths"])

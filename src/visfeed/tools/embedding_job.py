@@ -60,6 +60,10 @@ class EmbedReport(BaseModel):
     shards: int
     wall_s: float
     images_per_s: float = Field(description="Embedded files per second of wall time (0 when nothing was new).")
+    busy_s: float = Field(
+        default=0.0, description="From the first batch's start to the last batch's end: wall less worker start-up."
+    )
+    busy_images_per_s: float = Field(default=0.0, description="Embedded files per second of busy time.")
     executor: str
     namespace: str
     folder: str
@@ -73,11 +77,15 @@ class ShardEmbedder:
         self.folder = shard_folder(self.vlm.cache.path, self.vlm.image_namespace)
 
     def __call__(self, batch: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
-        """``batch``: columns ``path`` and ``key`` (content hash); returns how many rows it wrote."""
+        """``batch``: columns ``path`` and ``key`` (content hash); returns how many rows it wrote, and when.
+
+        The start and end times (epoch seconds) let the job tell embedding throughput from worker start-up.
+        """
+        t0 = time.time()
         paths = [str(p) for p in batch["path"]]
         keys = [str(k) for k in batch["key"]]
         write_shard(self.folder, self.vlm.image_namespace, keys, self.vlm.encode_images(paths))
-        return {"n": np.asarray([len(paths)], dtype=np.int64)}
+        return {"n": np.asarray([len(paths)], dtype=np.int64), "t0": np.asarray([t0]), "t1": np.asarray([time.time()])}
 
 
 def split_paths(cfg: RunConfig, split: SplitName) -> list[str]:
@@ -118,24 +126,31 @@ def embed_split(
     vlm = job.load_vlm()
     todo, keys, cached = plan(vlm, paths)
     t0 = time.perf_counter()
-    shards = 0
+    batches: list[dict[str, np.ndarray]] = []
     if todo and ray_workers is None:
         embedder = ShardEmbedder(job.model_dump_json())
         for start in range(0, len(todo), shard_size):
             part = slice(start, start + shard_size)
-            embedder({"path": np.asarray(todo[part]), "key": np.asarray(keys[part])})
-            shards += 1
+            batches.append(embedder({"path": np.asarray(todo[part]), "key": np.asarray(keys[part])}))
     elif todo:
-        shards = _embed_on_ray(job, todo, keys, shard_size, ray_workers or 1, ray_address, gpus_per_worker)
+        batches = _embed_on_ray(job, todo, keys, shard_size, ray_workers or 1, ray_address, gpus_per_worker)
     wall = time.perf_counter() - t0
+    written = sum(int(b["n"][0]) for b in batches)
+    if written != len(todo):
+        raise DataError(f"embedded {written} of {len(todo)} images")
+    busy = max((float(b["t1"][0]) for b in batches), default=0.0) - min(
+        (float(b["t0"][0]) for b in batches), default=0.0
+    )
     folder = shard_folder(vlm.cache.path, vlm.image_namespace)
     return EmbedReport(
         images=len(todo) + cached,
         embedded=len(todo),
         already_cached=cached,
-        shards=shards,
+        shards=len(batches),
         wall_s=wall,
         images_per_s=len(todo) / wall if todo and wall > 0 else 0.0,
+        busy_s=busy,
+        busy_images_per_s=len(todo) / busy if todo and busy > 0 else 0.0,
         executor="local" if ray_workers is None else f"ray x{ray_workers}",
         namespace=vlm.image_namespace,
         folder=str(folder),
@@ -145,8 +160,11 @@ def embed_split(
 def _embed_on_ray(
     job: EmbedJob, paths: list[str], keys: list[str], shard_size: int, workers: int, address: str | None,
     gpus_per_worker: float,
-) -> int:  # fmt: skip
-    """Ray Data: the files as a dataset, ``map_batches`` over a pool of ``workers`` ShardEmbedder actors."""
+) -> list[dict[str, np.ndarray]]:  # fmt: skip
+    """Ray Data: the files as a dataset, ``map_batches`` over a pool of ``workers`` ShardEmbedder actors.
+
+    Returns one record per shard written (as :meth:`ShardEmbedder.__call__` returns it).
+    """
     from visfeed.tools.ray_support import connect, import_ray
 
     ray = import_ray()
@@ -161,10 +179,8 @@ def _embed_on_ray(
             num_gpus=gpus_per_worker,
             fn_constructor_kwargs={"job_json": job.model_dump_json()},
         )
-        counts = [int(row["n"]) for row in written.iter_rows()]
+        rows = [{k: np.asarray([v]) for k, v in row.items()} for row in written.iter_rows()]
     finally:
         if own:
             ray.shutdown()
-    if sum(counts) != len(paths):
-        raise DataError(f"Ray embedded {sum(counts)} of {len(paths)} images")
-    return len(counts)
+    return rows
