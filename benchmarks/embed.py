@@ -3,8 +3,9 @@
     python benchmarks/embed.py --images 2600 --out benchmarks/results/embed.json
 
 Renders the market world's test split (the same images for every mode), then embeds them with the
-embedded visfeed-market backbone into a fresh, empty cache three ways: in this process (`visfeed embed`),
-and on a local Ray instance with 1 and with 2 `map_batches` actors. Each mode's wall time includes loading
+embedded visfeed-market backbone into a fresh, empty cache four ways: in this process (`visfeed embed`) with
+torch's default threads and with one thread, and on a local Ray instance with 1 and with 2 `map_batches`
+actors (one thread each). Each mode's wall time includes loading
 the model in its workers (a real cost of the job); "busy" time runs from the first batch's start to the last
 one's end (throughput once the workers are up); starting Ray is timed apart. Ratios come from one run,
 so they compare like with like on a shared machine; the load average is recorded beside them.
@@ -21,6 +22,8 @@ from pathlib import Path
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
+
+import torch
 
 from visfeed.fileio import sha256_file, write_json_atomic
 from visfeed.state.config import RunConfig
@@ -51,7 +54,11 @@ def main() -> int:
             print(f"{name}: {report.embedded} images in {report.wall_s:.1f} s = {report.images_per_s:.0f} images/s; "
                   f"busy {report.busy_s:.1f} s = {report.busy_images_per_s:.0f} images/s")  # fmt: skip
 
+        threads = torch.get_num_threads()
         run("local", None)
+        torch.set_num_threads(1)  # like one Ray actor (Ray gives a 1-CPU actor one thread)
+        run("local_1thread", None)
+        torch.set_num_threads(threads)
         import ray
 
         t_ray = time.perf_counter()
@@ -67,7 +74,9 @@ def main() -> int:
     ratios: dict[str, float] = {}
     for rate in ("images_per_s", "busy_images_per_s"):
         local = results["local"][rate]
-        ratios |= {f"{k}/local ({rate})": round(v[rate] / local, 3) for k, v in results.items() if k != "local"}
+        ratios |= {f"{k}/local ({rate})": round(v[rate] / local, 3) for k, v in results.items() if k.startswith("ray")}
+        if "ray_1" in results:
+            ratios[f"ray_1/local_1thread ({rate})"] = round(results["ray_1"][rate] / results["local_1thread"][rate], 3)
         if "ray_1" in results and "ray_2" in results:
             ratios[f"ray_2/ray_1 ({rate})"] = round(results["ray_2"][rate] / results["ray_1"][rate], 3)
     out = {
@@ -81,7 +90,9 @@ def main() -> int:
         "ratios": ratios,
         "cpu_count": os.cpu_count(),
         "load_average_after": [round(x, 2) for x in os.getloadavg()],
-        "note": "local: one process, torch's default threads; ray_N: N actors, 1 CPU each; wall includes model loading",
+        "local_threads": threads,
+        "note": "local: one process, torch's default threads; local_1thread: one torch thread; ray_N: N actors, "
+        "1 CPU (one thread) each; wall includes loading the model in the workers, busy excludes it",
     }
     print(json.dumps(ratios, indent=2))
     write_json_atomic(args.out, out)
