@@ -113,3 +113,13 @@ def test_embed_fills_the_cache_then_finds_everything_cached(world: dict) -> None
     assert "30 images (all): 30 embedded in 4 shard(s)" in res.output
     res = runner.invoke(app, args)
     assert res.exit_code == 0 and "0 embedded in 0 shard(s)" in res.output and "30 already cached" in res.output
+
+
+def test_a_cell_that_cannot_start_fails_the_sweep_with_exit_1_and_a_resume_hint(world: dict) -> None:
+    spec = spec_file(world, "broken.yaml", providers=["support.scripted_provider:no_such_factory"])
+    target = world["base"] / "broken"
+    res = runner.invoke(app, ["sweep", str(spec), "-o", str(target), "-q"])
+    assert res.exit_code == 1, res.output
+    assert "no_such_factory" in res.output and "1 cell(s) did not finish" in res.output
+    assert f"visfeed sweep {spec} --out {target}" in res.output.replace("\n", "")
+    assert json.loads((target / "summary.json").read_text())["accuracy"]["optimized"]

@@ -15,7 +15,6 @@ from visfeed.cli.common import console, out
 if TYPE_CHECKING:
     from visfeed.agents.sweep import CellOutcome
     from visfeed.agents.sweep.ray_executor import RayExecutor
-    from visfeed.evals.sweep_summary import SweepSummary
     from visfeed.state.sweep import Cell, SweepSpec
 
 
@@ -54,13 +53,15 @@ def sweep_command(
     cfg = load_spec(spec)
     target = sweep_dir or Path("sweeps") / cfg.name
     cells = expand(cfg, target, base=spec.resolve().parent)
+    outcomes = []
     if not summary_only:
-        _run_cells(spec, cfg, cells, target, address=ray_address, ray=ray or ray_address is not None, jobs=jobs,
-                   quiet=quiet)  # fmt: skip
-    summary = _write_summary(cfg, cells, target)
-    failed = [c.id for c in summary.cells if c.status.startswith(("failed", "interrupted"))]
-    if failed and not summary_only:
-        console.print(f"[red]{len(failed)} cell(s) failed[/red] ({', '.join(failed[:3])}...); "
+        outcomes = _run_cells(spec, cfg, cells, target, address=ray_address, ray=ray or ray_address is not None,
+                              jobs=jobs, quiet=quiet)  # fmt: skip
+    _write_summary(cfg, cells, target)
+    failed = [o.id for o in outcomes if not (o.status == "completed" or o.status.startswith("stopped"))]
+    if failed:
+        more = f" and {len(failed) - 3} more" if len(failed) > 3 else ""
+        console.print(f"[red]{len(failed)} cell(s) did not finish[/red] ({escape(', '.join(failed[:3]))}{more}); "
                       f"resume them with: visfeed sweep {spec} --out {target}")  # fmt: skip
         raise typer.Exit(1)
 
@@ -68,7 +69,7 @@ def sweep_command(
 def _run_cells(
     spec_path: Path, cfg: SweepSpec, cells: list[Cell], target: Path, *, address: str | None, ray: bool,
     jobs: int | None, quiet: bool,
-) -> None:  # fmt: skip
+) -> list[CellOutcome]:  # fmt: skip
     """Check the cells, then run them with the chosen executor under the live table; exit 130 on Ctrl-C."""
     from visfeed.agents.sweep import LocalExecutor, check_cells
     from visfeed.cli.live import SweepView
@@ -95,16 +96,15 @@ def _run_cells(
 
     try:
         if quiet:
-            executor.run(cells, report)
-        else:
-            with SweepView(console, lambda: [cell_status(c) for c in cells], f"sweep {cfg.name}"):
-                executor.run(cells, report)
+            return executor.run(cells, report)
+        with SweepView(console, lambda: [cell_status(c) for c in cells], f"sweep {cfg.name}"):
+            return executor.run(cells, report)
     except KeyboardInterrupt:
         console.print(f"[yellow]interrupted.[/yellow] Continue with: visfeed sweep {spec_path} --out {target}")
         raise typer.Exit(130) from None
 
 
-def _write_summary(cfg: SweepSpec, cells: list[Cell], target: Path) -> SweepSummary:
+def _write_summary(cfg: SweepSpec, cells: list[Cell], target: Path) -> None:
     """summary.json, summary.csv and summary.html in the sweep directory, and the table on the terminal."""
     from visfeed.evals.sweep_report import write_sweep_report
     from visfeed.evals.sweep_summary import summarize_sweep, summary_csv
@@ -123,4 +123,3 @@ def _write_summary(cfg: SweepSpec, cells: list[Cell], target: Path) -> SweepSumm
         table.add_row(*(escape(x) for x in row))
     out.print(table)
     out.print(f"summary: {target / 'summary.html'} (and .json, .csv)")
-    return summary
