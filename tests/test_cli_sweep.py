@@ -4,8 +4,12 @@ sweep end to end and again (everything skipped), Ray absent from the default ins
 from __future__ import annotations
 
 import json
+import os
+import signal
 import subprocess
 import sys
+import threading
+import time
 from pathlib import Path
 
 import pytest
@@ -13,8 +17,12 @@ import yaml
 from typer.testing import CliRunner
 
 from support.tiny_world import write_images, write_model
+from visfeed.agents.sweep import LocalExecutor
+from visfeed.agents.sweep.cells import EXECUTOR_FILE
 from visfeed.cli import app
 from visfeed.cli.common import console, out
+from visfeed.state.rundir import load_result, read_trace
+from visfeed.state.sweep import expand, load_spec
 
 runner = CliRunner()
 out.width = console.width = 250
@@ -123,3 +131,28 @@ def test_a_cell_that_cannot_start_fails_the_sweep_with_exit_1_and_a_resume_hint(
     assert "no_such_factory" in res.output and "1 cell(s) did not finish" in res.output
     assert f"visfeed sweep {spec} --out {target}" in res.output.replace("\n", "")
     assert json.loads((target / "summary.json").read_text())["accuracy"]["optimized"]
+
+
+def test_a_local_worker_killed_mid_cell_is_reported_and_the_next_sweep_resumes_it(
+    world: dict, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    spec = load_spec(spec_file(world, "killed.yaml"))
+    (cell,) = expand(spec, world["base"] / "killed", base=world["base"])
+    monkeypatch.setenv("VISFEED_TEST_LLM_DELAY", "0.3")  # the spawned worker answers slowly enough to be killed
+    killed: list[int] = []
+
+    def kill_after_first_call() -> None:
+        while not killed:
+            if read_trace(cell.run_dir, events={"llm_call"}):
+                pid = json.loads((cell.run_dir / EXECUTOR_FILE).read_text())["attempts"][0]["pid"]
+                os.kill(pid, signal.SIGKILL)
+                killed.append(pid)
+            time.sleep(0.05)
+
+    threading.Thread(target=kill_after_first_call, daemon=True).start()
+    (first,) = LocalExecutor(spec.limits).run([cell], lambda o: None)
+    assert killed and first.status.startswith("failed: worker died")
+    assert load_result(cell.run_dir).status == "running"  # the run itself never got to say anything
+    (second,) = LocalExecutor(spec.limits).run([cell], lambda o: None)
+    assert second.status == "completed" and not second.skipped
+    assert read_trace(cell.run_dir, events={"resume"})
