@@ -1,5 +1,6 @@
 # Two commands: `make run` (install, then optimize on the embedded defaults) and `make test` (install, then
-# lint, type-check and run the whole suite). Each creates .venv on first use.
+# lint, type-check and run the whole suite). Each creates .venv on first use. The install takes the optional
+# extras the tests exercise (`local`: the embedded LLM; `ray`: the Ray sweep and embedding executors).
 PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
@@ -10,7 +11,7 @@ STAMP := $(VENV)/.visfeed-installed
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --upgrade pip
-	$(BIN)/python -m pip install -e ".[local,dev]"
+	$(BIN)/python -m pip install -e ".[local,ray,dev]"
 	touch $(STAMP)
 
 install: $(STAMP)

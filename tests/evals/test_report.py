@@ -1,26 +1,9 @@
-import shutil
-import subprocess
 from pathlib import Path
 
 import numpy as np
-from PIL import Image
-from tests.support.required import missing_part
+from tests.support.browser import render
 
 from visfeed.evals.report import LineageRow, ReportData, write_report
-
-CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
-FLAGS = [
-    "--headless",
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-quic",
-    "--no-first-run",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-    "--proxy-server=127.0.0.1:9",
-    "--proxy-bypass-list=<-loopback>",
-]
 
 
 def sample_data() -> ReportData:
@@ -60,21 +43,8 @@ def test_html_is_self_contained_and_escaped(tmp_path: Path) -> None:
 
 
 def test_report_renders_in_headless_chromium(tmp_path: Path) -> None:
-    if CHROMIUM is None:
-        missing_part("Debian's chromium is not installed (make test installs it)")
     path = write_report(sample_data(), tmp_path / "report.html")
-    profile = tmp_path / "profile"
-    shot = tmp_path / "shot.png"
-    common = [CHROMIUM, *FLAGS, f"--user-data-dir={profile}", "--window-size=1200,2400"]
-    subprocess.run([*common, f"--screenshot={shot}", path.as_uri()], check=True, timeout=120, capture_output=True)
-    img = np.asarray(Image.open(shot).convert("RGB"))
+    img, dom = render(path, tmp_path)
     assert img.shape[0] >= 2000 and img.shape[1] >= 1000
     assert len(np.unique(img.reshape(-1, 3), axis=0)) > 50  # plots drawn, not a blank page
-    dom = subprocess.run(
-        [*common, "--virtual-time-budget=5000", "--dump-dom", path.as_uri()],
-        check=True,
-        timeout=120,
-        capture_output=True,
-        text=True,
-    ).stdout
     assert 'data-plots-loaded="3"' in dom

@@ -88,19 +88,11 @@ def build_scoring(cfg: RunConfig) -> ScoringData:
     """Load the data and the backbone, embedding the feedback and validation images through the cache."""
     from visfeed.tools.builtin_models import default_pretrained, visfeed_cache_dir
     from visfeed.tools.cache import EmbeddingCache
-    from visfeed.tools.datasets import StanfordDogsOptions, WorldOptions, load_dataset_with_report
+    from visfeed.tools.datasets import load_for_config
     from visfeed.tools.vlm import VLM, BackboneRef
 
     vocabulary = load_vocabulary(cfg.vocabulary)  # a bad file is a usage error, raised before any work
-    splits, report = load_dataset_with_report(
-        cfg.dataset,
-        cfg.dataset_root,
-        k_shot=cfg.k_shot,
-        seed=cfg.seed,
-        download=cfg.allow_download,
-        world=WorldOptions(spec=cfg.world_spec, n_val=cfg.n_val, n_test=cfg.n_test),
-        stanford_dogs=StanfordDogsOptions(breeds=cfg.dogs_breeds, crop=cfg.dogs_crop, crop_dir=cfg.dogs_crop_dir),
-    )
+    splits, report = load_for_config(cfg)
     pretrained = cfg.pretrained
     if pretrained is None and cfg.backbone == DEFAULT_MODEL:
         pretrained = str(default_pretrained())

@@ -19,7 +19,9 @@ from rich.table import Table
 
 from visfeed import __version__
 from visfeed.cli.common import console, handle_errors, out, parse_sets
+from visfeed.cli.embed import embed_command
 from visfeed.cli.inspect import eval_command, trace_command
+from visfeed.cli.sweep import sweep_command
 from visfeed.cli.world import app as world_app
 from visfeed.errors import ConfigError
 
@@ -34,6 +36,8 @@ app = typer.Typer(
 app.add_typer(world_app, name="world")
 app.command(name="trace")(handle_errors(trace_command))
 app.command(name="eval")(handle_errors(eval_command))
+app.command(name="sweep")(handle_errors(sweep_command))
+app.command(name="embed")(handle_errors(embed_command))
 ConfigOpt = Annotated[Path | None, typer.Option("--config", "-c", help="Run config file (YAML, TOML or JSON).")]
 DatasetOpt = Annotated[
     str | None, typer.Option("--dataset", "-d", help="'world' (default) or a dataset name (see `visfeed datasets`).")

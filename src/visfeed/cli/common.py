@@ -9,6 +9,7 @@ from typing import Any, TypeVar
 import typer
 import yaml
 from rich.console import Console
+from rich.markup import escape
 
 from visfeed.errors import ConfigError, DataError, VisfeedError
 
@@ -27,10 +28,10 @@ def handle_errors(fn: F) -> F:
         try:
             return fn(*args, **kwargs)
         except USAGE_ERRORS as exc:
-            console.print(f"[red]error:[/red] {exc}")
+            console.print(f"[red]error:[/red] {escape(str(exc))}")
             raise typer.Exit(2) from None
         except VisfeedError as exc:
-            console.print(f"[red]failed:[/red] {exc}")
+            console.print(f"[red]failed:[/red] {escape(str(exc))}")
             raise typer.Exit(1) from None
         except KeyboardInterrupt:
             console.print("[yellow]interrupted[/yellow]")

@@ -141,6 +141,13 @@ th { background: #f3f3f3; }
 img { max-width: 100%; }
 .removed { color: #999; text-decoration: line-through; }
 """
+PLOTS_LOADED_SCRIPT = """<script>
+// Marks how many plots decoded, so a headless browser check can tell a broken image from a drawn one.
+window.addEventListener("load", () => {
+  document.body.dataset.plotsLoaded = [...document.querySelectorAll("img.plot")]
+    .filter((img) => img.complete && img.naturalWidth > 0).length;
+});
+</script>"""
 
 
 def render_html(data: ReportData) -> str:
@@ -184,13 +191,7 @@ def render_html(data: ReportData) -> str:
 <h2>Description lineage</h2>{lineage}
 {words_section}
 {image_section}
-<script>
-// Marks how many plots decoded, so a headless browser check can tell a broken image from a drawn one.
-window.addEventListener("load", () => {{
-  document.body.dataset.plotsLoaded = [...document.querySelectorAll("img.plot")]
-    .filter((img) => img.complete && img.naturalWidth > 0).length;
-}});
-</script>
+{PLOTS_LOADED_SCRIPT}
 </body></html>
 """
 

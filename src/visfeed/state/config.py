@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import json
 import tomllib
-from collections.abc import Mapping
+from collections.abc import Callable, Iterable, Mapping
 from pathlib import Path
 from typing import Any, Literal
 
@@ -412,8 +412,18 @@ def read_config_file(path: Path) -> dict[str, Any]:
     return data
 
 
-def format_validation_error(exc: ValidationError, source: str) -> str:
-    """One line per bad field: ``field: problem (got value)``, with the list of valid fields for typos."""
+def format_validation_error(
+    exc: ValidationError,
+    source: str,
+    *,
+    kind: str = "run config",
+    fields: Callable[[tuple[int | str, ...]], Iterable[str]] | None = None,
+) -> str:
+    """One line per bad field: ``field: problem (got value)``, with the list of valid fields for typos.
+
+    ``kind``: what was validated (the message's noun); ``fields``: the valid fields at an error's location
+    (default: RunConfig's).
+    """
     lines = []
     for err in exc.errors():
         loc = ".".join(str(p) for p in err["loc"]) or "config"
@@ -422,10 +432,11 @@ def format_validation_error(exc: ValidationError, source: str) -> str:
             loc = f"{loc} ({legacy[loc]})"
         msg = err["msg"].removeprefix("Value error, ")
         if err["type"] == "extra_forbidden":
-            msg = f"unknown field; valid fields are: {', '.join(RunConfig.model_fields)}"
+            valid = RunConfig.model_fields if fields is None else fields(tuple(err["loc"][:-1]))
+            msg = f"unknown field; valid fields are: {', '.join(valid)}"
         model_level = not err["loc"]
         got = "" if model_level or err["type"] == "extra_forbidden" else f" (got {err.get('input')!r})"
         if model_level and ":" in msg:
             loc, msg = (part.strip() for part in msg.split(":", 1))
         lines.append(f"{loc}: {msg}{got}")
-    return f"invalid run config in {source}: " + "; ".join(lines)
+    return f"invalid {kind} in {source}: " + "; ".join(lines)

@@ -4,6 +4,9 @@ SQLite in WAL mode gives what the cache must guarantee without hand-written lock
 transaction, so an interrupted write leaves either the old or the new rows (never a torn vector), and two
 processes may write at once (the loser waits on the busy timeout). Every row stores its dimension and the
 vector's byte length is checked on read, so a row can never be returned as a wrong-sized vector.
+
+Vectors that ``visfeed embed`` wrote as shards beside the file (:mod:`visfeed.tools.shards`) are found
+too, memory-mapped, before the database is asked.
 """
 
 from __future__ import annotations
@@ -19,6 +22,7 @@ import numpy as np
 
 from visfeed.errors import CacheError, EmbeddingError
 from visfeed.fileio import connect_sqlite, sha256_file
+from visfeed.tools.shards import ShardReader, shard_folder
 
 log = logging.getLogger(__name__)
 
@@ -58,6 +62,14 @@ class EmbeddingCache:
             raise CacheError(f"cannot open the embedding cache {self.path}: {exc}") from exc
         self._lock = threading.Lock()
         self._memory: dict[tuple[str, str], np.ndarray] = {}
+        self._shards: dict[str, ShardReader] = {}
+
+    def shards(self, namespace: str) -> ShardReader:
+        """The memory-mapped shards of ``namespace`` (empty until ``visfeed embed`` writes some)."""
+        reader = self._shards.get(namespace)
+        if reader is None:
+            reader = self._shards[namespace] = ShardReader(shard_folder(self.path, namespace))
+        return reader
 
     def close(self) -> None:
         """Close the database connection."""
@@ -73,6 +85,10 @@ class EmbeddingCache:
                 todo.append(k)
             else:
                 found[k] = vec
+        if todo:
+            sharded = self.shards(namespace).get_many(todo)
+            found.update(sharded)
+            todo = [k for k in todo if k not in sharded]
         with self._lock:
             for start in range(0, len(todo), 500):
                 part = todo[start : start + 500]

@@ -247,6 +247,10 @@ class VLM:
         self.dim = int(emb.shape[1])
         return emb
 
+    def encode_images(self, paths: Sequence[str]) -> np.ndarray:
+        """Normalized embeddings of image files (N, d), computed now and not cached (``visfeed embed`` shards them)."""
+        return self._check("image", self._encode_images(list(paths)))
+
     def embed_texts(self, texts: Sequence[str]) -> np.ndarray:
         """Normalized embeddings of ``texts`` (N, d); each unique text runs through the model once, ever."""
         if not texts:

@@ -1,7 +1,8 @@
 """Dataset sources: every source produces :class:`~visfeed.tools.datasets.base.DatasetSplits`.
 
 Entry points: :func:`load_dataset` (name + root -> few-shot splits), :func:`load_dataset_with_report`
-(also returns what was skipped and where each split came from) and :func:`list_datasets` (names and the
+(also returns what was skipped and where each split came from), :func:`load_for_config` (the dataset a
+run config names, split as its runs split it) and :func:`list_datasets` (names and the
 expected on-disk layouts).
 """
 
@@ -14,6 +15,7 @@ from visfeed.tools.datasets.registry import (
     list_datasets,
     load_dataset,
     load_dataset_with_report,
+    load_for_config,
 )
 from visfeed.tools.datasets.stanford_dogs import StanfordDogsOptions
 from visfeed.tools.datasets.world.splits import WorldOptions
@@ -31,4 +33,5 @@ __all__ = [
     "list_datasets",
     "load_dataset",
     "load_dataset_with_report",
+    "load_for_config",
 ]

@@ -6,7 +6,7 @@ import logging
 from collections.abc import Callable
 from dataclasses import replace
 from pathlib import Path
-from typing import NamedTuple
+from typing import TYPE_CHECKING, NamedTuple
 
 from visfeed.errors import ConfigError
 from visfeed.tools.datasets import tv_sources
@@ -20,6 +20,9 @@ from visfeed.tools.datasets.protocol import LoadReport, RawDataset, Verify, make
 from visfeed.tools.datasets.stanford_dogs import NAME as DOGS
 from visfeed.tools.datasets.stanford_dogs import StanfordDogsOptions, load_stanford_dogs
 from visfeed.tools.datasets.world.splits import WorldOptions, world_splits
+
+if TYPE_CHECKING:
+    from visfeed.state.config import RunConfig
 
 logger = logging.getLogger(__name__)
 
@@ -225,3 +228,16 @@ def load_dataset(
         world=world,
         stanford_dogs=stanford_dogs,
     ).splits
+
+
+def load_for_config(cfg: RunConfig) -> LoadedDataset:
+    """The dataset a run config names, split as its runs split it (same seed, shots and world sizes)."""
+    return load_dataset_with_report(
+        cfg.dataset,
+        cfg.dataset_root,
+        k_shot=cfg.k_shot,
+        seed=cfg.seed,
+        download=cfg.allow_download,
+        world=WorldOptions(spec=cfg.world_spec, n_val=cfg.n_val, n_test=cfg.n_test),
+        stanford_dogs=StanfordDogsOptions(breeds=cfg.dogs_breeds, crop=cfg.dogs_crop, crop_dir=cfg.dogs_crop_dir),
+    )

@@ -1,0 +1,97 @@
+"""One sweep cell = one ordinary run: started with ``optimize``, continued with ``resume``, skipped when done.
+
+Why no state of its own: the run directory already records everything a retry needs (the SQLite
+checkpoint, the response cache, ``result.json``), so an executor may run a cell any number of times, in
+any process or on any machine that sees the sweep directory, and the run continues where it stopped,
+repeating no LLM call that had completed.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import socket
+import time
+from datetime import UTC, datetime
+from typing import Any
+
+from pydantic import BaseModel, Field
+
+from visfeed.agents.run import optimize, resume
+from visfeed.errors import ConfigError, VisfeedError
+from visfeed.fileio import write_json_atomic
+from visfeed.state.config import RunConfig
+from visfeed.state.rundir import CONFIG_FILE, load_result
+from visfeed.state.sweep import Cell
+
+log = logging.getLogger(__name__)
+
+EXECUTOR_FILE = "executor.json"  # which process ran each attempt of a cell (pid, host, start time)
+
+
+class CellOutcome(BaseModel):
+    """What one attempt at a cell ended with (the run's own ``result.json`` has the rest)."""
+
+    id: str
+    status: str = Field(description="The run's status, or 'failed: ...' when the run could not start.")
+    skipped: bool = Field(default=False, description="The cell was already done: nothing ran.")
+    wall_s: float = 0.0
+
+
+def is_done(status: str | None) -> bool:
+    """Whether a run with this status is finished (a finished run is never run again)."""
+    return status is not None and (status == "completed" or status.startswith("stopped"))
+
+
+def check_cells(cells: list[Cell]) -> None:
+    """Refuse to resume a cell whose run directory holds a run of another config (names the cell and fields).
+
+    A changed spec must not silently mix old and new runs in one table: the user picks another sweep
+    directory or deletes the stale cells.
+    """
+    for cell in cells:
+        path = cell.run_dir / CONFIG_FILE
+        if not path.is_file():
+            continue
+        old = RunConfig.load(path).to_file_dict()
+        new = cell.config.to_file_dict()
+        changed = sorted(k for k in set(old) | set(new) if old.get(k) != new.get(k))
+        if changed:
+            detail = ", ".join(f"{k}: {old.get(k)!r} -> {new.get(k)!r}" for k in changed[:5])
+            raise ConfigError(
+                f"cell {cell.id}: its run directory {cell.run_dir} holds a run of another config ({detail}); "
+                "use another sweep directory (--out) or delete that cell's folder"
+            )
+
+
+def _record_attempt(cell: Cell) -> None:
+    """Append this process to the cell's ``executor.json`` (a retried Ray task shows up as a second entry)."""
+    path = cell.run_dir / EXECUTOR_FILE
+    attempts: list[dict[str, Any]] = []
+    if path.is_file():
+        try:
+            attempts = list(json.loads(path.read_text(encoding="utf-8")).get("attempts", []))
+        except (OSError, ValueError):
+            attempts = []
+    attempts.append({"pid": os.getpid(), "host": socket.gethostname(), "started_at": datetime.now(UTC).isoformat()})
+    cell.run_dir.mkdir(parents=True, exist_ok=True)
+    write_json_atomic(path, {"cell": cell.id, "attempts": attempts})
+
+
+def run_cell(cell: Cell) -> CellOutcome:
+    """Run, continue or skip one cell; a run that fails is recorded in its result and left resumable."""
+    t0 = time.perf_counter()
+    done = load_result(cell.run_dir)
+    if done is not None and is_done(done.status):
+        return CellOutcome(id=cell.id, status=done.status, skipped=True)
+    _record_attempt(cell)
+    try:
+        if (cell.run_dir / CONFIG_FILE).is_file():
+            result = resume(cell.run_dir)
+        else:
+            result = optimize(cell.config)
+    except VisfeedError as exc:  # data, backbone or provider problems raised before the run started
+        log.error("cell %s could not start: %s", cell.id, exc)
+        return CellOutcome(id=cell.id, status=f"failed: {exc}", wall_s=time.perf_counter() - t0)
+    return CellOutcome(id=cell.id, status=result.status, wall_s=time.perf_counter() - t0)
