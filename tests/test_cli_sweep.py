@@ -16,7 +16,7 @@ import pytest
 import yaml
 from typer.testing import CliRunner
 
-from support.tiny_world import write_images, write_model
+from support.tiny_world import COLOURS, write_images, write_model
 from visfeed.agents.sweep import LocalExecutor
 from visfeed.agents.sweep.cells import EXECUTOR_FILE
 from visfeed.cli import app
@@ -58,6 +58,22 @@ def spec_file(world: dict, name: str = "spec.yaml", **changes: object) -> Path:
         ({"backbones": [{"name": "t", "set": {"patience": 0}}]}, "cell shapes__t__support.scripted_provider-make__s3"),
         ({"config": {"seed": 1}}, "config: the grid axes"),
         ({"methods": ["optimised"]}, "methods.0: Input should be"),
+        (
+            {
+                "datasets": [
+                    {"name": "s", "dataset": "imagefolder", "root": "images", "descriptions": {"names": "d.json"}}
+                ]
+            },
+            "the built-in methods' rows",
+        ),
+        (
+            {
+                "datasets": [
+                    {"name": "s", "dataset": "imagefolder", "root": "images", "descriptions": {"p": "nope.json"}}
+                ]
+            },
+            "nope.json does not exist",
+        ),
     ],
 )
 def test_a_bad_spec_is_a_usage_error_naming_the_field(world: dict, changes: dict, expected: str) -> None:
@@ -110,6 +126,30 @@ def test_sweep_runs_summarizes_and_skips_done_cells_when_run_again(world: dict) 
         "k_shot": 2, "max_iterations": 1, "n_init": 4, "device": "cpu", "mutate_scope": "all",
         "embedding_cache": "emb.sqlite"})), "-o", str(target), "-q"])  # fmt: skip
     assert res.exit_code == 2 and "k_shot: 3 -> 2" in res.output
+
+
+def test_published_sets_are_rows_scored_on_each_cells_test_split_as_eval_scores_them(world: dict) -> None:
+    (world["base"] / "pub.json").write_text(json.dumps({c: [f"a {c} disc", "round"] for c in COLOURS}))
+    shapes = {"name": "shapes", "dataset": "imagefolder", "root": "images", "descriptions": {"pub": "dclip:pub.json"}}
+    spec = spec_file(world, "published.yaml", datasets=[shapes])
+    target = world["base"] / "published"
+    res = runner.invoke(app, ["sweep", str(spec), "-o", str(target), "-q"])
+    assert res.exit_code == 0, res.output
+    summary = json.loads((target / "summary.json").read_text())
+    assert summary["methods"][-1] == "pub" and summary["accuracy"]["pub"]["shapes × tiny"]["n"] == 1
+    scored = world["base"] / "pub-eval.json"
+    source = f"dclip:{world['base'] / 'pub.json'}"
+    res = runner.invoke(app, ["eval", "-d", "imagefolder", "--root", str(world["images"]), "--backbone",
+                              str(world["backbone"]), "--seeds", "3", "--set", "k_shot=3", "--set", "device=cpu",
+                              "--set", f"embedding_cache={world['base'] / 'emb.sqlite'}", "-D", source,
+                              "--out", str(scored)])  # fmt: skip
+    assert res.exit_code == 0, res.output
+    expected = json.loads(scored.read_text())["methods"][source]["mean"]
+    assert summary["accuracy"]["pub"]["shapes × tiny"]["mean"] == pytest.approx(expected)
+    cell = next((target / "cells").iterdir())
+    before = (cell / "published.json").stat().st_mtime_ns
+    res = runner.invoke(app, ["sweep", str(spec), "-o", str(target), "-q"])  # done cell, set already scored
+    assert res.exit_code == 0 and (cell / "published.json").stat().st_mtime_ns == before
 
 
 def test_embed_fills_the_cache_then_finds_everything_cached(world: dict) -> None:

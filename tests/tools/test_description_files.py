@@ -15,8 +15,9 @@ from visfeed.agents.nodes.initialize import load_description_file
 from visfeed.cli import app
 from visfeed.cli.common import console, out
 from visfeed.errors import ConfigError
+from visfeed.state.templates import parse_source
 from visfeed.tools.cache import text_key
-from visfeed.tools.description_files import dclip_clause, parse_source, read_description_file
+from visfeed.tools.description_files import dclip_clause, read_description_file
 
 runner = CliRunner()
 out.width = console.width = 250  # rich would wrap the error lines the tests look for at 80 columns

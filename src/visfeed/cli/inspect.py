@@ -171,6 +171,7 @@ def eval_command(
     from visfeed.agents.resources import build_scoring, visual_words_control
     from visfeed.state.config import RunConfig
     from visfeed.state.image_side import parse_image_side
+    from visfeed.state.templates import parse_source
     from visfeed.tools.baselines import (
         description_prompts,
         names_prompts,
@@ -178,7 +179,7 @@ def eval_command(
         template_prompts,
         waffle_prompts,
     )
-    from visfeed.tools.description_files import parse_source, read_description_file
+    from visfeed.tools.description_files import read_description_file
 
     try:
         seed_list = [int(s) for s in seeds.split(",") if s.strip()]

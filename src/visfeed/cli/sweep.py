@@ -49,10 +49,14 @@ def sweep_command(
       visfeed sweep spec.yaml --ray-address ray://head:10001 --out /shared/sweeps/table1
     """
     from visfeed.state.sweep import expand, load_spec
+    from visfeed.state.templates import parse_source
+    from visfeed.tools.description_files import read_description_file
 
     cfg = load_spec(spec)
     target = sweep_dir or Path("sweeps") / cfg.name
     cells = expand(cfg, target, base=spec.resolve().parent)
+    for source in dict.fromkeys(s for c in cells for s in c.descriptions.values()):
+        read_description_file(*parse_source(source))  # a missing or malformed file is a usage error up front
     outcomes = []
     if not summary_only:
         outcomes = _run_cells(spec, cfg, cells, target, address=ray_address, ray=ray or ray_address is not None,
@@ -110,7 +114,7 @@ def _write_summary(cfg: SweepSpec, cells: list[Cell], target: Path) -> None:
     from visfeed.evals.sweep_summary import summarize_sweep, summary_csv
     from visfeed.fileio import write_json_atomic, write_text_atomic
 
-    summary = summarize_sweep(cfg.name, cells, list(cfg.methods))
+    summary = summarize_sweep(cfg.name, cells, cfg.rows)
     target.mkdir(parents=True, exist_ok=True)
     write_json_atomic(target / "summary.json", summary.model_dump(mode="json"))
     write_text_atomic(target / "summary.csv", summary_csv(summary))

@@ -17,7 +17,7 @@ import numpy as np
 from pydantic import BaseModel, Field
 
 from visfeed.state.rundir import TRACE_FILE, RunResult, load_result
-from visfeed.state.sweep import Cell
+from visfeed.state.sweep import Cell, read_published
 
 COST_ROWS = ("LLM calls", "tokens", "wall s")
 _TAIL_BYTES = 256 * 1024  # the live status reads only the end of a trace
@@ -122,13 +122,19 @@ def cell_status(cell: Cell) -> CellStatus:
     return status
 
 
-def _test_percent(result: RunResult, method: str) -> float | None:
-    score = result.optimized if method == "optimized" else result.baselines.get(method)
+def _test_percent(result: RunResult, published: dict[str, dict[str, object]], row: str) -> float | None:
+    """A row's test accuracy in one cell: a method of its result.json, or a published set it scored."""
+    if row in published:
+        return 100.0 * float(str(published[row]["test_accuracy"]))
+    score = result.optimized if row == "optimized" else result.baselines.get(row)
     return None if score is None or score.test_accuracy is None else 100.0 * score.test_accuracy
 
 
 def summarize_sweep(name: str, cells: list[Cell], methods: list[str]) -> SweepSummary:
-    """Build the table from the cells' results; cells that have not finished are left out of every mean."""
+    """Build the table from the cells' results; cells that have not finished are left out of every mean.
+
+    ``methods``: the accuracy rows, built-in methods and published sets (``SweepSpec.rows``).
+    """
     columns = list(dict.fromkeys(c.column for c in cells))
     acc: dict[str, dict[str, list[float]]] = {m: {c: [] for c in columns} for m in methods}
     cost: dict[str, dict[str, list[float]]] = {k: {c: [] for c in columns} for k in COST_ROWS}
@@ -136,8 +142,9 @@ def summarize_sweep(name: str, cells: list[Cell], methods: list[str]) -> SweepSu
         result = load_result(cell.run_dir)
         if result is None or not (result.status == "completed" or result.status.startswith("stopped")):
             continue
+        published = read_published(cell.run_dir)
         for m in methods:
-            value = _test_percent(result, m)
+            value = _test_percent(result, published, m)
             if value is not None:
                 acc[m][cell.column].append(value)
         llm = result.llm

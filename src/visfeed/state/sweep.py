@@ -11,6 +11,7 @@ spec file's folder, so a spec can be committed beside its data.
 
 from __future__ import annotations
 
+import json
 import re
 from collections.abc import Mapping
 from pathlib import Path
@@ -20,11 +21,13 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 
 from visfeed.errors import ConfigError
 from visfeed.state.config import DEFAULT_MODEL, RunConfig, format_validation_error, read_config_file
+from visfeed.state.templates import parse_source
 
 #: The rows a sweep summary can show, in table order: what ``result.json`` scores for every run.
 Method = Literal["names", "templates", "llm_oneshot", "waffle", "visual_words", "optimized"]
 METHODS: tuple[Method, ...] = ("names", "templates", "llm_oneshot", "waffle", "visual_words", "optimized")
 SWEEP_FILE = "sweep.yaml"  # the spec as run, written into the sweep directory
+PUBLISHED_FILE = "published.json"  # in a cell's run directory: row -> {source, test_accuracy} of published sets
 CELLS_DIR = "cells"
 _SLUG = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*$")
 #: Cell fields the grid sets; a ``set`` or ``config`` mapping may not set them (the grid decides).
@@ -76,11 +79,29 @@ class DatasetEntry(_Entry):
     dataset: str = Field(default="world", description="'world' or a dataset name (see `visfeed datasets`).")
     root: Path | None = Field(default=None, description="Folder (or file) holding the dataset.")
     world_spec: Path | None = Field(default=None, description="World spec YAML for dataset 'world'.")
+    descriptions: dict[str, str] = Field(
+        default_factory=dict,
+        description="Published description sets scored on this dataset's cells, as rows of the table: row name "
+        "-> '[FORMAT:]FILE' (CuPL JSON, 'class: prompt' lines, DCLIP descriptors, IVF *_sota.txt; as `eval -D`).",
+    )
 
     @model_validator(mode="before")
     @classmethod
     def _shorthand(cls, data: Any) -> Any:
         return {"dataset": data} if isinstance(data, str) else data
+
+    @field_validator("descriptions")
+    @classmethod
+    def _descriptions(cls, v: dict[str, str]) -> dict[str, str]:
+        clash = sorted(set(v) & set(METHODS))
+        if clash:
+            raise ValueError(f"row names {clash} are the built-in methods' rows; name the published sets otherwise")
+        for source in v.values():
+            try:
+                parse_source(source)
+            except ConfigError as exc:
+                raise ValueError(str(exc)) from None
+        return v
 
     @property
     def label(self) -> str:
@@ -151,6 +172,11 @@ class SweepSpec(BaseModel):
     )
     limits: Limits = Field(default_factory=Limits)
 
+    @property
+    def rows(self) -> list[str]:
+        """The summary's accuracy rows: the chosen methods, then every published set (in spec order)."""
+        return [*self.methods, *dict.fromkeys(name for d in self.datasets for name in d.descriptions)]
+
     @field_validator("name")
     @classmethod
     def _name(cls, v: str) -> str:
@@ -190,6 +216,9 @@ class Cell(BaseModel):
     column: str = Field(description="Summary column: dataset × backbone (× provider when the sweep has several).")
     gpu: bool | None = None
     config: RunConfig
+    descriptions: dict[str, str] = Field(
+        default_factory=dict, description="Published sets to score on its test split: row -> 'FORMAT:FILE'."
+    )
 
     @property
     def run_dir(self) -> Path:
@@ -203,6 +232,15 @@ def _resolve(path: Path | None, base: Path) -> Path | None:
         return None
     path = path.expanduser()
     return path if path.is_absolute() else (base / path).resolve()
+
+
+def _published(sources: dict[str, str], base: Path) -> dict[str, str]:
+    """Published sets with their files read from the spec's folder, format named: row -> 'FORMAT:FILE'."""
+    out = {}
+    for row, source in sources.items():
+        path, fmt = parse_source(source)
+        out[row] = f"{fmt}:{_resolve(path, base)}"
+    return out
 
 
 def cell_id(dataset: str, backbone: str, provider: str, seed: int) -> str:
@@ -243,7 +281,7 @@ def expand(spec: SweepSpec, sweep_dir: Path, *, base: Path | None = None) -> lis
                     column = f"{d.label} × {b.label}" + (f" × {provider}" if len(spec.providers) > 1 else "")
                     cells.append(
                         Cell(id=cid, dataset=d.label, backbone=b.label, provider=provider, seed=seed, column=column,
-                             gpu=b.gpu, config=config)
+                             gpu=b.gpu, config=config, descriptions=_published(d.descriptions, base))
                     )  # fmt: skip
     return cells
 
@@ -261,6 +299,18 @@ def _fields_at(loc: tuple[int | str, ...]) -> list[str]:
     models: dict[str, type[BaseModel]] = {"datasets": DatasetEntry, "backbones": BackboneEntry, "limits": Limits}
     model = models.get(str(loc[0]), SweepSpec) if loc else SweepSpec
     return list(model.model_fields)
+
+
+def read_published(run_dir: Path) -> dict[str, dict[str, Any]]:
+    """A cell's scored published sets (row -> {"source", "test_accuracy"}); empty when none were scored."""
+    path = run_dir / PUBLISHED_FILE
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        return {}
+    except (OSError, ValueError) as exc:
+        raise ConfigError(f"{path} is not readable JSON ({exc}); delete it to score the published sets again") from None
+    return dict(data)
 
 
 def load_spec(path: Path) -> SweepSpec:

@@ -7,6 +7,9 @@ three must agree on every character (the embedding cache is keyed by exact text)
 
 from __future__ import annotations
 
+from pathlib import Path
+from typing import Literal, cast, get_args
+
 from visfeed.errors import ConfigError
 
 DEFAULT_TEMPLATE = "{classname}, which has {description}"
@@ -14,6 +17,27 @@ NAMELESS_TEMPLATE = "{description}"
 
 #: Class name -> full prompt sentences (CuPL format).
 PromptSet = dict[str, list[str]]
+
+#: Description file formats (read by ``visfeed.tools.description_files``); ``auto`` detects by its rules.
+FileFormat = Literal["cupl", "lines", "dclip", "ivf"]
+DescriptionFormat = Literal["auto", "cupl", "lines", "dclip", "ivf"]
+FORMATS: tuple[str, ...] = get_args(DescriptionFormat)
+
+
+def check_format(fmt: str) -> DescriptionFormat:
+    """A user-given format name, checked (usage error listing the known ones)."""
+    key = fmt.strip().lower()
+    if key not in FORMATS:
+        raise ConfigError(f"unknown description file format {fmt!r}; known: {', '.join(FORMATS)}")
+    return cast(DescriptionFormat, key)
+
+
+def parse_source(spec: str, default: str = "auto") -> tuple[Path, DescriptionFormat]:
+    """``FORMAT:PATH`` or ``PATH`` -> (path, format); a prefix is taken only when it names a format."""
+    head, sep, rest = spec.partition(":")
+    if sep and head.strip().lower() in FORMATS and rest:
+        return Path(rest), check_format(head)
+    return Path(spec), check_format(default)
 
 
 def check_template(template: str) -> str:

@@ -24,18 +24,14 @@ import logging
 import re
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Literal, cast, get_args
 
 from pydantic import BaseModel, ConfigDict, Field
 
 from visfeed.errors import ConfigError
-from visfeed.state.templates import PromptSet
+from visfeed.state.templates import DescriptionFormat, FileFormat, PromptSet, check_format
 
 logger = logging.getLogger(__name__)
 
-FileFormat = Literal["cupl", "lines", "dclip", "ivf"]
-DescriptionFormat = Literal["auto", "cupl", "lines", "dclip", "ivf"]
-FORMATS: tuple[str, ...] = get_args(DescriptionFormat)
 #: Formats whose texts are short descriptors joined to the class name, not whole prompt sentences.
 DESCRIPTOR_FORMATS = ("dclip", "ivf")
 _DCLIP_NAME = re.compile(r"^descriptors_.*\.json$", re.IGNORECASE)
@@ -112,22 +108,6 @@ def dclip_clause(descriptor: str) -> str:
     if d.startswith(("has", "often", "typically", "may", "can")):
         return f"which {d}"
     return f"which has {d}"
-
-
-def check_format(fmt: str) -> DescriptionFormat:
-    """A user-given format name, checked (usage error listing the known ones)."""
-    key = fmt.strip().lower()
-    if key not in FORMATS:
-        raise ConfigError(f"unknown description file format {fmt!r}; known: {', '.join(FORMATS)}")
-    return cast(DescriptionFormat, key)
-
-
-def parse_source(spec: str, default: str = "auto") -> tuple[Path, DescriptionFormat]:
-    """``FORMAT:PATH`` or ``PATH`` -> (path, format); a prefix is taken only when it names a format."""
-    head, sep, rest = spec.partition(":")
-    if sep and head.strip().lower() in FORMATS and rest:
-        return Path(rest), check_format(head)
-    return Path(spec), check_format(default)
 
 
 def detect_format(path: Path, text: str) -> FileFormat:

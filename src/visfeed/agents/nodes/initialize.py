@@ -15,7 +15,8 @@ from visfeed.agents.prompting import PROSE_ASPECTS, messages, prose_requests, qu
 from visfeed.agents.schemas import batch_to_map, clean_description, names_other_class
 from visfeed.errors import BudgetExceeded, ConfigError
 from visfeed.state.models import Descriptions, GraphState, LineageEntry
-from visfeed.tools.description_files import parse_source, read_description_file
+from visfeed.state.templates import parse_source
+from visfeed.tools.description_files import read_description_file
 
 log = logging.getLogger(__name__)
 

@@ -23,7 +23,8 @@ from visfeed.errors import ConfigError, VisfeedError
 from visfeed.fileio import write_json_atomic
 from visfeed.state.config import RunConfig
 from visfeed.state.rundir import CONFIG_FILE, load_result
-from visfeed.state.sweep import Cell
+from visfeed.state.sweep import PUBLISHED_FILE, Cell, read_published
+from visfeed.state.templates import parse_source
 
 log = logging.getLogger(__name__)
 
@@ -79,19 +80,47 @@ def _record_attempt(cell: Cell) -> None:
     write_json_atomic(path, {"cell": cell.id, "attempts": attempts})
 
 
+def score_published(cell: Cell) -> None:
+    """Score the cell's published description sets on its test split, into ``published.json``.
+
+    A published set is scored like a baseline of the run: same split, backbone and embedding cache (so
+    nothing is embedded twice), once. Sets already scored from the same file are kept, so adding a set to
+    the spec scores only the new one.
+    """
+    scored = read_published(cell.run_dir)
+    todo = {row: src for row, src in cell.descriptions.items() if scored.get(row, {}).get("source") != src}
+    if not todo:
+        return
+    from visfeed.agents.resources import build_scoring
+    from visfeed.tools.baselines import prompt_objective
+    from visfeed.tools.description_files import read_description_file
+
+    data = build_scoring(cell.config)
+    test = data.test_loader()
+    for row, source in todo.items():
+        prompts = read_description_file(*parse_source(source)).for_classes(data.classnames)
+        obj = prompt_objective(
+            data.encoder, data.classnames, prompts, test.image_emb, test.labels, device=cell.config.device
+        )
+        scored[row] = {"source": source, "test_accuracy": obj.n_correct / obj.n_images}
+    write_json_atomic(cell.run_dir / PUBLISHED_FILE, scored)
+
+
 def run_cell(cell: Cell) -> CellOutcome:
-    """Run, continue or skip one cell; a run that fails is recorded in its result and left resumable."""
+    """Run, continue or skip one cell, then score its published sets; a failed run is left resumable."""
     t0 = time.perf_counter()
     done = load_result(cell.run_dir)
-    if done is not None and is_done(done.status):
-        return CellOutcome(id=cell.id, status=done.status, skipped=True)
-    _record_attempt(cell)
+    skipped = done is not None and is_done(done.status)
     try:
-        if (cell.run_dir / CONFIG_FILE).is_file():
-            result = resume(cell.run_dir)
+        if done is not None and skipped:
+            status = done.status
         else:
-            result = optimize(cell.config)
-    except VisfeedError as exc:  # data, backbone or provider problems raised before the run started
-        log.error("cell %s could not start: %s", cell.id, exc)
+            _record_attempt(cell)
+            resuming = (cell.run_dir / CONFIG_FILE).is_file()
+            status = (resume(cell.run_dir) if resuming else optimize(cell.config)).status
+        if is_done(status):
+            score_published(cell)
+    except VisfeedError as exc:  # data, backbone, provider or published-set problems
+        log.error("cell %s failed: %s", cell.id, exc)
         return CellOutcome(id=cell.id, status=f"failed: {exc}", wall_s=time.perf_counter() - t0)
-    return CellOutcome(id=cell.id, status=result.status, wall_s=time.perf_counter() - t0)
+    return CellOutcome(id=cell.id, status=status, skipped=skipped, wall_s=time.perf_counter() - t0)
