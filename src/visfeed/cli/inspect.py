@@ -132,7 +132,8 @@ def read_descriptions(path: Path) -> dict[str, list[str]]:
     return prompts
 
 
-def _check_covers(path: Path, prompts: Mapping[str, list[str]], classnames: list[str]) -> None:
+def check_covers(path: Path, prompts: Mapping[str, list[str]], classnames: list[str]) -> None:
+    """Usage error unless the file has prompts for every class."""
     missing = [c for c in classnames if not prompts.get(c)]
     if missing:
         raise ConfigError(f"description file {path} has no prompts for classes {missing[:5]} ({len(missing)} missing)")
@@ -195,7 +196,7 @@ def eval_command(
         if control is not None:
             sets["visual_words"] = description_prompts(control, cfg.resolved_template)
         for name, prompts in files.items():
-            _check_covers(Path(name), prompts, data.classnames)
+            check_covers(Path(name), prompts, data.classnames)
             sets[name] = prompts
         for name, prompts in sets.items():
             obj = prompt_objective(
