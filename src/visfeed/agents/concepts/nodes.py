@@ -18,15 +18,7 @@ from langgraph.runtime import Runtime
 from pydantic import BaseModel
 
 from visfeed.agents.concepts.context import ConceptContext
-from visfeed.agents.concepts.schemas import (
-    EXAMPLE_ATTRIBUTES,
-    EXAMPLE_PARTS,
-    EXAMPLE_VALUE,
-    AttributeList,
-    PartList,
-    ValueAnswer,
-    screen,
-)
+from visfeed.agents.concepts.schemas import AttributeList, PartList, ValueAnswer, screen
 from visfeed.agents.nodes.common import gather_budgeted
 from visfeed.agents.prompting import load_prompt, with_article
 from visfeed.errors import ProviderError
@@ -51,10 +43,10 @@ def concept_messages(name: str, **fields: object) -> list[BaseMessage]:
     ]
 
 
-async def _ask(ctx: ConceptContext, msgs: list[BaseMessage], schema: type[T], example: T, task: str) -> T | None:
+async def _ask(ctx: ConceptContext, msgs: list[BaseMessage], schema: type[T], task: str) -> T | None:
     """One request; an answer that never validated is traced and skipped (None), not fatal."""
     try:
-        return await ctx.client.astructured(msgs, schema, task=task, example=example)
+        return await ctx.client.astructured(msgs, schema, task=task)
     except StructuredOutputError as exc:
         log.warning("task %s: no valid answer: %s", task, exc)
         ctx.tracer.emit("llm_invalid", task=task, error=str(exc))
@@ -62,10 +54,10 @@ async def _ask(ctx: ConceptContext, msgs: list[BaseMessage], schema: type[T], ex
 
 
 async def _ask_all(
-    ctx: ConceptContext, requests: Sequence[tuple[list[BaseMessage], str]], schema: type[T], example: T, task: str
+    ctx: ConceptContext, requests: Sequence[tuple[list[BaseMessage], str]], schema: type[T], task: str
 ) -> list[T | None]:
     """The requests concurrently (the client bounds them); a spent budget ends the build with what came."""
-    coros: list[Awaitable[T | None]] = [_ask(ctx, m, schema, example, f"{task}:{what}") for m, what in requests]
+    coros: list[Awaitable[T | None]] = [_ask(ctx, m, schema, f"{task}:{what}") for m, what in requests]
     results, budget_hit = await gather_budgeted(coros)
     if budget_hit:
         log.warning("the LLM budget ran out during %s; the tree keeps what came before", task)
@@ -106,7 +98,7 @@ async def propose_parts(state: ConceptState, runtime: Runtime[ConceptContext]) -
             else:
                 msgs = concept_messages("subparts", domain=ctx.domain, part=path.replace(PART_SEPARATOR, " "), n=limit)
             requests.append((msgs, path or "root"))
-        answers = await _ask_all(ctx, requests, PartList, EXAMPLE_PARTS, "parts")
+        answers = await _ask_all(ctx, requests, PartList, "parts")
         for path, (msgs, _), ans in zip(frontier, requests, answers, strict=True):
             prompt = str(msgs[-1].content)
             above = set(path.split(PART_SEPARATOR))  # a sub-part named like its parent says nothing new
@@ -138,7 +130,7 @@ async def propose_attributes(state: ConceptState, runtime: Runtime[ConceptContex
         requests = [
             (concept_messages("attributes", domain=ctx.domain, part=_spoken(p), n=s.max_attributes), p) for p in leaves
         ]
-        answers = await _ask_all(ctx, requests, AttributeList, EXAMPLE_ATTRIBUTES, "attributes")
+        answers = await _ask_all(ctx, requests, AttributeList, "attributes")
         attributes = {}
         for path, (msgs, _), ans in zip(leaves, requests, answers, strict=True):
             attributes[path] = _names(
@@ -169,7 +161,7 @@ async def propose_values(state: ConceptState, runtime: Runtime[ConceptContext]) 
         )
         for p, a, c in keys
     ]
-    answers = await _ask_all(ctx, requests, ValueAnswer, EXAMPLE_VALUE, "value")
+    answers = await _ask_all(ctx, requests, ValueAnswer, "value")
     accepted: list[tuple[str, str, str, str]] = []
     rejected: list[dict[str, str]] = []
     for (p, a, c), (msgs, what), ans in zip(keys, requests, answers, strict=True):
