@@ -41,7 +41,9 @@ def data_args(world: dict) -> list[str]:
 @pytest.fixture(scope="module")
 def built(world: dict) -> Path:
     folder = world["base"] / "tree"
-    res = runner.invoke(app, ["concepts", "build", "-o", str(folder), "-p", PROVIDER, "--domain", "fruit", *data_args(world)])
+    res = runner.invoke(
+        app, ["concepts", "build", "-o", str(folder), "-p", PROVIDER, "--domain", "fruit", *data_args(world)]
+    )
     assert res.exit_code == 0, res.output
     assert "clues on parts" in res.output and "dropped" in res.output
     return folder
@@ -78,7 +80,9 @@ def test_fit_scores_models_and_baselines(fitted: Path) -> None:
 
 def test_explain_prints_and_writes_clues(world: dict, fitted: Path, tmp_path: Path) -> None:
     image = next((Path(world["images"]) / "lime").glob("*.png"))
-    res = runner.invoke(app, ["concepts", "explain", str(image), "-m", str(fitted), "--json", str(tmp_path / "why.json")])
+    res = runner.invoke(
+        app, ["concepts", "explain", str(image), "-m", str(fitted), "--json", str(tmp_path / "why.json")]
+    )
     assert res.exit_code == 0, res.output
     why = json.loads((tmp_path / "why.json").read_text())
     assert why[0]["image"] == str(image) and why[0]["predicted"] in {"cherry", "lemon", "lime"}

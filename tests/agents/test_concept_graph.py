@@ -79,3 +79,28 @@ def test_a_second_build_into_the_same_folder_is_refused(tmp_path: Path) -> None:
     build(tmp_path, ScriptedChat(attrs=ATTRS))
     with pytest.raises(Exception, match="already holds a tree build"):
         build(tmp_path, ScriptedChat(attrs=ATTRS))
+
+
+@pytest.mark.parametrize(
+    ("answer", "kept", "reason"),
+    [
+        ("The color of the skin of a lime is bright green.", "bright green", None),
+        ("Light Green", "light green", None),
+        ("black, not red", None, "negation"),
+        ("One to five words.", None, "copies the prompt"),  # the schema's own field description
+        ("lime", None, "copies the prompt"),
+        ("The skin of a plum is typically green, with the fruit being usually red.", None, "more than 5 words"),
+        ('{"value": "x"}', None, "markup"),
+    ],
+)
+def test_screen_keeps_values_and_names_why_it_drops(answer: str, kept: str | None, reason: str | None) -> None:
+    from visfeed.agents.concepts.nodes import concept_messages
+    from visfeed.agents.concepts.schemas import screen
+
+    prompt = str(
+        concept_messages("value", thing="a lime", domain="fruit", attribute="color", part="skin", words=5)[-1].content
+    )
+    text, why = screen(answer, own="lime", prompt=prompt, max_words=5)
+    assert why == reason
+    if kept is not None:
+        assert text == kept

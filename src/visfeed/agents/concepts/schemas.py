@@ -34,6 +34,11 @@ class ValueAnswer(BaseModel):
 
 
 _ECHO = re.compile(r"^.*?\b(?:is|are)\s+(?:an?\s+)?")
+_NEGATION = re.compile(r"\b(?:not|no|never|none|without|n't)\b", re.IGNORECASE)
+# What the schemas themselves say: an answer made only of these words copies the request format.
+_SCHEMA_TEXT = " ".join(
+    f.description or "" for m in (PartList, AttributeList, ValueAnswer) for f in m.model_fields.values()
+)
 
 
 def strip_echo(text: str, question_words: set[str]) -> str:
@@ -52,12 +57,15 @@ def screen(text: str, *, own: str, prompt: str, max_words: int) -> tuple[str, st
     """The cleaned, normalised text and why it cannot be used (None if it can).
 
     The optimizer's junk filter (markup, schema words, echoes of the request) plus what a name or value must
-    be here: at most ``max_words`` words once a restated question is cut off.
+    be here: at most ``max_words`` words once a restated question is cut off, and no negation (as Hi-CoDe:
+    "black, not red" states two values, one of them false).
     """
     t = normalize_value(clean_description(text))
     t = normalize_value(strip_echo(t, set(re.findall(r"[a-z]+", f"{prompt} {own}".casefold()))))
     if not t:
         return t, "empty"
+    if _NEGATION.search(t):
+        return t, "negation"
     if len(t.split()) > max_words:
         return t, f"more than {max_words} words"
-    return t, junk_reason(t, own, prompt, min_words=1, instructions=False)
+    return t, junk_reason(t, own, f"{prompt} {_SCHEMA_TEXT}", min_words=1, instructions=False)

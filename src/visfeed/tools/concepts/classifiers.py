@@ -96,11 +96,11 @@ def make_classifier(kind: ClassifierKind, groups: Sequence[str], seed: int) -> A
     if kind == "logistic":
         return logistic()
     if kind == "forest":
-        return RandomForestClassifier(n_estimators=200, random_state=seed, n_jobs=1)
+        return RandomForestClassifier(n_estimators=100, random_state=seed, n_jobs=1)
     raise ConfigError(f"unknown classifier {kind!r}; choose one of {', '.join(CLASSIFIERS)}")
 
 
-def permutation_scores(model: Any, X: pd.DataFrame, y: np.ndarray, *, seed: int, n_repeats: int = 5) -> np.ndarray:
+def permutation_scores(model: Any, X: pd.DataFrame, y: np.ndarray, *, seed: int, n_repeats: int = 3) -> np.ndarray:
     """Mean drop of accuracy when each column is shuffled (scikit-learn's permutation importance)."""
     result = permutation_importance(model, X, y, scoring="accuracy", n_repeats=n_repeats, random_state=seed, n_jobs=1)
     return np.asarray(result["importances_mean"])
