@@ -1,4 +1,8 @@
-"""The concept-tree graph (wiring only): parts [-> sub-parts]* -> attributes -> values -> tree."""
+"""The concept-tree graph (wiring only): parts [-> sub-parts]* -> attributes -> values -> tree.
+
+``build_graph()`` returns the compiled graph (the runner passes the SQLite checkpointer); ``langgraph dev``
+loads the module-level ``graph`` (see ``langgraph.json``). Nodes need a :class:`ConceptContext` at run time.
+"""
 
 from __future__ import annotations
 
@@ -35,3 +39,6 @@ def build_graph(checkpointer: Checkpointer = None) -> Any:
     builder.add_edge("propose_values", "assemble_tree")
     builder.add_edge("assemble_tree", END)
     return builder.compile(checkpointer=checkpointer, name="visfeed-concepts")
+
+
+graph = build_graph()
