@@ -13,7 +13,7 @@ from tests.evals.test_report import CHROMIUM, FLAGS
 from tests.support.required import missing_part
 from typer.testing import CliRunner
 
-from support.tiny_world import write_images, write_model
+from support.tiny_world import tiny_world
 from visfeed.cli import app
 from visfeed.cli.common import console, out
 
@@ -24,13 +24,7 @@ PROVIDER = "support.scripted_provider:make"
 
 @pytest.fixture(scope="module")
 def world(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path | str]:
-    base = tmp_path_factory.mktemp("concepts")
-    return {
-        "base": base,
-        "images": write_images(base / "images"),
-        "backbone": write_model(base / "model"),
-        "cache": base / "emb.sqlite",
-    }
+    return tiny_world(tmp_path_factory.mktemp("concepts"))
 
 
 def data_args(world: dict) -> list[str]:
