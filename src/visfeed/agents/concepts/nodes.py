@@ -22,7 +22,14 @@ from visfeed.agents.concepts.schemas import AttributeList, PartList, ValueAnswer
 from visfeed.agents.nodes.common import gather_budgeted
 from visfeed.agents.prompting import load_prompt, with_article
 from visfeed.errors import ProviderError
-from visfeed.state.concepts import PART_SEPARATOR, ConceptState, ConceptTree, merge_values, normalize_value
+from visfeed.state.concepts import (
+    PART_SEPARATOR,
+    ConceptPart,
+    ConceptState,
+    ConceptTree,
+    merge_values,
+    normalize_value,
+)
 from visfeed.tools.llm import StructuredOutputError
 
 log = logging.getLogger(__name__)
@@ -185,7 +192,7 @@ async def assemble_tree(state: ConceptState, runtime: Runtime[ConceptContext]) -
     pruned = state.model_copy(
         update={"attributes": {p: [a for a in attrs if (p, a) in used] for p, attrs in state.attributes.items()}}
     )
-    parts = [p for p in pruned.part_models() if _has_attributes(p)]
+    parts = _prune(pruned.part_models())
     if not values or not parts:
         raise ConceptBuildError(
             f"the LLM gave no usable concept value ({len(state.rejected)} answers dropped; see `visfeed trace` "
@@ -197,7 +204,11 @@ async def assemble_tree(state: ConceptState, runtime: Runtime[ConceptContext]) -
     return {"tree": tree.model_dump(mode="json")}
 
 
-def _has_attributes(part: Any) -> bool:
-    """Keep a part if it or a sub-part has attributes; drop empty sub-parts on the way."""
-    part.parts = [p for p in part.parts if _has_attributes(p)]
-    return bool(part.attributes or part.parts)
+def _prune(parts: list[ConceptPart]) -> list[ConceptPart]:
+    """The parts that have attributes, or sub-parts that do (recursively); the rest carry no clue."""
+    out = []
+    for p in parts:
+        kids = _prune(p.parts)
+        if p.attributes or kids:
+            out.append(p.model_copy(update={"parts": kids}))
+    return out

@@ -97,6 +97,10 @@ def plot_confusion(conf: list[list[int]], classnames: list[str]) -> Figure:
     return fig
 
 
+def _pct(v: float | None) -> str:
+    return "" if v is None else f"{v:.1f}"
+
+
 def render_html(r: ConceptReport) -> str:
     """The whole report as one HTML string (no external requests)."""
     ex = r.explained
@@ -109,11 +113,10 @@ def render_html(r: ConceptReport) -> str:
         ("clues", plot_bars(ex.importance, f"Most important clues (top {MAX_BARS})")),
         ("confusion", plot_confusion(ex.confusion, r.classnames)),
     ]
-    fmt = lambda v: "" if v is None else f"{v:.1f}"  # noqa: E731
     scores = html_table(
         ["classifier", "features", "columns kept", "validation (%)", "test (%)"],
         [
-            (s.classifier, s.source, f"{s.n_selected}/{s.n_features}", fmt(s.val_accuracy), fmt(s.test_accuracy))
+            (s.classifier, s.source, f"{s.n_selected}/{s.n_features}", _pct(s.val_accuracy), _pct(s.test_accuracy))
             for s in r.scores
         ]
         + [(name, "baseline", "", "", f"{v:.1f}") for name, v in r.baselines.items()],
