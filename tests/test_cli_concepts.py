@@ -118,3 +118,16 @@ def test_concept_report_renders_in_headless_chromium(fitted: Path, tmp_path: Pat
                          check=True, timeout=120, capture_output=True, text=True).stdout  # fmt: skip
     assert 'data-plots-loaded="5"' in dom  # tree, parts, attributes, clues, confusion
     assert 'id="plot-tree"' in dom and "Most confused pairs" in dom
+
+
+def test_a_hand_edited_tree_is_fitted_again(world: dict, built: Path, tmp_path: Path) -> None:
+    tree = json.loads((built / "tree.json").read_text())
+    tree["values"][0]["value"] = "violet"  # a person fixes a value the LLM got wrong
+    edited = tmp_path / "edited.json"
+    edited.write_text(json.dumps(tree))
+    folder = tmp_path / "refit"
+    res = runner.invoke(app, ["concepts", "fit", "--tree", str(edited), "-o", str(folder), "--no-selection",
+                              "--classifier", "logistic", "--backbone", world["backbone"], *data_args(world)])  # fmt: skip
+    assert res.exit_code == 0, res.output
+    clues = json.loads((folder / "scores.json").read_text())["explained"]["importance"]
+    assert any(c.endswith(" is violet") for c in clues) and len(clues) == len(tree["values"])
