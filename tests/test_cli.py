@@ -4,7 +4,7 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
-from support.tiny_world import write_images, write_model
+from support.tiny_world import tiny_world
 from visfeed.cli import app
 from visfeed.cli.common import console, out
 
@@ -15,13 +15,7 @@ PROVIDER = "support.scripted_provider:make"
 
 @pytest.fixture(scope="module")
 def world(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path | str]:
-    base = tmp_path_factory.mktemp("cli")
-    return {
-        "base": base,
-        "images": write_images(base / "images"),
-        "backbone": write_model(base / "model"),
-        "cache": base / "emb.sqlite",
-    }
+    return tiny_world(tmp_path_factory.mktemp("cli"))
 
 
 def optimize_args(world: dict, run_dir: Path, *extra: str) -> list[str]:

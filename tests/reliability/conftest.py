@@ -6,16 +6,10 @@ from typing import Any
 
 import pytest
 
-from support.tiny_world import write_images, write_model
+from support.tiny_world import tiny_world
 
 
 @pytest.fixture(scope="session")
 def world(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
     """ImageFolder of 3 classes, a ``local-dir:`` backbone and a private embedding cache, shared by the folder."""
-    base = tmp_path_factory.mktemp("reliability")
-    return {
-        "base": base,
-        "images": write_images(base / "images"),
-        "backbone": write_model(base / "model"),
-        "cache": base / "emb.sqlite",
-    }
+    return tiny_world(tmp_path_factory.mktemp("reliability"))

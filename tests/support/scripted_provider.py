@@ -11,6 +11,9 @@ an uninterrupted one:
 - a request in plain words ("Describe what a lemon looks like") gets a small model's prose (a preamble,
   numbered sentences with a label, and a stray schema word);
 - with tools bound (:class:`ToolScriptedChat`), it scores one trial description, then submits a batch;
+- concept-tree requests (the ``PartList``, ``AttributeList`` and ``ValueAnswer`` schemas) get parts and
+  attributes from ``CONCEPT_PARTS`` / ``CONCEPT_ATTRIBUTES`` with a schema-word echo mixed in (which the junk
+  filter must drop), and values from the class's attribute words (``attrs``) or ``WORDS``;
 - with ``script``, it replies with the script's items in order instead (strings, or exceptions to raise).
 
 It records every prompt (``state["prompts"]``) and every answered prompt's hash, can be slow (``delay_s``, ``VISFEED_TEST_LLM_DELAY``), raise on the n-th
@@ -42,6 +45,9 @@ VOCABULARY_REQUEST = "visual words or phrases"
 DISTRACTORS = ["shiny", "fresh", "tasty", "sweet", "smooth", "bright"]
 PROSE_REQUEST = re.compile(r"Describe what (?:an? )?(.+?) looks like")
 MUTATE_REQUEST = "apart from the classes it is confused with"  # the wording of agents/prompts/mutate.txt
+CONCEPT_PARTS = ["skin", "top", "flesh"]
+CONCEPT_ATTRIBUTES = ["color", "shape"]
+VALUE_REQUEST = re.compile(r"What is the (.+?) of the (.+) of an? ([^?]+)\?")
 
 
 class Interrupt(KeyboardInterrupt):
@@ -124,6 +130,8 @@ class ScriptedChat(BaseChatModel):
             reply = self._agent_turn(messages, key)
         elif VOCABULARY_REQUEST in prompt:
             reply = AIMessage(content=self._vocabulary())
+        elif (concept := self._concept(prompt, key)) is not None:
+            reply = AIMessage(content=concept)
         elif prose is not None and "JSON" not in prompt:
             reply = AIMessage(content=self._prose(prose.group(1), key))
         else:
@@ -172,6 +180,26 @@ class ScriptedChat(BaseChatModel):
                 descs.append(f"a {words[0]} {words[1]} look")
             entries.append({"class_name": c, "descriptions": descs})
         return {"classes": entries}
+
+    def _concept(self, prompt: str, key: str) -> str | None:
+        """An answer to a concept-tree request (None for any other request)."""
+        schema = prompt.replace(" ", "")
+        digest = bytes.fromhex(key)
+        if '"title":"PartList"' in schema:
+            if "smaller visible parts" in prompt:  # sub-parts: only the top has some
+                if "the top of" in prompt:
+                    return json.dumps({"parts": ["leaf", "top", "title:"]})
+                parent = next((p for p in CONCEPT_PARTS if f"the {p} of" in prompt), "skin")
+                return json.dumps({"parts": [parent]})  # named like its parent: no sub-part
+            return json.dumps({"parts": [*CONCEPT_PARTS, "description: part"]})
+        if '"title":"AttributeList"' in schema:
+            return json.dumps({"attributes": [*CONCEPT_ATTRIBUTES, "type'r"]})
+        if '"title":"ValueAnswer"' in schema:
+            found = VALUE_REQUEST.search(prompt)
+            cls = found.group(3) if found else ""
+            words = (self.attrs or {}).get(cls, WORDS)
+            return json.dumps({"value": f"{'The ' if digest[1] % 2 else ''}{words[digest[0] % len(words)].title()}."})
+        return None
 
     def _vocabulary(self) -> str:
         """A list of visual words as a small model writes it: a preamble, bullets, a class name, a schema word."""

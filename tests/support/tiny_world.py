@@ -44,3 +44,13 @@ def write_images(root: Path, per_class: int = 10, seed: int = 0) -> Path:
             img[mask] = colour
             Image.fromarray(img).save(root / name / f"{i}.png")
     return root
+
+
+def tiny_world(base: Path) -> dict[str, Path | str]:
+    """The ImageFolder, the ``local-dir:`` backbone and a private embedding cache under ``base``."""
+    return {
+        "base": base,
+        "images": write_images(base / "images"),
+        "backbone": write_model(base / "model"),
+        "cache": base / "emb.sqlite",
+    }

@@ -56,9 +56,9 @@ _NUMBERS = {1: "one", 2: "two", 3: "three", 4: "four", 5: "five"}
 
 
 @functools.cache
-def load_prompt(name: str) -> Template:
-    """The prompt template ``prompts/<name>.txt`` shipped with the package."""
-    text = resources.files("visfeed.agents").joinpath("prompts", f"{name}.txt").read_text(encoding="utf-8")
+def load_prompt(name: str, folder: str = "prompts") -> Template:
+    """The prompt template ``<folder>/<name>.txt`` shipped with the package (under ``visfeed/agents``)."""
+    text = resources.files("visfeed.agents").joinpath(*folder.split("/"), f"{name}.txt").read_text(encoding="utf-8")
     return Template(text.strip())
 
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 import numpy as np
 
@@ -20,6 +21,9 @@ from visfeed.tools.datasets.base import Split
 from visfeed.tools.llm import ProviderHandle, resolve_provider
 from visfeed.tools.session import TextEncoder
 from visfeed.tools.visual_words import Vocabulary, WordSource, control_descriptions, load_vocabulary
+
+if TYPE_CHECKING:
+    from visfeed.tools.vlm import VLM
 
 log = logging.getLogger(__name__)
 
@@ -84,20 +88,27 @@ def visual_words_control(data: ScoringData, cfg: RunConfig, extra: Sequence[str]
     return None if source is None else control_descriptions(source.probe(extra), cfg.visual_words_count)
 
 
-def build_scoring(cfg: RunConfig) -> ScoringData:
-    """Load the data and the backbone, embedding the feedback and validation images through the cache."""
+def build_vlm(cfg: RunConfig) -> VLM:
+    """The config's backbone with the shared embedding cache (the embedded default when none is named)."""
     from visfeed.tools.builtin_models import default_pretrained, visfeed_cache_dir
     from visfeed.tools.cache import EmbeddingCache
-    from visfeed.tools.datasets import load_for_config
     from visfeed.tools.vlm import VLM, BackboneRef
 
-    vocabulary = load_vocabulary(cfg.vocabulary)  # a bad file is a usage error, raised before any work
-    splits, report = load_for_config(cfg)
     pretrained = cfg.pretrained
     if pretrained is None and cfg.backbone == DEFAULT_MODEL:
         pretrained = str(default_pretrained())
     cache = EmbeddingCache(cfg.embedding_cache or visfeed_cache_dir() / "embeddings.sqlite")
-    vlm = VLM(BackboneRef(cfg.backbone, pretrained, cfg.allow_download), cache, device=cfg.device)
+    return VLM(BackboneRef(cfg.backbone, pretrained, cfg.allow_download), cache, device=cfg.device)
+
+
+def build_scoring(cfg: RunConfig) -> ScoringData:
+    """Load the data and the backbone, embedding the feedback and validation images through the cache."""
+    from visfeed.tools.datasets import load_for_config
+
+    vocabulary = load_vocabulary(cfg.vocabulary)  # a bad file is a usage error, raised before any work
+    splits, report = load_for_config(cfg)
+    vlm = build_vlm(cfg)
+    cache = vlm.cache
 
     def embed(split: Split) -> EmbeddedSplit:
         return EmbeddedSplit(vlm.embed_images(split.paths), np.asarray(split.labels, dtype=np.int64), list(split.paths))
@@ -139,10 +150,9 @@ def build_scoring(cfg: RunConfig) -> ScoringData:
     )
 
 
-def build_resources(cfg: RunConfig) -> RunResources:
-    """Scoring data (:func:`build_scoring`) plus the LLM provider."""
-    data = build_scoring(cfg)
-    handle = resolve_provider(
+def provider_handle(cfg: RunConfig) -> ProviderHandle:
+    """The config's LLM provider (the local server starts on its first call)."""
+    return resolve_provider(
         cfg.provider,
         base_url=cfg.base_url,
         temperature=cfg.resolved_temperature,
@@ -150,4 +160,9 @@ def build_resources(cfg: RunConfig) -> RunResources:
         local_seed=cfg.seed,
         local_chat_format=cfg.local_chat_format,
     )
-    return RunResources(**vars(data), handle=handle)
+
+
+def build_resources(cfg: RunConfig) -> RunResources:
+    """Scoring data (:func:`build_scoring`) plus the LLM provider."""
+    data = build_scoring(cfg)
+    return RunResources(**vars(data), handle=provider_handle(cfg))

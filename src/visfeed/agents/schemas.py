@@ -148,13 +148,17 @@ def content_words(text: str) -> list[str]:
     return [w for w in words if w not in _STOP_WORDS and w not in _NON_CONTENT]
 
 
-def junk_reason(text: str, own: str, prompt: str = "", *, min_words: int = MIN_CONTENT_WORDS) -> str | None:
+def junk_reason(
+    text: str, own: str, prompt: str = "", *, min_words: int = MIN_CONTENT_WORDS, instructions: bool = True
+) -> str | None:
     """Why ``text`` (a cleaned description of class ``own``) cannot be a description; None if it can.
 
     Dropped: markup and schema words (except words of the class's own name), fewer than ``min_words``
     content words, copies of the instructions or the worked examples (the text occurs in one of them),
     and echoes of ``prompt`` (every content word is in the request or the class name). Give ``prompt``
     only for short requests: against a long feedback prompt, recombined words would count as echoes.
+    ``instructions=False`` skips the copy check against the optimizer's instructions: a one-word concept
+    value ("red") occurs in them by chance, and the concept graph checks copies of its own prompts.
     """
     if _JUNK.search(text):
         return "markup"
@@ -166,7 +170,7 @@ def junk_reason(text: str, own: str, prompt: str = "", *, min_words: int = MIN_C
     if len(words) < min_words:
         return f"fewer than {min_words} content words"
     key = f" {_copy_key(text, own)} "
-    if any(key in f" {chunk} " for chunk in _instruction_chunks()):
+    if instructions and any(key in f" {chunk} " for chunk in _instruction_chunks()):
         return "copies the instructions"
     if prompt and set(words) <= set(content_words(prompt)) | own_words:
         return "copies the prompt"  # nothing beyond the request's own words (reordered echoes too)

@@ -18,7 +18,21 @@ from rich.markup import escape
 from rich.table import Table
 
 from visfeed import __version__
-from visfeed.cli.common import console, handle_errors, out, parse_sets
+from visfeed.cli.common import (
+    BackboneOpt,
+    ConfigOpt,
+    DatasetOpt,
+    DownloadOpt,
+    PretrainedOpt,
+    RootOpt,
+    SeedOpt,
+    SetOpt,
+    console,
+    handle_errors,
+    out,
+    parse_sets,
+)
+from visfeed.cli.concepts import app as concepts_app
 from visfeed.cli.embed import embed_command
 from visfeed.cli.inspect import eval_command, trace_command
 from visfeed.cli.sweep import sweep_command
@@ -34,22 +48,11 @@ app = typer.Typer(
     rich_markup_mode="rich",
 )
 app.add_typer(world_app, name="world")
+app.add_typer(concepts_app, name="concepts")
 app.command(name="trace")(handle_errors(trace_command))
 app.command(name="eval")(handle_errors(eval_command))
 app.command(name="sweep")(handle_errors(sweep_command))
 app.command(name="embed")(handle_errors(embed_command))
-ConfigOpt = Annotated[Path | None, typer.Option("--config", "-c", help="Run config file (YAML, TOML or JSON).")]
-DatasetOpt = Annotated[
-    str | None, typer.Option("--dataset", "-d", help="'world' (default) or a dataset name (see `visfeed datasets`).")
-]
-RootOpt = Annotated[Path | None, typer.Option("--root", help="Folder (or manifest file) holding the dataset.")]
-BackboneOpt = Annotated[
-    str | None, typer.Option("--backbone", help="open_clip model, 'hf-hub:ORG/NAME' or 'local-dir:PATH'.")
-]
-PretrainedOpt = Annotated[str | None, typer.Option("--pretrained", help="open_clip pretrained tag or checkpoint file.")]
-DownloadOpt = Annotated[bool, typer.Option("--download", help="Allow downloading weights or data (off by default).")]
-SeedOpt = Annotated[int | None, typer.Option("--seed", help="Seed of splits, sampling and search.")]
-SetOpt = Annotated[list[str] | None, typer.Option("--set", help="Override any config field: --set patience=3.")]
 
 
 @app.command()

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import functools
 from collections.abc import Callable
-from typing import Any, TypeVar
+from pathlib import Path
+from typing import Annotated, Any, TypeVar
 
 import typer
 import yaml
@@ -18,6 +19,20 @@ out = Console()
 
 F = TypeVar("F", bound=Callable[..., Any])
 USAGE_ERRORS = (ConfigError, DataError)
+
+# Options every data-loading command shares.
+ConfigOpt = Annotated[Path | None, typer.Option("--config", "-c", help="Run config file (YAML, TOML or JSON).")]
+DatasetOpt = Annotated[
+    str | None, typer.Option("--dataset", "-d", help="'world' (default) or a dataset name (see `visfeed datasets`).")
+]
+RootOpt = Annotated[Path | None, typer.Option("--root", help="Folder (or manifest file) holding the dataset.")]
+BackboneOpt = Annotated[
+    str | None, typer.Option("--backbone", help="open_clip model, 'hf-hub:ORG/NAME' or 'local-dir:PATH'.")
+]
+PretrainedOpt = Annotated[str | None, typer.Option("--pretrained", help="open_clip pretrained tag or checkpoint file.")]
+DownloadOpt = Annotated[bool, typer.Option("--download", help="Allow downloading weights or data (off by default).")]
+SeedOpt = Annotated[int | None, typer.Option("--seed", help="Seed of splits, sampling and search.")]
+SetOpt = Annotated[list[str] | None, typer.Option("--set", help="Override any config field: --set patience=3.")]
 
 
 def handle_errors(fn: F) -> F:

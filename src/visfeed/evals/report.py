@@ -70,7 +70,8 @@ class ReportData(BaseModel):
     )
 
 
-def _png(fig: Figure) -> str:
+def png_data(fig: Figure) -> str:
+    """The figure as base64 PNG (for a data URI); closes the figure."""
     buf = io.BytesIO()
     fig.savefig(buf, format="png", dpi=110, bbox_inches="tight")
     plt.close(fig)
@@ -127,13 +128,14 @@ def plot_confusions(data: ReportData) -> Figure:
     return fig
 
 
-def _table(header: Sequence[str], rows: Sequence[Sequence[object]]) -> str:
+def html_table(header: Sequence[str], rows: Sequence[Sequence[object]]) -> str:
+    """A plain HTML table, every cell escaped."""
     head = "".join(f"<th>{html.escape(str(h))}</th>" for h in header)
     body = "".join("<tr>" + "".join(f"<td>{html.escape(str(c))}</td>" for c in r) + "</tr>" for r in rows)
     return f"<table><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>"
 
 
-_CSS = """
+CSS = """
 body { font-family: system-ui, sans-serif; margin: 2em auto; max-width: 1100px; color: #222; }
 table { border-collapse: collapse; margin: 1em 0; font-size: 0.9em; }
 th, td { border: 1px solid #ccc; padding: 3px 8px; text-align: left; vertical-align: top; }
@@ -150,6 +152,14 @@ window.addEventListener("load", () => {
 </script>"""
 
 
+def figures_html(plots: Sequence[tuple[str, Figure]]) -> str:
+    """Each figure as an inlined ``img.plot`` (what the browser check counts)."""
+    return "\n".join(
+        f'<figure><img class="plot" id="plot-{name}" alt="{name} plot" src="data:image/png;base64,{png_data(fig)}"></figure>'
+        for name, fig in plots
+    )
+
+
 def render_html(data: ReportData) -> str:
     """The whole report as one HTML string (images inlined as data URIs, no external requests)."""
     plots = [
@@ -157,12 +167,9 @@ def render_html(data: ReportData) -> str:
         ("per-class", plot_per_class(data)),
         ("confusion", plot_confusions(data)),
     ]
-    figures = "\n".join(
-        f'<figure><img class="plot" id="plot-{name}" alt="{name} plot" src="data:image/png;base64,{_png(fig)}"></figure>'
-        for name, fig in plots
-    )
-    summary = _table(["", ""], list(data.summary.items()))
-    baselines = _table(["method", "test accuracy (%)"], [(k, f"{v:.1f}") for k, v in data.baselines.items()])
+    figures = figures_html(plots)
+    summary = html_table(["", ""], list(data.summary.items()))
+    baselines = html_table(["method", "test accuracy (%)"], [(k, f"{v:.1f}") for k, v in data.baselines.items()])
     lineage_rows = [
         (
             r.classname,
@@ -174,8 +181,8 @@ def render_html(data: ReportData) -> str:
         )
         for r in sorted(data.lineage, key=lambda r: (r.classname, r.added_iteration))
     ]
-    lineage = _table(["class", "description", "added at", "origin", "objective change", "removed at"], lineage_rows)
-    words = _table(
+    lineage = html_table(["class", "description", "added at", "origin", "objective change", "removed at"], lineage_rows)
+    words = html_table(
         ["class", "iteration", "its images look", "confused classes' images look"],
         [(w.classname, w.iteration, ", ".join(w.own), w.against_text()) for w in data.visual_words],
     )
@@ -183,7 +190,7 @@ def render_html(data: ReportData) -> str:
     image_section = _image_side_section(data.image_side) if data.image_side else ""
     return f"""<!doctype html>
 <html lang="en"><head><meta charset="utf-8"><title>{html.escape(data.title)}</title>
-<style>{_CSS}</style></head><body>
+<style>{CSS}</style></head><body>
 <h1>{html.escape(data.title)}</h1>
 <h2>Summary</h2>{summary}
 <h2>Baselines (same backbone, same test split)</h2>{baselines}
@@ -213,7 +220,7 @@ def _image_side_section(grid: dict[str, Any]) -> str:
         if label is not None
         else ""
     )
-    table = _table(["method", *sides, *wrong], rows)
+    table = html_table(["method", *sides, *wrong], rows)
     return f"<h2>Image side (test accuracy %, What do you see?)</h2><p>{note}</p>{table}"
 
 

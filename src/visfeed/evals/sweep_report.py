@@ -16,7 +16,7 @@ import matplotlib.pyplot as plt
 import numpy as np
 from matplotlib.figure import Figure
 
-from visfeed.evals.report import _CSS, PLOTS_LOADED_SCRIPT, _png, _table
+from visfeed.evals.report import CSS, PLOTS_LOADED_SCRIPT, figures_html, html_table
 from visfeed.evals.sweep_summary import SweepSummary
 from visfeed.fileio import write_text_atomic
 
@@ -43,18 +43,18 @@ def plot_methods(summary: SweepSummary) -> Figure:
 
 def render_sweep_html(summary: SweepSummary) -> str:
     """The whole page as one HTML string."""
-    table = _table(["method", *summary.columns], summary.rows())
-    cells = _table(
+    table = html_table(["method", *summary.columns], summary.rows())
+    cells = html_table(
         ["cell", "column", "seed", "status", "iterations", "LLM calls"],
         [(c.id, c.column, c.seed, c.status, "" if c.iteration is None else c.iteration,
           "" if c.llm_calls is None else c.llm_calls) for c in summary.cells],
     )  # fmt: skip
-    plot = f'<figure><img class="plot" id="plot-methods" alt="methods plot" src="data:image/png;base64,{_png(plot_methods(summary))}"></figure>'
+    plot = figures_html([("methods", plot_methods(summary))])
     title = html.escape(f"sweep {summary.name}")
     note = "" if summary.complete else "<p><strong>Not every cell has finished; their seeds are left out.</strong></p>"
     return f"""<!doctype html>
 <html lang="en"><head><meta charset="utf-8"><title>{title}</title>
-<style>{_CSS}</style></head><body>
+<style>{CSS}</style></head><body>
 <h1>{title}</h1>
 {note}
 <h2>Test accuracy (%), mean ± std over seeds; cost per seed</h2>{table}

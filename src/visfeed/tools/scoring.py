@@ -145,3 +145,18 @@ def feedback(
         top_confused=top_confused(lam_np, m),
         n_correct=n_correct,
     )
+
+
+def similarity_matrix(
+    image_emb: np.ndarray, text_emb: np.ndarray, *, scale: float = 1.0, device: str = "auto"
+) -> np.ndarray:
+    """``scale * X @ T.T``: the cosine of every image to every text (both normalized), as float32 (N, M).
+
+    The concept classifiers' features: one column per clue, on the same device as the rest of scoring.
+    """
+    check_embeddings("image embeddings", image_emb)
+    check_embeddings("text embeddings", text_emb, int(np.asarray(image_emb).shape[1]))
+    dev = pick_device(device)
+    x = torch.as_tensor(np.asarray(image_emb), dtype=torch.float32, device=dev)
+    t = torch.as_tensor(np.asarray(text_emb), dtype=torch.float32, device=dev)
+    return (scale * (x @ t.T)).cpu().numpy()

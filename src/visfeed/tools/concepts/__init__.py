@@ -1,0 +1,1 @@
+"""Interpretable classifiers on concept features: clue similarities, scikit-learn estimators, explanations."""
