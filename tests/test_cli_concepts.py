@@ -3,14 +3,11 @@
 from __future__ import annotations
 
 import json
-import subprocess
 from pathlib import Path
 
 import numpy as np
 import pytest
-from PIL import Image
-from tests.evals.test_report import CHROMIUM, FLAGS
-from tests.support.required import missing_part
+from tests.support.browser import render
 from typer.testing import CliRunner
 
 from support.tiny_world import tiny_world
@@ -106,16 +103,8 @@ def test_bad_input_exits_2_and_writes_nothing(world: dict, built: Path, fitted: 
 
 
 def test_concept_report_renders_in_headless_chromium(fitted: Path, tmp_path: Path) -> None:
-    if CHROMIUM is None:
-        missing_part("Debian's chromium is not installed (make test installs it)")
-    page = (fitted / "report.html").as_uri()
-    common = [CHROMIUM, *FLAGS, f"--user-data-dir={tmp_path / 'profile'}", "--window-size=1200,3000"]
-    shot = tmp_path / "shot.png"
-    subprocess.run([*common, f"--screenshot={shot}", page], check=True, timeout=120, capture_output=True)
-    img = np.asarray(Image.open(shot).convert("RGB"))
+    img, dom = render(fitted / "report.html", tmp_path, height=3000)
     assert len(np.unique(img.reshape(-1, 3), axis=0)) > 50
-    dom = subprocess.run([*common, "--virtual-time-budget=5000", "--dump-dom", page],
-                         check=True, timeout=120, capture_output=True, text=True).stdout  # fmt: skip
     assert 'data-plots-loaded="5"' in dom  # tree, parts, attributes, clues, confusion
     assert 'id="plot-tree"' in dom and "Most confused pairs" in dom
 
