@@ -164,9 +164,8 @@ def test_ray_gives_the_same_summary_though_a_worker_dies_mid_cell(
     assert len(tries) == 2 and tries[1]["pid"] != killed[0]  # Ray retried the cell in a new worker
     assert read_trace(victim.run_dir, events={"resume"})  # ... and the retry resumed the run
     local_victim = next(c for c in local_cells if c.id == VICTIM)
-    # Answers cached before the kill come back from the response cache; only calls in flight when the worker
-    # died (sent, answer not yet stored) are sent again, so at most one per concurrent slot more than locally.
-    assert any(e.get("cache_hit") for e in read_trace(victim.run_dir, events={"llm_call"}))
+    # Work checkpointed or answers cached before the kill are not asked again; only calls in flight when the
+    # worker died (sent, answer not yet stored) are sent again: at most one per concurrent slot more than locally.
     in_flight = victim.config.llm.max_concurrency
     assert calls_sent(local_victim) <= calls_sent(victim) <= calls_sent(local_victim) + in_flight
     assert comparable(summarize_sweep("grid", cells, list(METHODS))) == comparable(
