@@ -102,7 +102,7 @@ def score_published(cell: Cell) -> None:
         obj = prompt_objective(
             data.encoder, data.classnames, prompts, test.image_emb, test.labels, device=cell.config.device
         )
-        scored[row] = {"source": source, "test_accuracy": obj.n_correct / obj.n_images}
+        scored[row] = {"source": source, "test_accuracy": obj.accuracy}
     write_json_atomic(cell.run_dir / PUBLISHED_FILE, scored)
 
 

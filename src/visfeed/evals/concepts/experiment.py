@@ -145,7 +145,7 @@ def baselines(exp: Experiment, test: Embedded) -> dict[str, float]:
         ("zero_shot_templates", template_prompts(exp.classnames)),
     ):
         obj = prompt_objective(exp.encoder, exp.classnames, prompts, test.image_emb, test.labels, device=exp.device)
-        out[name] = 100.0 * obj.n_correct / obj.n_images
+        out[name] = 100.0 * obj.accuracy
     probe = logistic().fit(exp.train.image_emb, exp.train.labels)
     out["linear_probe"] = _accuracy(probe, test.image_emb, test.labels)
     return out
