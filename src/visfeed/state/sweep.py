@@ -222,8 +222,9 @@ class Cell(BaseModel):
 
     @property
     def run_dir(self) -> Path:
-        """The cell's run directory (always set by :func:`expand`)."""
-        assert self.config.run_dir is not None  # set by expand(); not user input
+        """The cell's run directory (:func:`expand` sets it; a hand-made cell without one is refused)."""
+        if self.config.run_dir is None:
+            raise ConfigError(f"cell {self.id} has no run directory (cells come from expand())")
         return self.config.run_dir
 
 
