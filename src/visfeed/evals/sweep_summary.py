@@ -104,8 +104,12 @@ def _tail_events(run_dir: Path) -> list[dict[str, object]]:
 
 def cell_status(cell: Cell) -> CellStatus:
     """A cell's status from its run directory: result.json, else the latest node and objective in the trace."""
+    return _status(cell, load_result(cell.run_dir))
+
+
+def _status(cell: Cell, result: RunResult | None) -> CellStatus:
+    """:func:`cell_status` from an already loaded result (the summary reads each result.json once)."""
     status = CellStatus(id=cell.id, column=cell.column, seed=cell.seed)
-    result = load_result(cell.run_dir)
     if result is not None:
         status.status = result.status
         status.iteration = result.iterations
@@ -138,8 +142,9 @@ def summarize_sweep(name: str, cells: list[Cell], methods: list[str]) -> SweepSu
     columns = list(dict.fromkeys(c.column for c in cells))
     acc: dict[str, dict[str, list[float]]] = {m: {c: [] for c in columns} for m in methods}
     cost: dict[str, dict[str, list[float]]] = {k: {c: [] for c in columns} for k in COST_ROWS}
+    results = {cell.id: load_result(cell.run_dir) for cell in cells}
     for cell in cells:
-        result = load_result(cell.run_dir)
+        result = results[cell.id]
         if result is None or not (result.status == "completed" or result.status.startswith("stopped")):
             continue
         published = read_published(cell.run_dir)
@@ -157,7 +162,7 @@ def summarize_sweep(name: str, cells: list[Cell], methods: list[str]) -> SweepSu
         methods=list(methods),
         accuracy={m: {c: Stat.of(v) for c, v in cols.items()} for m, cols in acc.items()},
         cost={k: {c: Stat.of(v) for c, v in cols.items()} for k, cols in cost.items()},
-        cells=[cell_status(c) for c in cells],
+        cells=[_status(c, results[c.id]) for c in cells],
     )
 
 
