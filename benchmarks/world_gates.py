@@ -25,11 +25,13 @@ import open_clip
 import torch
 
 from visfeed.evals.world.measure import measure
+from visfeed.fileio import sha256_file
 from visfeed.state.config import DEFAULT_MODEL
 from visfeed.tools.builtin_models import (
     assemble_checkpoint,
     default_pretrained,
     register_builtin_models,
+    shipped_checkpoint,
 )
 
 
@@ -52,6 +54,8 @@ def main() -> int:
     metrics = measure(model, preprocess, tokenizer, seed=args.seed, threads=args.threads)
     metrics["model"] = DEFAULT_MODEL
     metrics["tower"] = str(args.tower) if args.tower else "shipped"
+    metrics["tower_sha256"] = sha256_file(args.tower or shipped_checkpoint())[:12]
+    metrics["text_head"] = open_clip.get_model_config(DEFAULT_MODEL)["text_cfg"]["hf_proj_type"]
     metrics["wall_s"] = round(time.time() - t0, 1)
     text = json.dumps(metrics, indent=2)
     print(text)

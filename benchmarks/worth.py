@@ -96,6 +96,8 @@ def main() -> None:
     llm_wall = sum(r["timings"].get("llm_wall_s", 0.0) for r in per_seed)
     out = {
         "seeds": args.seeds,
+        "tower_sha256": sha256_file(shipped_checkpoint())[:12],
+        "runs_dir": str(runs_dir),
         "config_overrides": {k: str(v) for k, v in overrides.items()},
         "methods": methods,
         "gain_over_best_baseline_points": methods["optimized"]["mean"] - max(baselines) if baselines else None,
