@@ -37,7 +37,7 @@ from visfeed.fileio import sha256_file, write_json_atomic
 from visfeed.state.config import RunConfig
 from visfeed.state.rundir import CONFIG_FILE
 from visfeed.tools.baselines import description_prompts, names_prompts, template_prompts
-from visfeed.tools.builtin_models import shipped_checkpoint, visfeed_cache_dir
+from visfeed.tools.builtin_models import shipped_tower_id, visfeed_cache_dir
 from visfeed.tools.datasets.world.spec import load_spec
 from visfeed.tools.datasets.world.splits import render_class_images
 from visfeed.tools.eyes.network import Eyes, load_image_bytes, shipped_eyes
@@ -144,7 +144,7 @@ def main() -> None:
     args = ap.parse_args()
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
     logging.getLogger("httpx").setLevel(logging.WARNING)
-    tower = sha256_file(shipped_checkpoint())[:12]
+    tower = shipped_tower_id()
     runs_dir = args.runs_dir or Path("runs/worth") / tower
     # One MLLM for every seed: the eyes' text model answers an equal question once per process.
     handle, client = open_mllm(args.mllm, base_url=args.base_url, cache_path=args.cache, seed=0, max_concurrency=2)

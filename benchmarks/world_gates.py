@@ -31,7 +31,7 @@ from visfeed.tools.builtin_models import (
     assemble_checkpoint,
     default_pretrained,
     register_builtin_models,
-    shipped_checkpoint,
+    shipped_tower_id,
 )
 
 
@@ -54,7 +54,7 @@ def main() -> int:
     metrics = measure(model, preprocess, tokenizer, seed=args.seed, threads=args.threads)
     metrics["model"] = DEFAULT_MODEL
     metrics["tower"] = str(args.tower) if args.tower else "shipped"
-    metrics["tower_sha256"] = sha256_file(args.tower or shipped_checkpoint())[:12]
+    metrics["tower_sha256_12"] = sha256_file(args.tower)[:12] if args.tower else shipped_tower_id()
     metrics["text_head"] = open_clip.get_model_config(DEFAULT_MODEL)["text_cfg"]["hf_proj_type"]
     metrics["wall_s"] = round(time.time() - t0, 1)
     text = json.dumps(metrics, indent=2)

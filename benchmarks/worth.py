@@ -24,10 +24,10 @@ from pathlib import Path
 from typing import Any
 
 from visfeed.agents.run import optimize, resume
-from visfeed.fileio import sha256_file, write_json_atomic
+from visfeed.fileio import write_json_atomic
 from visfeed.state.config import RunConfig
 from visfeed.state.rundir import CONFIG_FILE, load_result
-from visfeed.tools.builtin_models import shipped_checkpoint
+from visfeed.tools.builtin_models import shipped_tower_id
 
 METHODS = ("names", "templates", "llm_oneshot", "waffle", "visual_words", "optimized")
 BASELINES = METHODS[:-1]
@@ -81,7 +81,8 @@ def main() -> None:
     for item in args.set:
         key, _, value = item.partition("=")
         overrides[key] = yaml.safe_load(value)
-    runs_dir = args.runs_dir or Path("runs/worth") / sha256_file(shipped_checkpoint())[:12]
+    tower = shipped_tower_id()
+    runs_dir = args.runs_dir or Path("runs/worth") / tower
     per_seed = [run_seed(s, runs_dir, overrides) for s in range(args.seeds)]
     ablation = (
         []
@@ -96,7 +97,7 @@ def main() -> None:
     llm_wall = sum(r["timings"].get("llm_wall_s", 0.0) for r in per_seed)
     out = {
         "seeds": args.seeds,
-        "tower_sha256": sha256_file(shipped_checkpoint())[:12],
+        "tower_sha256_12": tower,
         "runs_dir": str(runs_dir),
         "config_overrides": {k: str(v) for k, v in overrides.items()},
         "methods": methods,

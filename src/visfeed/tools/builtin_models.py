@@ -85,6 +85,11 @@ def shipped_checkpoint() -> Path:
     return path
 
 
+def shipped_tower_id() -> str:
+    """First 12 hex digits of the shipped checkpoint's sha256: the name benchmark runs and records carry."""
+    return sha256_file(shipped_checkpoint())[:12]
+
+
 def _config_path() -> Path:
     return visfeed_cache_dir() / "open_clip" / f"{DEFAULT_MODEL}.json"
 
