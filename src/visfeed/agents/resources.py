@@ -151,7 +151,7 @@ def build_scoring(cfg: RunConfig) -> ScoringData:
 
 
 def provider_handle(cfg: RunConfig) -> ProviderHandle:
-    """The config's LLM provider (the local server starts on its first call)."""
+    """The config's LLM provider (a local server starts when the handle's chat model is first needed)."""
     return resolve_provider(
         cfg.provider,
         base_url=cfg.base_url,
@@ -163,6 +163,16 @@ def provider_handle(cfg: RunConfig) -> ProviderHandle:
 
 
 def build_resources(cfg: RunConfig) -> RunResources:
-    """Scoring data (:func:`build_scoring`) plus the LLM provider."""
-    data = build_scoring(cfg)
-    return RunResources(**vars(data), handle=provider_handle(cfg))
+    """Scoring data (:func:`build_scoring`) plus the LLM provider, started first.
+
+    A local server starts (and answers one tiny completion) before any image is embedded, so a server
+    that cannot generate on this machine fails in seconds, not after the embedding.
+    """
+    handle = provider_handle(cfg)
+    try:
+        handle.start()
+        data = build_scoring(cfg)
+    except BaseException:
+        handle.close()
+        raise
+    return RunResources(**vars(data), handle=handle)

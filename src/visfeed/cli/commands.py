@@ -254,6 +254,30 @@ def datasets() -> None:
     out.print(table)
 
 
+@app.command()
+def doctor(
+    no_server: Annotated[bool, typer.Option("--no-server", help="Skip starting the embedded LLM server.")] = False,
+) -> None:
+    """Check that `visfeed optimize` on the embedded defaults can run here; exit 0 only if it can.
+
+    Starts the embedded LLM server and asks it for a token, loads the embedded backbone, and reports
+    package versions, the llama.cpp CPU build, torch threads, CUDA and Chromium.
+
+    Example: visfeed doctor
+    """
+    from visfeed.tools.doctor import Check, healthy, run_checks
+
+    def show(check: Check) -> None:
+        mark = "[green]ok[/green]" if check.ok else ("[red]FAIL[/red]" if check.required else "[yellow]warn[/yellow]")
+        out.print(f"{mark:>20}  [bold]{escape(check.name)}[/bold]: {escape(check.detail)}")
+
+    checks = run_checks(server=not no_server, on_check=show)
+    if not healthy(checks):
+        console.print("[red]visfeed cannot run its main job here[/red]: fix the FAIL lines above")
+        raise typer.Exit(1)
+    out.print("everything `visfeed optimize` needs works here")
+
+
 def main() -> None:
     """Entry point with library logging routed to stderr."""
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")

