@@ -268,8 +268,8 @@ def doctor(
     from visfeed.tools.doctor import Check, healthy, run_checks
 
     def show(check: Check) -> None:
-        mark = "[green]ok[/green]" if check.ok else ("[red]FAIL[/red]" if check.required else "[yellow]warn[/yellow]")
-        out.print(f"{mark:>20}  [bold]{escape(check.name)}[/bold]: {escape(check.detail)}")
+        mark = "[green]  ok[/green]" if check.ok else ("[red]FAIL[/red]" if check.required else "[yellow]warn[/yellow]")
+        out.print(f"{mark} [bold]{escape(check.name)}[/bold]: {escape(check.detail)}")
 
     checks = run_checks(server=not no_server, on_check=show)
     if not healthy(checks):
