@@ -47,7 +47,12 @@ def test_optimize_writes_a_complete_run_directory(finished_run: Path) -> None:
         assert (finished_run / name).is_file(), name
     result = json.loads((finished_run / "result.json").read_text())
     assert result["status"] == "completed"
-    assert set(result["baselines"]) == {"names", "templates", "llm_oneshot", "waffle", "visual_words"}
+    assert set(result["baselines"]) == {
+        "names", "templates", "llm_oneshot", "waffle", "visual_words", "image_prototypes", "linear_probe"
+    }  # fmt: skip
+    image_line = {k for k, v in result["baselines"].items() if v["uses_images"]}
+    assert image_line == {"image_prototypes", "linear_probe"}
+    assert all(result["baselines"][m]["test_accuracy"] is not None for m in image_line)
     assert result["optimized"]["test_accuracy"] is not None
     assert len(result["history"]) >= 1
 
@@ -90,6 +95,9 @@ def test_report_and_export_round_trip(finished_run: Path, world: dict, tmp_path:
     result = json.loads((finished_run / "result.json").read_text())
     assert methods[str(exported)]["mean"] == pytest.approx(100 * result["optimized"]["test_accuracy"])
     assert methods["names"]["mean"] == pytest.approx(100 * result["baselines"]["names"]["test_accuracy"])
+    # the image line too: fitted on the same feedback images, so the same figure
+    probe = 100 * result["baselines"]["image_prototypes"]["test_accuracy"]
+    assert methods["image_prototypes (labelled images)"]["mean"] == pytest.approx(probe)
 
 
 def test_usage_errors_exit_2_and_write_nothing(world: dict, tmp_path: Path) -> None:

@@ -21,6 +21,7 @@ from visfeed.state.models import GraphState
 from visfeed.state.rundir import MethodScore
 from visfeed.state.templates import PromptSet
 from visfeed.tools.baselines import baseline_prompt_sets, description_prompts, prompt_objective, prompt_session
+from visfeed.tools.image_line import IMAGE_METHODS, accuracy, fit_image_line
 
 log = logging.getLogger(__name__)
 
@@ -31,7 +32,7 @@ CONFUSION_LIMIT = 200
 def score_methods(
     res: RunResources, cfg: RunConfig, state: GraphState
 ) -> tuple[dict[str, MethodScore], dict[str, Any]]:
-    """Baselines (names, templates, llm_oneshot, waffle, visual_words) and ``optimized`` on every split; test once.
+    """Baselines (names, templates, llm_oneshot, waffle, visual_words), ``optimized`` and the image line; test once.
 
     Also returns the per-class test accuracy and test confusion of the initial (``llm_oneshot``) and
     optimized descriptions, for the report's before/after plots.
@@ -71,10 +72,32 @@ def score_methods(
             test_accuracy=te.accuracy,
             prompts_per_class=sum(len(v) for v in prompts.values()) / max(1, len(prompts)),
         )
+    out.update(score_image_line(res, cfg, test))
     side = cfg.resolved_image_side
     if side is not None:
         details["image_side"] = score_image_side(res, cfg, sets, test, side).model_dump(mode="json")
     return out, details
+
+
+def score_image_line(res: RunResources, cfg: RunConfig, test: EmbeddedSplit) -> dict[str, MethodScore]:
+    """The image line (prototypes, linear probe) fitted on the feedback images, C chosen on validation."""
+    val = res.validation
+    line = fit_image_line(
+        res.feedback.image_emb, res.feedback.labels, len(res.classnames),
+        val_emb=val.image_emb if val is not None else None, val_labels=val.labels if val is not None else None,
+        seed=cfg.seed,
+    )  # fmt: skip
+    log.info("linear probe: C = %g (%s)", line.probe_c, line.probe_c_source)
+    return {
+        method: MethodScore(
+            feedback_accuracy=accuracy(line.predict(method, res.feedback.image_emb), res.feedback.labels),
+            validation_accuracy=accuracy(line.predict(method, val.image_emb), val.labels) if val is not None else None,
+            test_accuracy=accuracy(line.predict(method, test.image_emb), test.labels),
+            prompts_per_class=0.0,
+            uses_images=True,
+        )
+        for method in IMAGE_METHODS
+    }
 
 
 def score_image_side(

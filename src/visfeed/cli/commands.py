@@ -167,6 +167,8 @@ def _run(start: Callable[[Callable[[str, dict[str, Any]], None] | None], Any], *
 
 
 def _print_result(result: Any) -> None:
+    from visfeed.state.rundir import shown_name
+
     table = Table(title=escape(f"{result.dataset}: {result.status}"), show_lines=False)
     table.add_column("method")
     table.add_column("feedback acc", justify="right")
@@ -174,7 +176,7 @@ def _print_result(result: Any) -> None:
     rows = {**result.baselines, **({"optimized": result.optimized} if result.optimized else {})}
     for name, s in rows.items():
         test = "-" if s.test_accuracy is None else f"{100 * s.test_accuracy:.1f}%"
-        table.add_row(name, f"{100 * s.feedback_accuracy:.1f}%", test)
+        table.add_row(shown_name(name, s), f"{100 * s.feedback_accuracy:.1f}%", test)
     out.print(table)
     out.print(f"run directory: {result.run_dir}  ({result.stop_reason or result.status})")
 

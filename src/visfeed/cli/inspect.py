@@ -171,6 +171,7 @@ def eval_command(
     from visfeed.agents.resources import build_scoring, visual_words_control
     from visfeed.state.config import RunConfig
     from visfeed.state.image_side import parse_image_side
+    from visfeed.state.rundir import IMAGE_LINE_MARK
     from visfeed.state.templates import parse_source
     from visfeed.tools.baselines import (
         description_prompts,
@@ -180,6 +181,7 @@ def eval_command(
         waffle_prompts,
     )
     from visfeed.tools.description_files import read_description_file
+    from visfeed.tools.image_line import IMAGE_METHODS, accuracy, fit_image_line
 
     try:
         seed_list = [int(s) for s in seeds.split(",") if s.strip()]
@@ -216,6 +218,14 @@ def eval_command(
                 data.encoder, data.classnames, prompts, test.image_emb, test.labels, device=cfg.device
             )
             scores.setdefault(name, []).append(100.0 * obj.n_correct / obj.n_images)
+        val = data.validation
+        line = fit_image_line(
+            data.feedback.image_emb, data.feedback.labels, len(data.classnames), seed=seed,
+            val_emb=val.image_emb if val is not None else None, val_labels=val.labels if val is not None else None,
+        )  # fmt: skip
+        for method in IMAGE_METHODS:  # the image line: not zero-shot, marked in the table
+            acc = accuracy(line.predict(method, test.image_emb), test.labels)
+            scores.setdefault(method + IMAGE_LINE_MARK, []).append(100.0 * acc)
         if side is not None:
             grid = _image_side(data, cfg, sets, test, side, mllm, mllm_base_url, mllm_max_calls, mllm_max_cost)
             for name, row in grid.scores.items():
@@ -233,7 +243,9 @@ def eval_command(
         arr = np.asarray(vals)
         summary[name] = {"mean": float(arr.mean()), "std": float(arr.std()), "per_seed": vals}
         cells = [name, f"{arr.mean():.1f}", f"{arr.std():.1f}", " ".join(f"{v:.1f}" for v in vals)]
-        if side is not None:
+        if side is not None and name not in fused:  # the image line has no class side to fuse
+            cells += ["-", "-", "-"]
+        elif side is not None:
             f = np.asarray(fused[name])
             summary[name]["fused"] = {
                 "side": side.label,

@@ -16,7 +16,7 @@ from pydantic import BaseModel
 
 from visfeed.errors import ConfigError
 from visfeed.evals.report import LineageRow, ReportData, WordsRow
-from visfeed.state.rundir import CONFIG_FILE, EVALUATION_FILE, load_result, read_trace
+from visfeed.state.rundir import CONFIG_FILE, EVALUATION_FILE, load_result, read_trace, shown_name
 
 
 class RunSummary(BaseModel):
@@ -156,7 +156,7 @@ def report_data(run_dir: Path) -> ReportData:
         confusion_before=before.get("confusion", []),
         confusion_after=after.get("confusion", []),
         baselines={
-            name: pct * s.test_accuracy
+            shown_name(name, s): pct * s.test_accuracy
             for name, s in {**result.baselines, "optimized": result.optimized}.items()
             if s.test_accuracy is not None
         },

@@ -32,7 +32,20 @@ class MethodScore(BaseModel):
     feedback_accuracy: float
     validation_accuracy: float | None = None
     test_accuracy: float | None = None
-    prompts_per_class: float = Field(description="Mean number of prompts per class.")
+    prompts_per_class: float = Field(description="Mean number of prompts per class (0 for the image line).")
+    uses_images: bool = Field(
+        default=False,
+        description="Fitted on the labelled feedback images (the image line), not zero-shot: a reference line.",
+    )
+
+
+IMAGE_LINE_MARK = " (labelled images)"
+"""Appended to an image-line method's name wherever results are shown: it is not zero-shot."""
+
+
+def shown_name(name: str, score: MethodScore) -> str:
+    """A method's name as tables show it, marked when it was fitted on the labelled images."""
+    return name + IMAGE_LINE_MARK if score.uses_images else name
 
 
 class RunResult(BaseModel):

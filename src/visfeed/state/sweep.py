@@ -24,8 +24,13 @@ from visfeed.state.config import DEFAULT_MODEL, RunConfig, format_validation_err
 from visfeed.state.templates import parse_source
 
 #: The rows a sweep summary can show, in table order: what ``result.json`` scores for every run.
-Method = Literal["names", "templates", "llm_oneshot", "waffle", "visual_words", "optimized"]
-METHODS: tuple[Method, ...] = ("names", "templates", "llm_oneshot", "waffle", "visual_words", "optimized")
+#: ``image_prototypes`` and ``linear_probe`` are the image line: fitted on the labelled feedback images.
+Method = Literal[
+    "names", "templates", "llm_oneshot", "waffle", "visual_words", "optimized", "image_prototypes", "linear_probe"
+]
+METHODS: tuple[Method, ...] = (
+    "names", "templates", "llm_oneshot", "waffle", "visual_words", "optimized", "image_prototypes", "linear_probe"
+)  # fmt: skip
 SWEEP_FILE = "sweep.yaml"  # the spec as run, written into the sweep directory
 PUBLISHED_FILE = "published.json"  # in a cell's run directory: row -> {source, test_accuracy} of published sets
 CELLS_DIR = "cells"

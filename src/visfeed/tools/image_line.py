@@ -1,0 +1,90 @@
+"""The image line: classifiers fitted on the labelled feedback images themselves, beside every text method.
+
+Why in every result: a description optimizer sees the same few labelled images that a few-shot image
+classifier is trained on. If the normalised class means of those embeddings (``image_prototypes``) or a
+logistic regression on them (``linear_probe``) beat the optimized descriptions, a user should see it. Both
+use the labelled images directly, so they are reference lines, not zero-shot methods; results mark them
+with ``uses_images``. The probe's regularisation is chosen on the validation split (never the test split);
+without one it keeps scikit-learn's default ``C = 1``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+from sklearn.linear_model import LogisticRegression
+
+from visfeed.errors import DataError
+
+IMAGE_METHODS = ("image_prototypes", "linear_probe")
+PROBE_CS = (0.01, 0.1, 1.0, 10.0, 100.0)
+"""Inverse regularisation strengths the probe tries on the validation split."""
+
+
+def _normalise(x: np.ndarray) -> np.ndarray:
+    x = np.asarray(x, dtype=np.float64)
+    return x / np.maximum(np.linalg.norm(x, axis=1, keepdims=True), 1e-12)
+
+
+def prototypes(emb: np.ndarray, labels: np.ndarray, n_classes: int) -> np.ndarray:
+    """Normalised mean embedding of each class's images (``n_classes × dim``); every class needs an image."""
+    labels = np.asarray(labels)
+    missing = sorted(set(range(n_classes)) - set(labels.tolist()))
+    if missing:
+        raise DataError(f"image prototypes need at least one feedback image per class; classes {missing[:5]} have none")
+    x = _normalise(emb)
+    means = np.stack([x[labels == c].mean(axis=0) for c in range(n_classes)])
+    return _normalise(means)
+
+
+def accuracy(pred: np.ndarray, labels: np.ndarray) -> float:
+    """Fraction of ``pred`` equal to ``labels`` (0 for no images)."""
+    labels = np.asarray(labels)
+    return float((np.asarray(pred) == labels).mean()) if len(labels) else 0.0
+
+
+@dataclass(frozen=True)
+class ImageLine:
+    """The fitted image-line classifiers of one run (fitted on the feedback split only)."""
+
+    prototypes: np.ndarray
+    probe: LogisticRegression
+    probe_c: float
+    probe_c_source: str
+
+    def predict(self, method: str, emb: np.ndarray) -> np.ndarray:
+        """Predicted class indices of ``emb`` by ``method`` (one of :data:`IMAGE_METHODS`)."""
+        x = _normalise(emb)
+        if method == "image_prototypes":
+            return np.asarray((x @ self.prototypes.T).argmax(axis=1))
+        if method == "linear_probe":
+            return np.asarray(self.probe.predict(x))
+        raise ValueError(f"unknown image-line method {method!r}; expected one of {IMAGE_METHODS}")
+
+
+def _probe(c: float, seed: int) -> LogisticRegression:
+    return LogisticRegression(C=c, max_iter=2000, random_state=seed)
+
+
+def fit_image_line(
+    train_emb: np.ndarray,
+    train_labels: np.ndarray,
+    n_classes: int,
+    *,
+    val_emb: np.ndarray | None = None,
+    val_labels: np.ndarray | None = None,
+    seed: int = 0,
+) -> ImageLine:
+    """Prototypes and a logistic-regression probe on the feedback embeddings; the probe's C picked on validation."""
+    protos = prototypes(train_emb, train_labels, n_classes)
+    x = _normalise(train_emb)
+    y = np.asarray(train_labels)
+    if val_emb is not None and val_labels is not None and len(val_labels):
+        xv = _normalise(val_emb)
+        scored = [(accuracy(_probe(c, seed).fit(x, y).predict(xv), val_labels), -i, c) for i, c in enumerate(PROBE_CS)]
+        best_c = max(scored)[2]  # ties: the stronger regularisation (earlier in PROBE_CS)
+        source = "validation"
+    else:
+        best_c, source = 1.0, "default (no validation split)"
+    return ImageLine(protos, _probe(best_c, seed).fit(x, y), best_c, source)
