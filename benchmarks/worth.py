@@ -30,7 +30,7 @@ from visfeed.state.rundir import CONFIG_FILE, load_result
 from visfeed.tools.builtin_models import shipped_tower_id
 from visfeed.tools.image_line import IMAGE_METHODS
 
-BASELINES = ("names", "templates", "llm_oneshot", "waffle", "visual_words")
+BASELINES = ("names", "templates", "llm_oneshot", "waffle", "visual_words", "searched_words")
 """The rows that use no labelled image: what the optimized descriptions must beat."""
 METHODS = (*BASELINES, "optimized", *IMAGE_METHODS)
 

@@ -48,7 +48,8 @@ def test_optimize_writes_a_complete_run_directory(finished_run: Path) -> None:
     result = json.loads((finished_run / "result.json").read_text())
     assert result["status"] == "completed"
     assert set(result["baselines"]) == {
-        "names", "templates", "llm_oneshot", "waffle", "visual_words", "image_prototypes", "linear_probe"
+        "names", "templates", "llm_oneshot", "waffle", "visual_words", "searched_words", "image_prototypes",
+        "linear_probe",
     }  # fmt: skip
     image_line = {k for k, v in result["baselines"].items() if v["uses_images"]}
     assert image_line == {"image_prototypes", "linear_probe"}

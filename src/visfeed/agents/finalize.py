@@ -12,7 +12,7 @@ from typing import Any
 
 import numpy as np
 
-from visfeed.agents.resources import EmbeddedSplit, RunResources, visual_words_control
+from visfeed.agents.resources import EmbeddedSplit, RunResources, searched_words, visual_words_control
 from visfeed.errors import DataError
 from visfeed.evals.image_side import ImageSideResult, image_side_grid, open_mllm, projected
 from visfeed.state.config import RunConfig
@@ -22,6 +22,7 @@ from visfeed.state.rundir import MethodScore
 from visfeed.state.templates import PromptSet
 from visfeed.tools.baselines import baseline_prompt_sets, description_prompts, prompt_objective, prompt_session
 from visfeed.tools.image_line import IMAGE_METHODS, accuracy, fit_image_line
+from visfeed.tools.item_search import ItemLibrary, SearchResult, accuracy_of
 
 log = logging.getLogger(__name__)
 
@@ -32,7 +33,9 @@ CONFUSION_LIMIT = 200
 def score_methods(
     res: RunResources, cfg: RunConfig, state: GraphState
 ) -> tuple[dict[str, MethodScore], dict[str, Any]]:
-    """Baselines (names, templates, llm_oneshot, waffle, visual_words), ``optimized`` and the image line; test once.
+    """Every method on every split: the baselines, ``optimized`` and the image line; test once, at the end.
+
+    Baselines: names, templates, llm_oneshot, waffle, visual_words, searched_words.
 
     Also returns the per-class test accuracy and test confusion of the initial (``llm_oneshot``) and
     optimized descriptions, for the report's before/after plots.
@@ -72,11 +75,27 @@ def score_methods(
             test_accuracy=te.accuracy,
             prompts_per_class=sum(len(v) for v in prompts.values()) / max(1, len(prompts)),
         )
+    searched = searched_words(res, state.vocabulary_extra)
+    if searched is not None:
+        out["searched_words"] = score_searched(*searched, res, test)
     out.update(score_image_line(res, cfg, test))
     side = cfg.resolved_image_side
     if side is not None:
         details["image_side"] = score_image_side(res, cfg, sets, test, side).model_dump(mode="json")
     return out, details
+
+
+def score_searched(library: ItemLibrary, found: SearchResult, res: RunResources, test: EmbeddedSplit) -> MethodScore:
+    """The searched-words line on every split (its set was picked on validation; the test is scored here once)."""
+    vec = library.vectors(found.chosen)
+    val = res.validation
+    log.info("searched words: round %d picked on %s", found.round_picked, found.picked_on)
+    return MethodScore(
+        feedback_accuracy=accuracy_of(vec, res.feedback.image_emb, res.feedback.labels),
+        validation_accuracy=accuracy_of(vec, val.image_emb, val.labels) if val is not None else None,
+        test_accuracy=accuracy_of(vec, test.image_emb, test.labels),
+        prompts_per_class=sum(map(len, found.chosen)) / max(1, len(found.chosen)),
+    )
 
 
 def score_image_line(res: RunResources, cfg: RunConfig, test: EmbeddedSplit) -> dict[str, MethodScore]:

@@ -18,6 +18,14 @@ import numpy as np
 from visfeed.errors import DataError
 from visfeed.state.config import DEFAULT_MODEL, RunConfig
 from visfeed.tools.datasets.base import Split
+from visfeed.tools.item_search import (
+    NAME_TEMPLATES,
+    ItemLibrary,
+    SearchResult,
+    build_library,
+    search_items,
+    word_items,
+)
 from visfeed.tools.llm import ProviderHandle, resolve_provider
 from visfeed.tools.session import TextEncoder
 from visfeed.tools.visual_words import Vocabulary, WordSource, control_descriptions, load_vocabulary
@@ -86,6 +94,31 @@ def visual_words_control(data: ScoringData, cfg: RunConfig, extra: Sequence[str]
     """
     source = word_source(data)
     return None if source is None else control_descriptions(source.probe(extra), cfg.visual_words_count)
+
+
+def searched_words(data: ScoringData, extra: Sequence[str] = ()) -> tuple[ItemLibrary, SearchResult] | None:
+    """The searched-words line: a search over name templates and visual-word sentences, no LLM.
+
+    Per class: six name templates and sentences of its ten best visual words (ranked on the feedback
+    images); the set is searched on the feedback split and picked on validation. No LLM and no test image: the line an LLM loop must beat (issue 25). None without a vocabulary.
+    """
+    source = word_source(data)
+    if source is None:
+        return None
+    probe = source.probe(extra)
+    items = [
+        [*((t.format(name), "template") for t in NAME_TEMPLATES),
+         *((w, "words") for w in word_items(probe.words(c, (), k=10, per_category=10).own))]
+        for c, name in enumerate(data.classnames)
+    ]  # fmt: skip
+    library = build_library(data.classnames, items, lambda texts: data.encoder.embed_texts(texts))
+    init = [list(range(len(NAME_TEMPLATES)))] * len(data.classnames)
+    val = data.validation
+    result = search_items(
+        library, data.feedback.image_emb, data.feedback.labels, init=init,
+        val_emb=val.image_emb if val is not None else None, val_labels=val.labels if val is not None else None,
+    )  # fmt: skip
+    return library, result
 
 
 def build_vlm(cfg: RunConfig) -> VLM:

@@ -168,7 +168,7 @@ def eval_command(
       visfeed eval -d flowers102 --root /data -D descriptors_flowers.json -D ivf:flowers_sota.txt
       visfeed eval --image-side image,description,label   # each method with and without fusion
     """
-    from visfeed.agents.resources import build_scoring, visual_words_control
+    from visfeed.agents.resources import build_scoring, searched_words, visual_words_control
     from visfeed.state.config import RunConfig
     from visfeed.state.image_side import parse_image_side
     from visfeed.state.rundir import IMAGE_LINE_MARK
@@ -182,6 +182,7 @@ def eval_command(
     )
     from visfeed.tools.description_files import read_description_file
     from visfeed.tools.image_line import IMAGE_METHODS, accuracy, fit_image_line
+    from visfeed.tools.item_search import accuracy_of
 
     try:
         seed_list = [int(s) for s in seeds.split(",") if s.strip()]
@@ -211,6 +212,7 @@ def eval_command(
         control = visual_words_control(data, cfg)
         if control is not None:
             sets["visual_words"] = description_prompts(control, cfg.resolved_template)
+        searched = searched_words(data)
         for name, file in files.items():
             sets[name] = file.for_classes(data.classnames)
         for name, prompts in sets.items():
@@ -218,6 +220,9 @@ def eval_command(
                 data.encoder, data.classnames, prompts, test.image_emb, test.labels, device=cfg.device
             )
             scores.setdefault(name, []).append(100.0 * obj.n_correct / obj.n_images)
+        if searched is not None:  # no LLM: name templates and visual-word sentences, searched on feedback
+            vectors = searched[0].vectors(searched[1].chosen)
+            scores.setdefault("searched_words", []).append(100.0 * accuracy_of(vectors, test.image_emb, test.labels))
         val = data.validation
         line = fit_image_line(
             data.feedback.image_emb, data.feedback.labels, len(data.classnames), seed=seed,

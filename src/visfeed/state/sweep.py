@@ -26,10 +26,12 @@ from visfeed.state.templates import parse_source
 #: The rows a sweep summary can show, in table order: what ``result.json`` scores for every run.
 #: ``image_prototypes`` and ``linear_probe`` are the image line: fitted on the labelled feedback images.
 Method = Literal[
-    "names", "templates", "llm_oneshot", "waffle", "visual_words", "optimized", "image_prototypes", "linear_probe"
-]
+    "names", "templates", "llm_oneshot", "waffle", "visual_words", "searched_words", "optimized",
+    "image_prototypes", "linear_probe",
+]  # fmt: skip
 METHODS: tuple[Method, ...] = (
-    "names", "templates", "llm_oneshot", "waffle", "visual_words", "optimized", "image_prototypes", "linear_probe"
+    "names", "templates", "llm_oneshot", "waffle", "visual_words", "searched_words", "optimized",
+    "image_prototypes", "linear_probe",
 )  # fmt: skip
 SWEEP_FILE = "sweep.yaml"  # the spec as run, written into the sweep directory
 PUBLISHED_FILE = "published.json"  # in a cell's run directory: row -> {source, test_accuracy} of published sets
