@@ -7,6 +7,7 @@ import json
 import pytest
 from tests.agents.conftest import fruit_chat
 
+from visfeed.agents.resources import EmbeddedSplit
 from visfeed.agents.run import optimize, resume
 from visfeed.errors import ConfigError
 from visfeed.state.rundir import load_result, read_trace
@@ -114,3 +115,24 @@ def test_agent_mode_needs_tool_support(base_config, make_resources):
     cfg = base_config(mutation_mode="agent", max_iterations=1)
     result = optimize(cfg, resources=make_resources(fruit_chat(), tools=False))
     assert result.status.startswith("failed:") and "tool" in result.error
+
+
+def test_the_best_iteration_is_chosen_on_validation_where_it_peaks_earlier(base_config, make_resources):
+    """Feedback keeps improving while validation peaks earlier: the run must keep validation's choice.
+
+    Validation's labels are rolled by one class, so descriptions that fit the feedback images better fit
+    validation worse; a selection made on the feedback split would pick a later iteration.
+    """
+    res = make_resources(fruit_chat(), validation=True)
+    assert res.validation is not None
+    rolled = (res.validation.labels + 1) % len(res.classnames)
+    res.validation = EmbeddedSplit(res.validation.image_emb, rolled)
+    cfg = base_config(max_iterations=3, patience=5, use_validation=True)
+    result = optimize(cfg, resources=res)
+    assert result.status == "completed", result.error
+    val = [(h.validation.n_correct, h.validation.mean_margin) for h in result.history]
+    fb = [(h.feedback.n_correct, h.feedback.mean_margin) for h in result.history]
+    on_val = result.history[val.index(max(val))].iteration
+    on_fb = result.history[fb.index(max(fb))].iteration
+    assert on_val != on_fb, "the fixture must make the two splits disagree, or this test proves nothing"
+    assert result.best_iteration == on_val
