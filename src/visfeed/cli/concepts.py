@@ -16,6 +16,7 @@ from visfeed.cli.common import (
     DatasetOpt,
     DownloadOpt,
     PretrainedOpt,
+    ProviderOpt,
     RootOpt,
     SeedOpt,
     SetOpt,
@@ -33,10 +34,6 @@ app = typer.Typer(
     help="Interpretable classifiers: a concept tree of parts, attributes and values; clue features; explanations.",
     no_args_is_help=True,
 )
-ProviderOpt = Annotated[
-    str | None,
-    typer.Option("--provider", "-p", help="local | openai:MODEL | openai-compatible:MODEL | pkg.mod:factory."),
-]
 KShotOpt = Annotated[int | None, typer.Option("--k-shot", help="Training images per class (the feedback split).")]
 SOURCES = ("tree", "descriptions", "both")
 

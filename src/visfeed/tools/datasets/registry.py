@@ -6,7 +6,7 @@ import logging
 from collections.abc import Callable
 from dataclasses import replace
 from pathlib import Path
-from typing import TYPE_CHECKING, NamedTuple
+from typing import TYPE_CHECKING, Any, NamedTuple
 
 from visfeed.errors import ConfigError
 from visfeed.tools.datasets import tv_sources
@@ -191,21 +191,10 @@ def _load_world(options: WorldOptions, *, k_shot: int, seed: int) -> LoadedDatas
     return LoadedDataset(splits, report)
 
 
-def load_dataset(
-    name: str,
-    root: Path | None,
-    *,
-    k_shot: int = 8,
-    seed: int = 0,
-    download: bool = False,
-    classnames_file: Path | None = None,
-    n_val_per_class: int | None = None,
-    cache_dir: Path | None = None,
-    verify: Verify = "fast",
-    world: WorldOptions | None = None,
-    stanford_dogs: StanfordDogsOptions | None = None,
-) -> DatasetSplits:
-    """Load a dataset by name and apply the few-shot protocol.
+def load_dataset(name: str, root: Path | None, **options: Any) -> DatasetSplits:
+    """Load a dataset by name and apply the few-shot protocol (the splits of :func:`load_dataset_with_report`).
+
+    ``options``: the keywords of :func:`load_dataset_with_report`, whose signature is the one definition.
 
     ``name``: ``world`` (rendered from ``world``'s spec and sizes; ``root`` is not used), a built-in (flowers102, dtd, eurosat, food101, oxford_pets, caltech101, sun397, stanford_cars,
     fgvc_aircraft, cifar10, cifar100, imagenet, stanford_dogs), ``imagefolder``, ``manifest`` (root = the manifest file),
@@ -215,19 +204,7 @@ def load_dataset(
     only checks that files exist. ``stanford_dogs``: that dataset's breed subset and crop (see
     :class:`StanfordDogsOptions`). Missing data raises DataError with the expected layout.
     """
-    return load_dataset_with_report(
-        name,
-        root,
-        k_shot=k_shot,
-        seed=seed,
-        download=download,
-        classnames_file=classnames_file,
-        n_val_per_class=n_val_per_class,
-        cache_dir=cache_dir,
-        verify=verify,
-        world=world,
-        stanford_dogs=stanford_dogs,
-    ).splits
+    return load_dataset_with_report(name, root, **options).splits
 
 
 def load_for_config(cfg: RunConfig) -> LoadedDataset:
