@@ -36,11 +36,12 @@ def _eval(
     *,
     cache: Path | None = None,
     mllm: str = "openai-compatible:vision-1",
+    weights: str = "equal",
 ) -> list[str]:
     return [
         "eval", "-d", "imagefolder", "--root", world["images"], "--backbone", world["backbone"], "--seeds", "0",
         "--set", "k_shot=2", "--set", "device=cpu", "--set", f"embedding_cache={world['cache']}",
-        "--set", f"llm_cache={cache or world['llm_cache']}", "--image-side", side,
+        "--set", f"llm_cache={cache or world['llm_cache']}", "--image-side", side, "--image-weights", weights,
         "--mllm", mllm, "--mllm-base-url", url, "--out", str(to),
     ]  # fmt: skip
 
@@ -109,13 +110,36 @@ def test_a_run_with_the_image_side_records_it_and_reports_it(
     result = json.loads((run_dir / "result.json").read_text())
     side = result["image_side"]
     assert side["mllm"] == "openai-compatible:vision-1" and side["label_accuracy"] == pytest.approx(100 / 3)
-    assert fault_server.request_count == side["n_images"]  # one label question per test picture, no description
+    # one label question per test and per validation picture (the auto weights are chosen there), no description
+    assert side["selected_on"] == "validation" and side["selection_images"] > 0
+    assert fault_server.request_count == side["n_images"] + side["selection_images"]
     for method in ("names", "optimized"):
         row = side["scores"][method]
-        assert set(row) == {"image", "image+label"}
+        assert set(row) == {"image", "image+label auto"}
+        chosen = row["image+label auto"]
+        assert set(chosen["weights"]) == {"image", "label"} and sum(chosen["weights"].values()) == pytest.approx(1)
+        assert 0 <= chosen["selection_accuracy"] <= 100 and chosen["selection_image_accuracy"] is not None
         plain = result["optimized"] if method == "optimized" else result["baselines"][method]
         assert row["image"]["accuracy"] == pytest.approx(100 * plain["test_accuracy"])
     res = runner.invoke(app, ["report", str(run_dir), "--out", str(tmp_path / "r.html")])
     assert res.exit_code == 0, res.output
     page = (tmp_path / "r.html").read_text()
-    assert "Image side" in page and "its own label accuracy 33.3 %" in page
+    assert "Image side" in page and "its own label accuracy 33.3 %" in page and "auto weights" in page
+
+
+def test_auto_weights_are_chosen_on_validation_and_shown(
+    world: dict[str, str], fault_server: FaultServer, tmp_path: Path
+) -> None:
+    fault_server.default = reply("a lemon")
+    res = runner.invoke(app, _eval(world, fault_server.url, tmp_path / "f.json", "image,description", weights="auto"))
+    assert res.exit_code == 0, res.output
+    data = json.loads((tmp_path / "f.json").read_text())
+    assert data["image_side"]["side"]["weights"] == "auto"
+    for row in data["methods"].values():
+        fused = row["fused"]
+        assert fused["side"] == "image+description auto" and fused["selected_on"] == "validation"
+        (weights,) = fused["weights_per_seed"]
+        assert set(weights) == {"image", "description"} and sum(weights.values()) == pytest.approx(1)
+        # the image alone is on the grid, so the choice is never worse there
+        assert fused["selection_accuracy_per_seed"][0] >= fused["selection_image_accuracy_per_seed"][0]
+    assert "weights per seed (validation)" in res.output and "validation pictures" in res.output

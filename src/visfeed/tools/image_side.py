@@ -86,6 +86,20 @@ def view_images(
     return ImageViews(descriptions=desc, label_answers=label, guessed=guessed, parts=parts)
 
 
+def class_matrix(
+    encoder: TextEncoder,
+    classnames: Sequence[str],
+    prompts: Mapping[str, Sequence[str]],
+    image_emb: np.ndarray,
+    labels: np.ndarray,
+    *,
+    device: str = "auto",
+) -> np.ndarray:
+    """(K, d) rows a class side scores queries with: the engine's description centroids (``query @ rows.T``)."""
+    session = prompt_session(encoder, classnames, prompts, image_emb, labels, device=device)
+    return np.asarray(session.engine.centroids.float().cpu().numpy())
+
+
 def correct_per_image(
     encoder: TextEncoder,
     classnames: Sequence[str],
