@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import pytest
-from tests.support.fault_server import FaultServer, reply, status
+from tests.support.fault_server import Action, FaultServer, reply, status
 from typer.testing import CliRunner
 
 from support.tiny_world import write_images, write_model
@@ -15,6 +17,17 @@ from visfeed.cli.common import console, out
 
 runner = CliRunner()
 out.width = console.width = 250
+
+
+def answers(label: str, description: str) -> Callable[[dict[str, Any]], Action]:
+    """A vision server that says ``description`` of every picture and guesses ``label`` under the schema."""
+
+    def respond(body: dict[str, Any]) -> Action:
+        if "response_format" in body:  # the label question, constrained to the class names
+            return reply(json.dumps({"label": label}))
+        return reply(description)
+
+    return respond
 
 
 @pytest.fixture(scope="module")
@@ -49,7 +62,7 @@ def _eval(
 def test_eval_fuses_every_method_and_a_second_eval_makes_no_call(
     world: dict[str, str], fault_server: FaultServer, tmp_path: Path
 ) -> None:
-    fault_server.default = reply("a lemon")  # every picture is "a lemon", by description and by label
+    fault_server.responder = answers("lemon", "a lemon")  # every picture is "a lemon", by description and by label
     res = runner.invoke(app, _eval(world, fault_server.url, tmp_path / "a.json"))
     assert res.exit_code == 0, res.output
     sent = fault_server.request_count
@@ -97,7 +110,7 @@ def test_a_provider_that_rejects_images_exits_2_naming_it(
 def test_a_run_with_the_image_side_records_it_and_reports_it(
     world: dict[str, str], fault_server: FaultServer, tmp_path: Path
 ) -> None:
-    fault_server.default = reply("cherry")
+    fault_server.responder = answers("cherry", "a cherry")
     run_dir = tmp_path / "run"
     res = runner.invoke(app, [
         "optimize", "-q", "-d", "imagefolder", "--root", world["images"], "--backbone", world["backbone"],
@@ -130,7 +143,7 @@ def test_a_run_with_the_image_side_records_it_and_reports_it(
 def test_auto_weights_are_chosen_on_validation_and_shown(
     world: dict[str, str], fault_server: FaultServer, tmp_path: Path
 ) -> None:
-    fault_server.default = reply("a lemon")
+    fault_server.responder = answers("lemon", "a lemon")
     res = runner.invoke(app, _eval(world, fault_server.url, tmp_path / "f.json", "image,description", weights="auto"))
     assert res.exit_code == 0, res.output
     data = json.loads((tmp_path / "f.json").read_text())
@@ -143,3 +156,22 @@ def test_auto_weights_are_chosen_on_validation_and_shown(
         # the image alone is on the grid, so the choice is never worse there
         assert fused["selection_accuracy_per_seed"][0] >= fused["selection_image_accuracy_per_seed"][0]
     assert "weights per seed (validation)" in res.output and "validation pictures" in res.output
+
+
+def test_the_label_question_sends_the_class_names_as_an_enum_and_an_unlisted_answer_counts_as_none(
+    world: dict[str, str], fault_server: FaultServer, tmp_path: Path
+) -> None:
+    fault_server.responder = answers("banana", "a banana")  # a name that is not a class, whatever the schema says
+    res = runner.invoke(
+        app, _eval(world, fault_server.url, tmp_path / "g.json", "image,label", cache=tmp_path / "g.db")
+    )
+    assert res.exit_code == 0, res.output
+    labelled = [r.body for r in fault_server.requests if r.body and "response_format" in r.body]
+    assert labelled
+    assert sorted(labelled[0]["response_format"]["schema"]["properties"]["label"]["enum"]) == [
+        "cherry",
+        "lemon",
+        "lime",
+    ]
+    data = json.loads((tmp_path / "g.json").read_text())
+    assert data["image_side"]["label_accuracy_per_seed"] == [0.0]  # never one of the classes: no guess

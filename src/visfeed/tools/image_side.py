@@ -4,6 +4,9 @@ The glue between :mod:`visfeed.tools.llm.vision` (the questions, through the cac
 :mod:`visfeed.tools.fusion` (truncation and the fused query) and the scoring engine: a class side (any
 prompt set: names, templates, one-shot or optimized descriptions, a CuPL file) is scored against the
 fused queries exactly as against image embeddings, so every class-side method gets the image side.
+
+The label question is asked with the class names as an enum (:func:`~visfeed.tools.llm.vision.ask_labels`):
+the answer is one of them, or empty when a provider that cannot be constrained gives none.
 """
 
 from __future__ import annotations
@@ -18,7 +21,7 @@ from visfeed.state.image_side import ImageSide
 from visfeed.tools.baselines import prompt_session
 from visfeed.tools.fusion import fuse, match_label
 from visfeed.tools.llm.client import LLMClient
-from visfeed.tools.llm.vision import CLASSIFY_PROMPT, DESCRIBE_PROMPT, ask_about_images
+from visfeed.tools.llm.vision import CLASSIFY_PROMPT, DESCRIBE_PROMPT, ask_about_images, ask_labels
 from visfeed.tools.scoring import margins
 from visfeed.tools.session import TextEncoder
 
@@ -53,7 +56,7 @@ async def ask_mllm(
         else empty
     )
     label = (
-        await ask_about_images(client, paths, classify_prompt(classnames), task="image_label")
+        await ask_labels(client, paths, classnames, classify_prompt(classnames), task="image_label")
         if "label" in side.parts
         else empty
     )
