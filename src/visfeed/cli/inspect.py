@@ -255,12 +255,13 @@ def eval_command(
             cells += [f"{f.mean():.1f}", f"{f.std():.1f}", f"{f.mean() - arr.mean():+.1f}"]
             if side.auto:
                 sel = [c.selection_accuracy or 0.0 for c in chosen[name]]
-                img = [c.selection_image_accuracy or 0.0 for c in chosen[name]]
+                img = [c.selection_image_accuracy for c in chosen[name]]
                 summary[name]["fused"] |= {"selected_on": selected_on, "selection_accuracy_per_seed": sel,
                                            "selection_image_accuracy_per_seed": img}  # fmt: skip
+                alone = "-" if None in img else f"{np.mean([v or 0.0 for v in img]):.1f}"
                 cells += [
                     " ".join(short_weights(c.weights or {}) for c in chosen[name]),
-                    f"{np.mean(sel):.1f} / {np.mean(img):.1f}",
+                    f"{np.mean(sel):.1f} / {alone}",
                 ]
         table.add_row(*cells)
     out.print(table)

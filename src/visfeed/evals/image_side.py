@@ -26,8 +26,8 @@ from visfeed.errors import ConfigError
 from visfeed.state.image_side import AUTO, PARTS, ImageSide
 from visfeed.state.llm import LLMSettings
 from visfeed.state.templates import PromptSet
-from visfeed.tools.fusion import TIE_SCALE, choose_weights
-from visfeed.tools.image_side import ImageViews, class_matrix, correct_per_image, fused_correct, view_images
+from visfeed.tools.fusion import TIE_SCALE, choose_weights, fuse
+from visfeed.tools.image_side import ImageViews, class_matrix, correct_against, view_images
 from visfeed.tools.llm import Budget, LLMClient, ProviderHandle, ResponseCache, resolve_provider
 from visfeed.tools.llm.vision import DESCRIBE_PROMPT, check_accepts_images, project_cost
 from visfeed.tools.session import TextEncoder
@@ -152,20 +152,21 @@ def score_grid(
     scores: dict[str, dict[str, SideScore]] = {}
     for method, prompts in class_sides.items():
         row = scores.setdefault(method, {})
+        # the class side's rows, embedded once: every side of this method is scored against them
+        rows = class_matrix(encoder, classnames, prompts, views.parts["image"], labels, device=device)
         for side in sides:
             score = SideScore(accuracy=0.0)
             if side.parts == ("image",):
-                right = correct_per_image(encoder, classnames, prompts, views.parts["image"], labels, device=device)
+                right = correct_against(views.parts["image"], rows, labels)
             else:
                 fixed = side
                 if side.auto and selection is not None:
                     _, sel, sel_labels = selection
-                    rows = class_matrix(encoder, classnames, prompts, sel.parts["image"], sel_labels, device=device)
                     choice = choose_weights(sel.parts, rows, sel_labels, side, scale=scale)
                     fixed = side.with_weights(choice.weights)
                     score.selection_accuracy = choice.accuracy
                     score.selection_image_accuracy = choice.image_accuracy
-                right = fused_correct(encoder, classnames, prompts, views, labels, fixed, device=device)
+                right = correct_against(fuse(views.parts, fixed), rows, labels)
                 score.weights = {p: fixed.weight(p) for p in fixed.parts}
             score.accuracy = _pct(right)
             score.accuracy_label_wrong = _pct(right[wrong]) if asked else None

@@ -219,7 +219,8 @@ def _image_side_section(grid: dict[str, Any]) -> str:
             cells += [f"{row[s]['accuracy_label_wrong']:.1f}" for s in sides[1:]]
         cells += [
             f"{short_weights(row[s]['weights'])} ({row[s]['selection_accuracy']:.1f}, "
-            f"{row[s]['selection_image_accuracy']:.1f})"
+            + ("-" if row[s]["selection_image_accuracy"] is None else f"{row[s]['selection_image_accuracy']:.1f}")
+            + ")"
             for s in auto
         ]
         rows.append((method, *cells))

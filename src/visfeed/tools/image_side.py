@@ -19,7 +19,7 @@ import torch
 
 from visfeed.state.image_side import ImageSide
 from visfeed.tools.baselines import prompt_session
-from visfeed.tools.fusion import fuse, match_label
+from visfeed.tools.fusion import match_label
 from visfeed.tools.llm.client import LLMClient
 from visfeed.tools.llm.vision import CLASSIFY_PROMPT, DESCRIBE_PROMPT, ask_about_images, ask_labels
 from visfeed.tools.scoring import margins
@@ -103,31 +103,8 @@ def class_matrix(
     return np.asarray(session.engine.centroids.float().cpu().numpy())
 
 
-def correct_per_image(
-    encoder: TextEncoder,
-    classnames: Sequence[str],
-    prompts: Mapping[str, Sequence[str]],
-    queries: np.ndarray,
-    labels: np.ndarray,
-    *,
-    device: str = "auto",
-) -> np.ndarray:
-    """Per query: is the class side's best class the true one (description ensembling, the engine's scores)."""
-    session = prompt_session(encoder, classnames, prompts, queries, labels, device=device)
-    eng = session.engine
-    right: torch.Tensor = margins(eng.scores, eng.labels) > 0
-    return np.asarray(right.cpu().numpy(), dtype=bool)
-
-
-def fused_correct(
-    encoder: TextEncoder,
-    classnames: Sequence[str],
-    prompts: Mapping[str, Sequence[str]],
-    views: ImageViews,
-    labels: np.ndarray,
-    side: ImageSide,
-    *,
-    device: str = "auto",
-) -> np.ndarray:
-    """Per picture: correct under the fused query of ``side`` against the class side ``prompts``."""
-    return correct_per_image(encoder, classnames, prompts, fuse(views.parts, side), labels, device=device)
+def correct_against(queries: np.ndarray, rows: np.ndarray, labels: np.ndarray) -> np.ndarray:
+    """Per query: is its best class under ``queries @ rows.T`` the true one (ties count as wrong, as in the engine)."""
+    scores = torch.as_tensor(np.asarray(queries, dtype=np.float32)) @ torch.as_tensor(rows, dtype=torch.float32).T
+    right: torch.Tensor = margins(scores, torch.as_tensor(np.asarray(labels), dtype=torch.long)) > 0
+    return np.asarray(right.numpy(), dtype=bool)
