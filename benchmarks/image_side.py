@@ -118,7 +118,8 @@ def run_seed(seed: int, runs_dir: Path, args: argparse.Namespace, client: LLMCli
             raise SystemExit(f"{run_dir} is a run of seed {cfg.seed}, not {seed}")
     else:
         logging.warning("no worth run in %s: class sides are the baselines and the visual-words control", run_dir)
-        run_dir, cfg = None, RunConfig.load(None, {"seed": seed})
+        overrides = {"seed": seed} | ({"world_spec": args.world_spec} if args.world_spec else {})
+        run_dir, cfg = None, RunConfig.load(None, overrides)
     data = build_scoring(cfg)
     paths, labels, image_emb = first_of_each_class(data.test_loader(), args.per_class)
     val_paths, val_labels, val_emb = first_of_each_class(data.validation, args.val_per_class)
@@ -218,6 +219,7 @@ def main() -> None:
     ap.add_argument("--cache", type=Path, default=visfeed_cache_dir() / "mllm_cache.sqlite", help="response cache")
     ap.add_argument("--per-class", type=int, default=10, help="test pictures per class (the first N of the split)")
     ap.add_argument("--val-per-class", type=int, default=10, help="validation pictures per class the weights see")
+    ap.add_argument("--world-spec", type=Path, default=None, help="another world (without worth runs), e.g. garden")
     args = ap.parse_args()
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
     logging.getLogger("httpx").setLevel(logging.WARNING)

@@ -72,3 +72,24 @@ def test_auto_weights_without_a_selection_split_are_refused() -> None:
             _views(rows, labels, rng, truthful=True), labels,
             [ImageSide(parts=("image", "description"), weights="auto")], device="cpu",
         )  # fmt: skip
+
+
+def test_a_side_without_the_image_has_no_image_alone_figure_and_the_report_says_so() -> None:
+    from visfeed.evals.report import _image_side_section
+
+    rng = np.random.default_rng(5)
+    rows = rng.normal(size=(K, D))
+    rows /= np.linalg.norm(rows, axis=1, keepdims=True)
+    classnames = [f"c{i}" for i in range(K)]
+    labels = rng.integers(0, K, 60)
+    views = _views(rows, labels, rng, truthful=True)
+    views.parts["label"] = rng.normal(size=(len(labels), D))
+    side = ImageSide(parts=("description", "label"), weights="auto")
+    grid = score_grid(
+        TableEncoder(rows), classnames, {"names": {c: [c] for c in classnames}}, views, labels,
+        [ImageSide(parts=("image",)), side], selection=("feedback", views, labels), device="cpu",
+    )  # fmt: skip
+    score = grid.scores["names"][side.label]
+    assert score.selection_image_accuracy is None and score.weights is not None and grid.selected_on == "feedback"
+    page = _image_side_section(grid.model_dump(mode="json"))
+    assert "description+label auto: weights (accuracy on feedback, image alone there)" in page and ", -)" in page
