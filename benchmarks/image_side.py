@@ -111,11 +111,12 @@ def first_of_each_class(split: Any, per_class: int) -> tuple[list[str], np.ndarr
 
 
 def run_seed(seed: int, runs_dir: Path, args: argparse.Namespace, client: LLMClient) -> dict[str, Any]:
-    run_dir: Path | None = runs_dir / f"seed{seed}"
-    if (run_dir / CONFIG_FILE).is_file():
-        cfg = RunConfig.load(run_dir / CONFIG_FILE)
+    worth_run = runs_dir / f"seed{seed}"
+    run_dir: Path | None = worth_run
+    if (worth_run / CONFIG_FILE).is_file():
+        cfg = RunConfig.load(worth_run / CONFIG_FILE)
         if cfg.seed != seed:
-            raise SystemExit(f"{run_dir} is a run of seed {cfg.seed}, not {seed}")
+            raise SystemExit(f"{worth_run} is a run of seed {cfg.seed}, not {seed}")
     else:
         logging.warning("no worth run in %s: class sides are the baselines and the visual-words control", run_dir)
         overrides = {"seed": seed} | ({"world_spec": args.world_spec} if args.world_spec else {})
@@ -156,7 +157,11 @@ def run_seed(seed: int, runs_dir: Path, args: argparse.Namespace, client: LLMCli
     }
 
 
-def _spread(vals: list[float]) -> dict[str, float]:
+def _spread(vals: list[float]) -> dict[str, float] | None:
+    """Mean and std over seeds; None where no seed had the figure (an attribute no picture shows is NaN)."""
+    vals = [v for v in vals if v == v]
+    if not vals:
+        return None
     return {"mean": statistics.fmean(vals), "std": statistics.pstdev(vals) if len(vals) > 1 else 0.0}
 
 
@@ -165,7 +170,7 @@ def _table(grids: list[dict[str, Any]]) -> dict[str, dict[str, Any]]:
     for method, row in grids[0]["scores"].items():
         for side in row:
             cells = [g["scores"][method][side] for g in grids]
-            entry = _spread([c["accuracy"] for c in cells])
+            entry: dict[str, Any] = dict(_spread([c["accuracy"] for c in cells]) or {})
             wrong = [c["accuracy_label_wrong"] for c in cells if c["accuracy_label_wrong"] is not None]
             if wrong:
                 entry["label_wrong"] = _spread(wrong)
