@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import pytest
-from tests.support.fault_server import FaultServer, reply, status
+from tests.support.fault_server import Action, FaultServer, reply, status
 from typer.testing import CliRunner
 
 from support.tiny_world import write_images, write_model
@@ -15,6 +17,17 @@ from visfeed.cli.common import console, out
 
 runner = CliRunner()
 out.width = console.width = 250
+
+
+def answers(label: str, description: str) -> Callable[[dict[str, Any]], Action]:
+    """A vision server that says ``description`` of every picture and guesses ``label`` under the schema."""
+
+    def respond(body: dict[str, Any]) -> Action:
+        if "response_format" in body:  # the label question, constrained to the class names
+            return reply(json.dumps({"label": label}))
+        return reply(description)
+
+    return respond
 
 
 @pytest.fixture(scope="module")
@@ -36,11 +49,12 @@ def _eval(
     *,
     cache: Path | None = None,
     mllm: str = "openai-compatible:vision-1",
+    weights: str = "equal",
 ) -> list[str]:
     return [
         "eval", "-d", "imagefolder", "--root", world["images"], "--backbone", world["backbone"], "--seeds", "0",
         "--set", "k_shot=2", "--set", "device=cpu", "--set", f"embedding_cache={world['cache']}",
-        "--set", f"llm_cache={cache or world['llm_cache']}", "--image-side", side,
+        "--set", f"llm_cache={cache or world['llm_cache']}", "--image-side", side, "--image-weights", weights,
         "--mllm", mllm, "--mllm-base-url", url, "--out", str(to),
     ]  # fmt: skip
 
@@ -48,7 +62,7 @@ def _eval(
 def test_eval_fuses_every_method_and_a_second_eval_makes_no_call(
     world: dict[str, str], fault_server: FaultServer, tmp_path: Path
 ) -> None:
-    fault_server.default = reply("a lemon")  # every picture is "a lemon", by description and by label
+    fault_server.responder = answers("lemon", "a lemon")  # every picture is "a lemon", by description and by label
     res = runner.invoke(app, _eval(world, fault_server.url, tmp_path / "a.json"))
     assert res.exit_code == 0, res.output
     sent = fault_server.request_count
@@ -96,7 +110,7 @@ def test_a_provider_that_rejects_images_exits_2_naming_it(
 def test_a_run_with_the_image_side_records_it_and_reports_it(
     world: dict[str, str], fault_server: FaultServer, tmp_path: Path
 ) -> None:
-    fault_server.default = reply("cherry")
+    fault_server.responder = answers("cherry", "a cherry")
     run_dir = tmp_path / "run"
     res = runner.invoke(app, [
         "optimize", "-q", "-d", "imagefolder", "--root", world["images"], "--backbone", world["backbone"],
@@ -109,13 +123,55 @@ def test_a_run_with_the_image_side_records_it_and_reports_it(
     result = json.loads((run_dir / "result.json").read_text())
     side = result["image_side"]
     assert side["mllm"] == "openai-compatible:vision-1" and side["label_accuracy"] == pytest.approx(100 / 3)
-    assert fault_server.request_count == side["n_images"]  # one label question per test picture, no description
+    # one label question per test and per validation picture (the auto weights are chosen there), no description
+    assert side["selected_on"] == "validation" and side["selection_images"] > 0
+    assert fault_server.request_count == side["n_images"] + side["selection_images"]
     for method in ("names", "optimized"):
         row = side["scores"][method]
-        assert set(row) == {"image", "image+label"}
+        assert set(row) == {"image", "image+label auto"}
+        chosen = row["image+label auto"]
+        assert set(chosen["weights"]) == {"image", "label"} and sum(chosen["weights"].values()) == pytest.approx(1)
+        assert 0 <= chosen["selection_accuracy"] <= 100 and chosen["selection_image_accuracy"] is not None
         plain = result["optimized"] if method == "optimized" else result["baselines"][method]
         assert row["image"]["accuracy"] == pytest.approx(100 * plain["test_accuracy"])
     res = runner.invoke(app, ["report", str(run_dir), "--out", str(tmp_path / "r.html")])
     assert res.exit_code == 0, res.output
     page = (tmp_path / "r.html").read_text()
-    assert "Image side" in page and "its own label accuracy 33.3 %" in page
+    assert "Image side" in page and "its own label accuracy 33.3 %" in page and "auto weights" in page
+
+
+def test_auto_weights_are_chosen_on_validation_and_shown(
+    world: dict[str, str], fault_server: FaultServer, tmp_path: Path
+) -> None:
+    fault_server.responder = answers("lemon", "a lemon")
+    res = runner.invoke(app, _eval(world, fault_server.url, tmp_path / "f.json", "image,description", weights="auto"))
+    assert res.exit_code == 0, res.output
+    data = json.loads((tmp_path / "f.json").read_text())
+    assert data["image_side"]["side"]["weights"] == "auto"
+    for row in data["methods"].values():
+        fused = row["fused"]
+        assert fused["side"] == "image+description auto" and fused["selected_on"] == "validation"
+        (weights,) = fused["weights_per_seed"]
+        assert set(weights) == {"image", "description"} and sum(weights.values()) == pytest.approx(1)
+        # the image alone is on the grid, so the choice is never worse there
+        assert fused["selection_accuracy_per_seed"][0] >= fused["selection_image_accuracy_per_seed"][0]
+    assert "weights per seed (validation)" in res.output and "validation pictures" in res.output
+
+
+def test_the_label_question_sends_the_class_names_as_an_enum_and_an_unlisted_answer_counts_as_none(
+    world: dict[str, str], fault_server: FaultServer, tmp_path: Path
+) -> None:
+    fault_server.responder = answers("banana", "a banana")  # a name that is not a class, whatever the schema says
+    res = runner.invoke(
+        app, _eval(world, fault_server.url, tmp_path / "g.json", "image,label", cache=tmp_path / "g.db")
+    )
+    assert res.exit_code == 0, res.output
+    labelled = [r.body for r in fault_server.requests if r.body and "response_format" in r.body]
+    assert labelled
+    assert sorted(labelled[0]["response_format"]["schema"]["properties"]["label"]["enum"]) == [
+        "cherry",
+        "lemon",
+        "lime",
+    ]
+    data = json.loads((tmp_path / "g.json").read_text())
+    assert data["image_side"]["label_accuracy_per_seed"] == [0.0]  # never one of the classes: no guess

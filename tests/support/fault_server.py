@@ -24,6 +24,7 @@ import threading
 import time
 import uuid
 from collections import deque
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any, Literal
@@ -117,6 +118,8 @@ class FaultServer:
 
     def __init__(self, *, default: Action | None = None, model: str = "fault-model") -> None:
         self.default = default or reply("{}")
+        # Answers by request body (e.g. by the picture sent) where a fixed script cannot; None: script/default.
+        self.responder: Callable[[dict[str, Any]], Action | None] | None = None
         self.model = model
         self.requests: list[Recorded] = []
         self.in_flight = 0
@@ -175,9 +178,13 @@ class FaultServer:
         self.stop()
 
     # ---------------------------------------------------------------- internal
-    def _next(self) -> Action:
+    def _next(self, body: dict[str, Any]) -> Action:
         with self._lock:
-            return self._queue.popleft() if self._queue else self.default
+            if self._queue:
+                return self._queue.popleft()
+            responder = self.responder
+        answer = responder(body) if responder is not None else None
+        return answer if answer is not None else self.default
 
 
 class _Handler(BaseHTTPRequestHandler):
@@ -206,7 +213,7 @@ class _Handler(BaseHTTPRequestHandler):
             srv.in_flight += 1
             srv.max_in_flight = max(srv.max_in_flight, srv.in_flight)
         try:
-            self._answer(srv._next(), body or {})
+            self._answer(srv._next(body or {}), body or {})
         except (BrokenPipeError, ConnectionResetError):
             pass  # the client gave up (timeout); that is the point of a slow reply
         finally:

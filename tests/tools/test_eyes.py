@@ -10,6 +10,7 @@ import pytest
 from langchain_core.messages import HumanMessage
 
 from support.scripted_provider import ScriptedChat
+from visfeed.errors import ProviderError
 from visfeed.evals.world.eyes import EyesConfig, random_batch, train_eyes
 from visfeed.state.llm import LLMSettings
 from visfeed.tools.datasets.world.vocab import ATTRIBUTES
@@ -17,13 +18,13 @@ from visfeed.tools.eyes.chat import EyesChat
 from visfeed.tools.eyes.network import Eyes, Seen, describe, load_image_bytes
 from visfeed.tools.image_side import classify_prompt
 from visfeed.tools.llm import LLMClient, ProviderHandle, ResponseCache, resolve_provider
-from visfeed.tools.llm.vision import DESCRIBE_PROMPT, ask_about_images, image_message
+from visfeed.tools.llm.vision import DESCRIBE_PROMPT, ask_about_images, image_message, label_schema
 
 
 @pytest.fixture(scope="module")
 def tiny_eyes(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, dict]:
     out = tmp_path_factory.mktemp("eyes") / "eyes.pt"
-    cfg = EyesConfig(images=96, batch_size=32, workers=0, eval_images=32, widths=(8, 8, 16, 16))
+    cfg = EyesConfig(images=96, batch_size=32, workers=0, eval_images=32, widths=(8, 8, 16, 16), depth=1)
     return out, train_eyes(cfg, out)
 
 
@@ -45,7 +46,16 @@ def test_tiny_training_writes_a_checkpoint_and_its_record(tiny_eyes: tuple[Path,
     assert set(acc) == {*ATTRIBUTES, "mean"} and 0 <= acc["mean"] <= 100
     assert record["steps"] == 3 and record["checkpoint_bytes"] == path.stat().st_size
     eyes = Eyes.load(path)
-    assert eyes.identity == record["identity"] and eyes.net.widths == (8, 8, 16, 16)
+    assert eyes.identity == record["identity"] and eyes.net.widths == (8, 8, 16, 16) and eyes.net.depth == 1
+    assert set(record["heldout_by_size"]) <= {"tiny", "small", "medium", "large", "huge"}
+    assert len(record["machine"]["load_average_1_5_15_at_start"]) == 3
+
+
+def test_a_time_budget_ends_the_schedule_early(tmp_path: Path) -> None:
+    cfg = EyesConfig(images=96, batch_size=32, workers=0, eval_images=8, widths=(8, 8, 8, 8), depth=1, minutes=1e-3)
+    record = train_eyes(cfg, tmp_path / "short.pt")  # 0.06 s: less than rendering the three batches takes
+    assert record["steps"] < 3 and record["images_seen"] == 32 * record["steps"]
+    assert record["config"]["minutes"] == 1e-3
 
 
 def test_the_eyes_wording_leaves_out_what_they_are_unsure_of() -> None:
@@ -104,6 +114,28 @@ def test_the_shipped_eyes_with_the_embedded_smollm2(local_llm_handle: ProviderHa
     assert isinstance(reply.content, str) and reply.content.strip()
     described = chat.invoke([image_message(pictures[0], DESCRIBE_PROMPT)]).content
     assert isinstance(described, str) and described.startswith("I see ")
+
+
+def test_the_label_guess_is_one_of_the_class_names_by_the_servers_grammar(
+    local_llm_handle: ProviderHandle, tiny_eyes: tuple[Path, dict], pictures: list[str]
+) -> None:
+    # names SmolLM2 would never say unprompted: only the grammar built from the enum makes them the answer
+    names = ["zorblat fruit", "quimbly root", "vexnut"]
+    chat = EyesChat(eyes=Eyes.load(tiny_eyes[0]), text_model=local_llm_handle.chat_model)
+    schema = label_schema(names)
+    for path in pictures:
+        out = chat.with_structured_output(schema, include_raw=True).invoke(
+            [image_message(path, classify_prompt(names))]
+        )
+        assert out["parsing_error"] is None and out["parsed"].label in names, out["raw"].content
+
+
+def test_a_structured_question_without_a_text_model_is_refused(
+    tiny_eyes: tuple[Path, dict], pictures: list[str]
+) -> None:
+    chat = EyesChat(eyes=Eyes.load(tiny_eyes[0]))
+    with pytest.raises(ProviderError, match="no text model"):
+        chat.with_structured_output(label_schema(["lemon", "lime"])).invoke([image_message(pictures[0], "Which?")])
 
 
 def test_cached_eyes_answers_follow_their_wording_and_prompt(

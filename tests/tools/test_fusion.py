@@ -11,7 +11,7 @@ import pytest
 from visfeed.errors import ConfigError, EmbeddingError
 from visfeed.state.image_side import ImageSide, parse_image_side
 from visfeed.tools.cache import EmbeddingCache
-from visfeed.tools.fusion import fit_text, fuse, match_label, token_counter
+from visfeed.tools.fusion import choose_weights, fit_text, fuse, match_label, token_counter, weight_grid
 from visfeed.tools.vlm import VLM, BackboneRef
 
 
@@ -81,3 +81,63 @@ def test_match_label_names_the_longest_class_in_the_answer() -> None:
     assert match_label("lemons", names) == 2
     assert match_label("an apple, I think", names) == 0
     assert match_label("a banana", names) == -1
+
+
+def _classes_and_labels(
+    rng: np.random.Generator, k: int = 6, d: int = 32, n: int = 300
+) -> tuple[np.ndarray, np.ndarray]:
+    rows = rng.normal(size=(k, d))
+    return rows / np.linalg.norm(rows, axis=1, keepdims=True), rng.integers(0, k, n)
+
+
+def _signal(rows: np.ndarray, labels: np.ndarray, noise: float, rng: np.random.Generator) -> np.ndarray:
+    """Embeddings near the true class's row: the larger ``noise``, the weaker the part."""
+    return rows[labels] + noise * rng.normal(size=(len(labels), rows.shape[1]))
+
+
+def test_weight_grid_covers_the_simplex_heaviest_image_first() -> None:
+    grid = weight_grid(("image", "description", "label"))
+    assert len(grid) == 231 and grid[0] == {"image": 1.0, "description": 0.0, "label": 0.0}
+    assert all(abs(sum(w.values()) - 1) < 1e-9 for w in grid)
+    assert len({tuple(w.values()) for w in grid}) == 231
+    assert weight_grid(("image", "label"), step=0.25) == [
+        {"image": w, "label": 1 - w} for w in (1.0, 0.75, 0.5, 0.25, 0.0)
+    ]
+
+
+def test_auto_weights_give_a_noise_provider_about_zero() -> None:
+    rng = np.random.default_rng(0)
+    rows, labels = _classes_and_labels(rng)
+    parts = {
+        "image": _signal(rows, labels, 0.25, rng),
+        "description": rng.normal(size=(len(labels), rows.shape[1])),  # an MLLM whose answers are noise
+        "label": rng.normal(size=(len(labels), rows.shape[1])),
+    }
+    side = ImageSide(weights="auto")
+    choice = choose_weights(parts, rows, labels, side)
+    assert choice.weights["image"] >= 0.9 and choice.weights["description"] <= 0.05 and choice.weights["label"] <= 0.05
+    assert choice.image_accuracy is not None and choice.accuracy >= choice.image_accuracy
+    # equal weights, as the paper fuses: the noise drags the image down
+    equal = fuse(parts, ImageSide()) @ rows.T
+    assert 100 * (equal.argmax(1) == labels).mean() < choice.image_accuracy - 10
+    with pytest.raises(ConfigError, match="chosen on validation"):
+        fuse(parts, side)
+
+
+def test_auto_weights_use_a_part_that_helps() -> None:
+    rng = np.random.default_rng(1)
+    rows, labels = _classes_and_labels(rng)
+    parts = {"image": _signal(rows, labels, 0.3, rng), "description": _signal(rows, labels, 0.3, rng)}
+    choice = choose_weights(parts, rows, labels, ImageSide(parts=("image", "description"), weights="auto"))
+    assert 0.2 <= choice.weights["description"] <= 0.8  # two independent views of equal strength: both used
+    assert choice.image_accuracy is not None and choice.accuracy > choice.image_accuracy + 3
+
+
+def test_auto_and_equal_weights_parse_and_label() -> None:
+    assert parse_image_side("image,label").auto and parse_image_side("image,label").label == "image+label auto"
+    equal = parse_image_side("image,label", "equal")
+    assert not equal.auto and equal.weights == {} and equal.label == "image+label"
+    alone = parse_image_side("image")  # nothing to choose
+    assert not alone.auto and alone.weight("image") == 1.0 and alone.label == "image"
+    with pytest.raises(ConfigError, match="auto, equal or PART=NUMBER"):
+        parse_image_side("image,label", "heavy")

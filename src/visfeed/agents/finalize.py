@@ -14,7 +14,7 @@ import numpy as np
 
 from visfeed.agents.resources import EmbeddedSplit, RunResources, searched_words, visual_words_control
 from visfeed.errors import DataError
-from visfeed.evals.image_side import ImageSideResult, image_side_grid, open_mllm, projected
+from visfeed.evals.image_side import ImageSideResult, image_side_grid, open_mllm, projected, selection_split
 from visfeed.state.config import RunConfig
 from visfeed.state.image_side import ImageSide
 from visfeed.state.models import GraphState
@@ -139,4 +139,5 @@ def score_image_side(
         return image_side_grid(
             client, res.encoder, res.classnames, sets, test.paths, test.image_emb, test.labels,
             [ImageSide(parts=("image",)), side], device=cfg.device,
+            selection=selection_split(res.validation, res.feedback) if side.auto else None,
         )  # fmt: skip

@@ -17,7 +17,7 @@ from visfeed.errors import ConfigError
 
 if TYPE_CHECKING:
     from visfeed.agents.resources import EmbeddedSplit, ScoringData
-    from visfeed.evals.image_side import ImageSideResult
+    from visfeed.evals.image_side import ImageSideResult, SideScore
     from visfeed.state.config import RunConfig
     from visfeed.state.image_side import ImageSide
 
@@ -141,8 +141,12 @@ def eval_command(
         ),
     ] = None,
     image_weights: Annotated[
-        str | None, typer.Option("--image-weights", help="Part weights, e.g. description=0.5 (default: equal).")
-    ] = None,
+        str,
+        typer.Option(
+            "--image-weights",
+            help="auto (chosen per class side on the validation split), equal (the paper), or e.g. description=0.5.",
+        ),
+    ] = "auto",
     mllm: Annotated[
         str, typer.Option("--mllm", help="Multimodal provider: eyes (embedded), openai:MODEL, openai-compatible:MODEL.")
     ] = "eyes",
@@ -170,7 +174,7 @@ def eval_command(
     """
     from visfeed.agents.resources import build_scoring, searched_words, visual_words_control
     from visfeed.state.config import RunConfig
-    from visfeed.state.image_side import parse_image_side
+    from visfeed.state.image_side import parse_image_side, short_weights
     from visfeed.state.rundir import IMAGE_LINE_MARK
     from visfeed.state.templates import parse_source
     from visfeed.tools.baselines import (
@@ -197,6 +201,8 @@ def eval_command(
     overrides.update(parse_sets(set_ or []))
     side = None if image_side is None else parse_image_side(image_side, image_weights)
     fused: dict[str, list[float]] = {}
+    chosen: dict[str, list[SideScore]] = {}
+    selected_on: str | None = None
     label_acc: list[float] = []
     scores: dict[str, list[float]] = {}
     for seed in seed_list:
@@ -235,11 +241,15 @@ def eval_command(
             grid = _image_side(data, cfg, sets, test, side, mllm, mllm_base_url, mllm_max_calls, mllm_max_cost)
             for name, row in grid.scores.items():
                 fused.setdefault(name, []).append(row[side.label].accuracy)
+                chosen.setdefault(name, []).append(row[side.label])
+            selected_on = grid.selected_on
             if grid.label_accuracy is not None:
                 label_acc.append(grid.label_accuracy)
     columns = ["method", "mean", "std", "per seed"]
     if side is not None:
         columns += [f"{side.label} mean", "std", "gain"]
+        if side.auto:
+            columns += [f"weights per seed ({selected_on})", f"{selected_on} fused / image"]
     table = Table(title=f"test accuracy (%) on {dataset}, seeds {seed_list}")
     for col in columns:
         table.add_column(col)
@@ -248,8 +258,8 @@ def eval_command(
         arr = np.asarray(vals)
         summary[name] = {"mean": float(arr.mean()), "std": float(arr.std()), "per_seed": vals}
         cells = [name, f"{arr.mean():.1f}", f"{arr.std():.1f}", " ".join(f"{v:.1f}" for v in vals)]
-        if side is not None and name not in fused:  # the image line has no class side to fuse
-            cells += ["-", "-", "-"]
+        if side is not None and name not in fused:  # the image line and the searched words: no class side fused
+            cells += ["-"] * (len(columns) - len(cells))
         elif side is not None:
             f = np.asarray(fused[name])
             summary[name]["fused"] = {
@@ -257,8 +267,19 @@ def eval_command(
                 "mean": float(f.mean()),
                 "std": float(f.std()),
                 "per_seed": fused[name],
+                "weights_per_seed": [c.weights for c in chosen[name]],
             }
             cells += [f"{f.mean():.1f}", f"{f.std():.1f}", f"{f.mean() - arr.mean():+.1f}"]
+            if side.auto:
+                sel = [c.selection_accuracy or 0.0 for c in chosen[name]]
+                img = [c.selection_image_accuracy for c in chosen[name]]
+                summary[name]["fused"] |= {"selected_on": selected_on, "selection_accuracy_per_seed": sel,
+                                           "selection_image_accuracy_per_seed": img}  # fmt: skip
+                alone = "-" if None in img else f"{np.mean([v or 0.0 for v in img]):.1f}"
+                cells += [
+                    " ".join(short_weights(c.weights or {}) for c in chosen[name]),
+                    f"{np.mean(sel):.1f} / {alone}",
+                ]
         table.add_row(*cells)
     out.print(table)
     if label_acc:
@@ -286,7 +307,7 @@ def _image_side(
     max_cost: float | None,
 ) -> ImageSideResult:
     """One seed's image-side scores (the projected cost is printed before the MLLM is asked)."""
-    from visfeed.evals.image_side import image_side_grid, open_mllm, projected
+    from visfeed.evals.image_side import image_side_grid, open_mllm, projected, selection_split
     from visfeed.tools.builtin_models import visfeed_cache_dir
 
     if test.paths is None:
@@ -295,14 +316,15 @@ def _image_side(
         mllm, base_url=base_url, cache_path=cfg.llm_cache or visfeed_cache_dir() / "mllm_cache.sqlite",
         seed=cfg.seed, max_calls=max_calls, max_cost_usd=max_cost, max_concurrency=cfg.llm.max_concurrency,
     )  # fmt: skip
+    selection = selection_split(data.validation, data.feedback) if side.auto else None
     with handle:
         if side.asks_mllm:
-            out.print(
-                f"[dim]MLLM {mllm}, {len(test.paths)} pictures: {projected(handle, len(test.paths), side, data.classnames)}[/dim]"
-            )
+            n = len(test.paths) + (len(selection.paths) if selection is not None else 0)
+            where = f" (+ {selection.name} pictures to choose the weights on)" if selection is not None else ""
+            out.print(f"[dim]MLLM {mllm}, {n} pictures{where}: {projected(handle, n, side, data.classnames)}[/dim]")
         grid = image_side_grid(
             client, data.encoder, data.classnames, sets, test.paths, test.image_emb, test.labels, [side],
-            device=cfg.device,
+            device=cfg.device, selection=selection,
         )  # fmt: skip
         totals = client.totals
         out.print(

@@ -145,11 +145,17 @@ def train_eyes_command(
     lr: Annotated[float, typer.Option("--lr")] = 3e-3,
     workers: Annotated[int, typer.Option("--workers", min=0, help="Rendering worker processes.")] = 1,
     threads: Annotated[int, typer.Option("--threads", min=1, help="torch threads.")] = 1,
+    minutes: Annotated[
+        float | None,
+        typer.Option("--minutes", min=1, help="Time budget: the schedule ends when it or --images runs out."),
+    ] = None,
 ) -> None:
     """Train the "eyes" (the offline stand-in for a multimodal LLM's vision) on random world pictures."""
     from visfeed.evals.world.eyes import EyesConfig, train_eyes
 
-    cfg = EyesConfig(seed=seed, images=images, batch_size=batch_size, lr=lr, workers=workers, threads=threads)
+    cfg = EyesConfig(
+        seed=seed, images=images, batch_size=batch_size, lr=lr, workers=workers, threads=threads, minutes=minutes
+    )
 
     def progress(d: dict[str, float]) -> None:
         console.print(
@@ -161,6 +167,7 @@ def train_eyes_command(
             "command": (
                 f"visfeed world train-eyes --out {shlex.quote(str(out))} --seed {seed} --images {images} "
                 f"--batch-size {batch_size} --lr {lr} --workers {workers} --threads {threads}"
+                + (f" --minutes {minutes:g}" if minutes is not None else "")
             ),
             **train_eyes(cfg, out, progress=progress),
             "python": platform.python_version(),

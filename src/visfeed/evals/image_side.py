@@ -3,6 +3,11 @@
 Shared by ``visfeed eval --image-side``, a run's finalizer and ``benchmarks/image_side.py``, so the three
 report the same numbers: test accuracy per (class-side method, image-side subset), the MLLM's own label
 accuracy, and accuracy on the pictures whose guessed label is wrong (does fusion survive a bad guess?).
+
+A side with auto weights gets them per class side from a labelled *selection* split (validation, or the
+feedback split where there is none): the MLLM is asked about those pictures too (cached like the test
+ones), :func:`~visfeed.tools.fusion.choose_weights` sees only them, and the test split is scored once with
+the weights chosen. The weights and the selection figures are recorded beside each score.
 """
 
 from __future__ import annotations
@@ -10,15 +15,19 @@ from __future__ import annotations
 import itertools
 import logging
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Protocol
 
 import numpy as np
 from pydantic import BaseModel, Field
 
-from visfeed.state.image_side import PARTS, ImageSide
+from visfeed.errors import ConfigError
+from visfeed.state.image_side import AUTO, PARTS, ImageSide
 from visfeed.state.llm import LLMSettings
 from visfeed.state.templates import PromptSet
-from visfeed.tools.image_side import ImageViews, correct_per_image, fused_correct, view_images
+from visfeed.tools.fusion import TIE_SCALE, choose_weights, fuse
+from visfeed.tools.image_side import ImageViews, class_matrix, correct_against, view_images
 from visfeed.tools.llm import Budget, LLMClient, ProviderHandle, ResponseCache, resolve_provider
 from visfeed.tools.llm.vision import DESCRIBE_PROMPT, check_accepts_images, project_cost
 from visfeed.tools.session import TextEncoder
@@ -29,9 +38,20 @@ MLLM_MAX_TOKENS = 160
 """Completion cap per MLLM answer: a description of about 100 words, or a label."""
 
 
-def all_subsets() -> list[ImageSide]:
-    """The seven non-empty subsets of image, description and label, equal weights."""
-    return [ImageSide(parts=c) for k in (1, 2, 3) for c in itertools.combinations(PARTS, k)]
+def all_subsets(*, auto: bool = False) -> list[ImageSide]:
+    """The seven non-empty subsets of image, description and label (equal weights, or auto ones)."""
+    weights: dict[str, float] | str = AUTO if auto else {}
+    return [ImageSide(parts=c, weights=weights) for k in (1, 2, 3) for c in itertools.combinations(PARTS, k)]  # type: ignore[arg-type]
+
+
+@dataclass
+class SelectionSplit:
+    """Labelled pictures the auto weights are chosen on: validation (or feedback), never test."""
+
+    name: str
+    paths: Sequence[str]
+    image_emb: np.ndarray
+    labels: np.ndarray
 
 
 def union_side(sides: Sequence[ImageSide]) -> ImageSide:
@@ -46,6 +66,15 @@ class SideScore(BaseModel):
     accuracy_label_wrong: float | None = Field(
         default=None, description="Pictures whose MLLM label guess is wrong (None: no guesses asked)."
     )
+    weights: dict[str, float] | None = Field(
+        default=None, description="Weights of the parts used on test (for an auto side: those chosen on selection)."
+    )
+    selection_accuracy: float | None = Field(
+        default=None, description="Auto side: accuracy (%) on the selection split with the chosen weights."
+    )
+    selection_image_accuracy: float | None = Field(
+        default=None, description="Auto side: accuracy (%) on the selection split with the image alone."
+    )
 
 
 class ImageSideResult(BaseModel):
@@ -57,6 +86,13 @@ class ImageSideResult(BaseModel):
     n_images: int = Field(description="Test pictures.")
     scores: dict[str, dict[str, SideScore]] = Field(description="method -> image side -> score.")
     examples: list[dict[str, str]] = Field(default_factory=list, description="A few answers, for the report.")
+    selected_on: str | None = Field(
+        default=None, description="Split the auto weights were chosen on (validation or feedback); None: no auto side."
+    )
+    selection_images: int = Field(default=0, description="Pictures of that split.")
+    selection_label_accuracy: float | None = Field(
+        default=None, description="The MLLM's label accuracy (%) on the selection split."
+    )
 
 
 def open_mllm(
@@ -99,27 +135,51 @@ def score_grid(
     labels: np.ndarray,
     sides: Sequence[ImageSide],
     *,
+    selection: tuple[str, ImageViews, np.ndarray] | None = None,
     mllm: str = "",
     device: str = "auto",
 ) -> ImageSideResult:
-    """Every method under every side; the plain image side is scored as such (no fusion maths)."""
+    """Every method under every side; the plain image side is scored as such (no fusion maths).
+
+    ``selection`` (split name, its views, its labels) is where auto sides choose their weights; the test
+    ``views`` and ``labels`` are only scored.
+    """
+    if any(s.auto for s in sides) and selection is None:
+        raise ConfigError("auto image-side weights need a labelled selection split (validation or feedback)")
     asked = "label" in views.parts
     wrong = ~views.label_correct(labels) if asked else np.zeros(len(labels), dtype=bool)
+    scale = float(getattr(encoder, "logit_scale", None) or TIE_SCALE)
     scores: dict[str, dict[str, SideScore]] = {}
     for method, prompts in class_sides.items():
         row = scores.setdefault(method, {})
+        # the class side's rows, embedded once: every side of this method is scored against them
+        rows = class_matrix(encoder, classnames, prompts, views.parts["image"], labels, device=device)
         for side in sides:
+            score = SideScore(accuracy=0.0)
             if side.parts == ("image",):
-                right = correct_per_image(encoder, classnames, prompts, views.parts["image"], labels, device=device)
+                right = correct_against(views.parts["image"], rows, labels)
             else:
-                right = fused_correct(encoder, classnames, prompts, views, labels, side, device=device)
-            row[side.label] = SideScore(
-                accuracy=_pct(right), accuracy_label_wrong=_pct(right[wrong]) if asked else None
-            )
+                fixed = side
+                if side.auto and selection is not None:
+                    _, sel, sel_labels = selection
+                    choice = choose_weights(sel.parts, rows, sel_labels, side, scale=scale)
+                    fixed = side.with_weights(choice.weights)
+                    score.selection_accuracy = choice.accuracy
+                    score.selection_image_accuracy = choice.image_accuracy
+                right = correct_against(fuse(views.parts, fixed), rows, labels)
+                score.weights = {p: fixed.weight(p) for p in fixed.parts}
+            score.accuracy = _pct(right)
+            score.accuracy_label_wrong = _pct(right[wrong]) if asked else None
+            row[side.label] = score
     examples = [
         {"true": classnames[int(labels[i])], "description": views.descriptions[i], "label": views.label_answers[i]}
         for i in range(min(5, len(labels)))
     ]
+    sel_name, sel_label = None, None
+    if selection is not None and any(s.auto for s in sides):
+        sel_name = selection[0]
+        if "label" in selection[1].parts:
+            sel_label = _pct(selection[1].label_correct(selection[2]))
     return ImageSideResult(
         mllm=mllm,
         label_accuracy=_pct(~wrong) if asked else None,
@@ -127,6 +187,9 @@ def score_grid(
         n_images=len(labels),
         scores=scores,
         examples=examples,
+        selected_on=sel_name,
+        selection_images=len(selection[2]) if sel_name is not None and selection is not None else 0,
+        selection_label_accuracy=sel_label,
     )
 
 
@@ -140,10 +203,34 @@ def image_side_grid(
     labels: np.ndarray,
     sides: Sequence[ImageSide],
     *,
+    selection: SelectionSplit | None = None,
     device: str = "auto",
 ) -> ImageSideResult:
-    """Ask the MLLM once per picture and question (cached), then score the grid."""
+    """Ask the MLLM once per picture and question (cached), choose auto weights on ``selection``, score test."""
     fit = getattr(encoder, "fit_text", None)
-    views = view_images(client, encoder, paths, image_emb, classnames, union_side(sides), fit=fit)
+    union = union_side(sides)
+    sel = None
+    if selection is not None and any(s.auto for s in sides):
+        sel_views = view_images(client, encoder, selection.paths, selection.image_emb, classnames, union, fit=fit)
+        sel = (selection.name, sel_views, np.asarray(selection.labels))
+    views = view_images(client, encoder, paths, image_emb, classnames, union, fit=fit)
     mllm = "" if client is None else f"{client.handle.provider}:{client.handle.model}"
-    return score_grid(encoder, classnames, class_sides, views, labels, sides, mllm=mllm, device=device)
+    return score_grid(
+        encoder, classnames, class_sides, views, labels, sides, selection=sel, mllm=mllm, device=device
+    )  # fmt: skip
+
+
+class EmbeddedPictures(Protocol):
+    """What a split embedded for scoring gives (``agents.resources.EmbeddedSplit``)."""
+
+    image_emb: np.ndarray
+    labels: np.ndarray
+    paths: list[str] | None
+
+
+def selection_split(validation: EmbeddedPictures | None, feedback: EmbeddedPictures) -> SelectionSplit:
+    """The validation split when the data has one with image files, else the feedback split."""
+    for name, split in (("validation", validation), ("feedback", feedback)):
+        if split is not None and split.paths:
+            return SelectionSplit(name, list(split.paths), split.image_emb, split.labels)
+    raise ConfigError("auto image-side weights need the image files of the validation or feedback split")

@@ -23,6 +23,7 @@ from matplotlib.ticker import MaxNLocator
 from pydantic import BaseModel, Field
 
 from visfeed.fileio import write_text_atomic
+from visfeed.state.image_side import short_weights
 
 
 class LineageRow(BaseModel):
@@ -208,11 +209,20 @@ def _image_side_section(grid: dict[str, Any]) -> str:
     scores: dict[str, dict[str, dict[str, Any]]] = grid["scores"]
     sides = list(next(iter(scores.values()))) if scores else []
     wrong = [f"{s} where the guess is wrong" for s in sides[1:]] if grid.get("label_accuracy") is not None else []
+    first = next(iter(scores.values()), {})
+    auto = [s for s in sides if first[s].get("selection_accuracy") is not None]
+    chosen = [f"{s}: weights (accuracy on {grid.get('selected_on')}, image alone there)" for s in auto]
     rows = []
     for method, row in scores.items():
         cells = [f"{row[s]['accuracy']:.1f}" for s in sides]
         if wrong:
             cells += [f"{row[s]['accuracy_label_wrong']:.1f}" for s in sides[1:]]
+        cells += [
+            f"{short_weights(row[s]['weights'])} ({row[s]['selection_accuracy']:.1f}, "
+            + ("-" if row[s]["selection_image_accuracy"] is None else f"{row[s]['selection_image_accuracy']:.1f}")
+            + ")"
+            for s in auto
+        ]
         rows.append((method, *cells))
     label = grid.get("label_accuracy")
     note = f"MLLM {html.escape(str(grid.get('mllm', '')))}; {grid.get('n_images', 0)} test pictures" + (
@@ -220,7 +230,12 @@ def _image_side_section(grid: dict[str, Any]) -> str:
         if label is not None
         else ""
     )
-    table = html_table(["method", *sides, *wrong], rows)
+    if auto:
+        note += (
+            f"; auto weights (image/description/label) chosen per method on {grid.get('selection_images', 0)} "
+            f"{html.escape(str(grid.get('selected_on')))} pictures, the test split scored once with them"
+        )
+    table = html_table(["method", *sides, *wrong, *chosen], rows)
     return f"<h2>Image side (test accuracy %, What do you see?)</h2><p>{note}</p>{table}"
 
 

@@ -209,8 +209,10 @@ class RunConfig(BaseModel):
         description="Also score every method with the image side of 'What do you see?': the test image fused with a "
         "multimodal LLM's description and label guess; any of 'image,description,label'. None: off.",
     )
-    image_weights: dict[str, float] = Field(
-        default_factory=dict, description="Weight per image-side part (missing: 1.0, the paper's equal weights)."
+    image_weights: dict[str, float] | Literal["auto", "equal"] = Field(
+        default="auto",
+        description="Weights of the image-side parts: 'auto' (chosen per class side on the validation split, or "
+        "the feedback split when there is none), 'equal' (the paper), or a weight per part (missing: 1.0).",
     )
     mllm: str = Field(
         default="eyes",
@@ -258,7 +260,10 @@ class RunConfig(BaseModel):
     @property
     def resolved_image_side(self) -> ImageSide | None:
         """The image side to score at the end of a run, or None when off."""
-        return None if self.image_side is None else ImageSide(parts=self.image_side, weights=self.image_weights)  # type: ignore[arg-type]
+        if self.image_side is None:
+            return None
+        weights = {} if self.image_weights == "equal" else self.image_weights
+        return ImageSide(parts=self.image_side, weights=weights)  # type: ignore[arg-type]
 
     @field_validator("provider")
     @classmethod

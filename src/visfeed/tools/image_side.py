@@ -4,6 +4,9 @@ The glue between :mod:`visfeed.tools.llm.vision` (the questions, through the cac
 :mod:`visfeed.tools.fusion` (truncation and the fused query) and the scoring engine: a class side (any
 prompt set: names, templates, one-shot or optimized descriptions, a CuPL file) is scored against the
 fused queries exactly as against image embeddings, so every class-side method gets the image side.
+
+The label question is asked with the class names as an enum (:func:`~visfeed.tools.llm.vision.ask_labels`):
+the answer is one of them, or empty when a provider that cannot be constrained gives none.
 """
 
 from __future__ import annotations
@@ -16,9 +19,9 @@ import torch
 
 from visfeed.state.image_side import ImageSide
 from visfeed.tools.baselines import prompt_session
-from visfeed.tools.fusion import fuse, match_label
+from visfeed.tools.fusion import match_label
 from visfeed.tools.llm.client import LLMClient
-from visfeed.tools.llm.vision import CLASSIFY_PROMPT, DESCRIBE_PROMPT, ask_about_images
+from visfeed.tools.llm.vision import CLASSIFY_PROMPT, DESCRIBE_PROMPT, ask_about_images, ask_labels
 from visfeed.tools.scoring import margins
 from visfeed.tools.session import TextEncoder
 
@@ -53,7 +56,7 @@ async def ask_mllm(
         else empty
     )
     label = (
-        await ask_about_images(client, paths, classify_prompt(classnames), task="image_label")
+        await ask_labels(client, paths, classnames, classify_prompt(classnames), task="image_label")
         if "label" in side.parts
         else empty
     )
@@ -86,31 +89,22 @@ def view_images(
     return ImageViews(descriptions=desc, label_answers=label, guessed=guessed, parts=parts)
 
 
-def correct_per_image(
+def class_matrix(
     encoder: TextEncoder,
     classnames: Sequence[str],
     prompts: Mapping[str, Sequence[str]],
-    queries: np.ndarray,
+    image_emb: np.ndarray,
     labels: np.ndarray,
     *,
     device: str = "auto",
 ) -> np.ndarray:
-    """Per query: is the class side's best class the true one (description ensembling, the engine's scores)."""
-    session = prompt_session(encoder, classnames, prompts, queries, labels, device=device)
-    eng = session.engine
-    right: torch.Tensor = margins(eng.scores, eng.labels) > 0
-    return np.asarray(right.cpu().numpy(), dtype=bool)
+    """(K, d) rows a class side scores queries with: the engine's description centroids (``query @ rows.T``)."""
+    session = prompt_session(encoder, classnames, prompts, image_emb, labels, device=device)
+    return np.asarray(session.engine.centroids.float().cpu().numpy())
 
 
-def fused_correct(
-    encoder: TextEncoder,
-    classnames: Sequence[str],
-    prompts: Mapping[str, Sequence[str]],
-    views: ImageViews,
-    labels: np.ndarray,
-    side: ImageSide,
-    *,
-    device: str = "auto",
-) -> np.ndarray:
-    """Per picture: correct under the fused query of ``side`` against the class side ``prompts``."""
-    return correct_per_image(encoder, classnames, prompts, fuse(views.parts, side), labels, device=device)
+def correct_against(queries: np.ndarray, rows: np.ndarray, labels: np.ndarray) -> np.ndarray:
+    """Per query: is its best class under ``queries @ rows.T`` the true one (ties count as wrong, as in the engine)."""
+    scores = torch.as_tensor(np.asarray(queries, dtype=np.float32)) @ torch.as_tensor(rows, dtype=torch.float32).T
+    right: torch.Tensor = margins(scores, torch.as_tensor(np.asarray(labels), dtype=torch.long)) > 0
+    return np.asarray(right.numpy(), dtype=bool)

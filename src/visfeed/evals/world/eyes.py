@@ -5,11 +5,18 @@ specs or labels), so the eyes know the world's vocabulary and nothing about its 
 rendered from a generator seeded by ``(seed, 23, b)``: the stream is fixed by the seed whatever the
 worker count. One cross-entropy per attribute; what the picture hides (the skin of a halved item, the
 flesh of a whole one) is left out of the loss.
+
+A time budget (``minutes``) makes the command fit a machine's minutes rather than a number of pictures:
+the learning rate follows the cosine over the larger of the step fraction and the time fraction, and
+training stops at whichever runs out first. The stream is still fixed by the seed; how far along it a
+run gets depends on the machine, so the run record says how many pictures it saw and how loaded the
+machine was.
 """
 
 from __future__ import annotations
 
 import math
+import os
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import asdict, dataclass
@@ -23,7 +30,7 @@ from torch.utils.data import DataLoader, IterableDataset, get_worker_info
 
 from visfeed.evals.world.captions import complete, image_codes
 from visfeed.tools.datasets.world.render import IMAGE_SIZE, render_array
-from visfeed.tools.datasets.world.vocab import ATTRIBUTES
+from visfeed.tools.datasets.world.vocab import ATTRIBUTES, VOCABULARY
 from visfeed.tools.eyes.network import HIDDEN, Eyes, EyesNet, save_eyes, to_batch
 
 
@@ -36,10 +43,13 @@ class EyesConfig:
     batch_size: int = 128
     lr: float = 3e-3
     weight_decay: float = 1e-4
-    widths: tuple[int, int, int, int] = (24, 48, 96, 128)
+    widths: tuple[int, int, int, int] = (32, 64, 128, 128)
+    depth: int = 2
     workers: int = 1
     threads: int = 1
     eval_images: int = 1_000
+    minutes: float | None = None
+    """Wall-clock budget of the training loop (None: see all ``images``)."""
 
 
 def random_batch(rng: np.random.Generator, n: int) -> tuple[np.ndarray, np.ndarray]:
@@ -89,21 +99,32 @@ def attribute_accuracy(eyes: Eyes, images: np.ndarray, codes: np.ndarray) -> dic
     return out
 
 
+def accuracy_by_size(eyes: Eyes, images: np.ndarray, codes: np.ndarray) -> dict[str, dict[str, float]]:
+    """:func:`attribute_accuracy` per apparent size: what the picture's resolution lets the eyes read."""
+    size = codes[:, ATTRIBUTES.index("size")]
+    return {
+        VOCABULARY["size"][k]: attribute_accuracy(eyes, images[size == k], codes[size == k])
+        for k in range(len(VOCABULARY["size"]))
+        if (size == k).any()
+    }
+
+
 def train_eyes(
     cfg: EyesConfig, out: Path, *, progress: Callable[[dict[str, float]], None] | None = None
 ) -> dict[str, Any]:
     """Train, write the checkpoint to ``out``; returns the run record (with held-out attribute accuracy)."""
     torch.manual_seed(cfg.seed)
     torch.set_num_threads(cfg.threads)
-    net = EyesNet(cfg.widths)
+    net = EyesNet(cfg.widths, cfg.depth)
     opt = torch.optim.AdamW(net.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
     n_batches = max(1, cfg.images // cfg.batch_size)
-    warm = max(1, n_batches // 20)
+    budget_s = None if cfg.minutes is None else 60.0 * cfg.minutes
+    warm = 0.05
 
-    def lr_at(step: int) -> float:
-        if step < warm:
-            return cfg.lr * (step + 1) / warm
-        return cfg.lr * 0.5 * (1 + math.cos(math.pi * (step - warm) / max(1, n_batches - warm)))
+    def lr_at(frac: float) -> float:
+        if frac < warm:
+            return cfg.lr * max(frac, 1.0 / n_batches) / warm
+        return cfg.lr * 0.5 * (1 + math.cos(math.pi * min(1.0, (frac - warm) / (1 - warm))))
 
     loader = DataLoader(
         _Stream(n_batches, cfg.batch_size, cfg.seed),
@@ -112,19 +133,25 @@ def train_eyes(
         prefetch_factor=4 if cfg.workers else None,
     )
     net.train()
-    t0, ema = time.time(), None
+    load_start = os.getloadavg()
+    t0, ema, steps = time.time(), None, 0
     for step, (imgs, codes) in enumerate(loader):
+        el = time.time() - t0
+        frac = max(step / n_batches, el / budget_s if budget_s else 0.0)
+        if frac >= 1.0:
+            break
         for g in opt.param_groups:
-            g["lr"] = lr_at(step)
+            g["lr"] = lr_at(frac)
         loss = attribute_loss(net(to_batch(imgs.numpy())), codes)
         opt.zero_grad(set_to_none=True)
         loss.backward()
         opt.step()
+        steps = step + 1
         ema = float(loss.detach()) if ema is None else 0.95 * ema + 0.05 * float(loss.detach())
         if progress is not None and (step % 20 == 0 or step == n_batches - 1):
-            el = time.time() - t0
-            progress({"step": step, "images": (step + 1) * cfg.batch_size, "loss": ema, "elapsed_s": el})
+            progress({"step": step, "images": steps * cfg.batch_size, "loss": ema, "elapsed_s": time.time() - t0})
     wall = time.time() - t0
+    load_end = os.getloadavg()
     net.eval()
     save_eyes(net, out)
     # Held out: another stream (seed offset), never seen in training.
@@ -132,13 +159,19 @@ def train_eyes(
     eyes = Eyes.load(out)
     return {
         "config": {**asdict(cfg), "widths": list(cfg.widths)},
-        "images_seen": n_batches * cfg.batch_size,
-        "steps": n_batches,
+        "images_seen": steps * cfg.batch_size,
+        "steps": steps,
         "train_wall_s": round(wall, 1),
+        "machine": {
+            "cpus": os.cpu_count(),
+            "load_average_1_5_15_at_start": [round(x, 2) for x in load_start],
+            "load_average_1_5_15_at_end": [round(x, 2) for x in load_end],
+        },
         "final_loss": ema,
         "parameters": sum(p.numel() for p in net.parameters()),
         "checkpoint_bytes": out.stat().st_size,
         "identity": eyes.identity,
         "heldout_attribute_accuracy": attribute_accuracy(eyes, images, codes),
+        "heldout_by_size": accuracy_by_size(eyes, images, codes),
         "torch": torch.__version__,
     }

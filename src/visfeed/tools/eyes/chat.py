@@ -7,7 +7,10 @@ each picture with :class:`~visfeed.tools.eyes.network.Eyes`, and answers:
   no text model: with what it saw, in its own words;
 - any other question (e.g. "classify the image given these labels"): by handing the question, with the
   picture replaced by what it saw, to its text model (the embedded SmolLM2 by default), the way a
-  multimodal LLM's language half answers from its vision half's tokens.
+  multimodal LLM's language half answers from its vision half's tokens;
+- a question with a schema (``with_structured_output``, e.g. the label question whose answer must be one
+  of the class names): the same, with decoding constrained by the llama.cpp server's grammar built from
+  the schema (``response_format`` ``json_object`` + ``schema``), so the answer always validates.
 
 The eyes have no knowledge of classes; whatever the label guess knows comes from the text model.
 """
@@ -15,6 +18,7 @@ The eyes have no knowledge of classes; whatever the label guess knows comes from
 from __future__ import annotations
 
 import hashlib
+import json
 import threading
 from typing import Any
 
@@ -22,11 +26,12 @@ from langchain_core.callbacks import CallbackManagerForLLMRun
 from langchain_core.language_models import BaseChatModel
 from langchain_core.messages import AIMessage, BaseMessage, HumanMessage, SystemMessage
 from langchain_core.outputs import ChatGeneration, ChatResult
-from pydantic import ConfigDict, Field, PrivateAttr
+from langchain_core.runnables import Runnable, RunnableLambda
+from pydantic import BaseModel, ConfigDict, Field, PrivateAttr
 
-from visfeed.errors import ProviderError
+from visfeed.errors import OutputParseError, ProviderError
 from visfeed.tools.eyes.network import Eyes, load_image_bytes
-from visfeed.tools.llm.structured import message_text
+from visfeed.tools.llm.structured import message_text, parse_structured, schema_json
 from visfeed.tools.llm.vision import DESCRIBE_PROMPT, images_in
 
 SEEING_SYSTEM = (
@@ -42,8 +47,12 @@ EXAMPLE = (
     AIMessage(content="bicycle"),
 )
 """One worked exchange (on labels of no world): a 135M model needs it to answer rather than echo."""
+STRUCTURED_EXAMPLE = AIMessage(content='{"label": "bicycle"}')
+"""The worked exchange's answer when the question comes with a schema (the label question's shape)."""
 TEXT_MAX_TOKENS = 16
 """Completion cap of the text model's answers (a label guess is a few words)."""
+STRUCTURED_MAX_TOKENS = 48
+"""Completion cap of a schema-constrained answer (a JSON object holding a class name)."""
 
 
 def behaviour_key() -> str:
@@ -53,7 +62,14 @@ def behaviour_key() -> str:
     """
     from visfeed.tools.eyes.network import MIN_CONFIDENCE
 
-    parts = [SEEING_SYSTEM, *(message_text(m) for m in EXAMPLE), str(MIN_CONFIDENCE), str(TEXT_MAX_TOKENS)]
+    parts = [
+        SEEING_SYSTEM,
+        *(message_text(m) for m in EXAMPLE),
+        message_text(STRUCTURED_EXAMPLE),
+        str(MIN_CONFIDENCE),
+        str(TEXT_MAX_TOKENS),
+        str(STRUCTURED_MAX_TOKENS),
+    ]
     return hashlib.sha256("\n".join(parts).encode("utf-8")).hexdigest()[:12]
 
 
@@ -86,12 +102,56 @@ class EyesChat(BaseChatModel):
         arrays = np.stack([load_image_bytes(p, "the picture in the message") for p in pictures])
         return " ".join(self.eyes.describe(arrays)), question
 
-    def _question(self, seen: str, question: str) -> list[BaseMessage] | None:
+    def _question(self, seen: str, question: str, *, structured: bool = False) -> list[BaseMessage] | None:
         """The text model's conversation, or None when the eyes answer themselves."""
-        if self.text_model is None or (seen and question == DESCRIBE_PROMPT):
+        if self.text_model is None or (seen and question == DESCRIBE_PROMPT and not structured):
             return None
         body = f"What the picture shows: {seen}\n\n{question}" if seen else question
-        return [SystemMessage(content=SEEING_SYSTEM), *EXAMPLE, HumanMessage(content=body)]
+        example = [EXAMPLE[0], STRUCTURED_EXAMPLE] if structured else list(EXAMPLE)
+        return [SystemMessage(content=SEEING_SYSTEM), *example, HumanMessage(content=body)]
+
+    def _ask_text(self, convo: list[BaseMessage], memo_key: str, **kwargs: Any) -> str:
+        """The text model's answer, once per process for an equal conversation and constraint."""
+        with self._lock:
+            known = self._memo.get(memo_key)
+        if known is None:
+            known = message_text(self.text_model.invoke(convo, **kwargs)).strip()
+            with self._lock:
+                self._memo[memo_key] = known
+        return known
+
+    def with_structured_output(self, schema: Any, *, include_raw: bool = False, **kwargs: Any) -> Runnable[Any, Any]:
+        """Look, then ask the text model with decoding constrained to ``schema`` (a pydantic model).
+
+        The constraint is the llama.cpp server's: ``response_format`` ``{"type": "json_object", "schema":
+        ...}`` becomes a grammar, so a 135M model can only answer, e.g., one of the listed class names.
+        """
+        if not (isinstance(schema, type) and issubclass(schema, BaseModel)):
+            raise ProviderError("the eyes take pydantic schemas only", provider="eyes", model=self.model_name)
+        body = {"max_tokens": STRUCTURED_MAX_TOKENS, "response_format": {"type": "json_object",
+                                                                         "schema": schema_json(schema)}}  # fmt: skip
+
+        def answer(messages: Any) -> Any:
+            seen, question = self._look(list(messages))
+            convo = self._question(seen, question, structured=True)
+            if convo is None:
+                raise ProviderError(
+                    "the eyes have no text model to answer a structured question", provider="eyes",
+                    model=self.model_name,
+                )  # fmt: skip
+            key = json.dumps([message_text(convo[-1]), schema_json(schema)], sort_keys=True)
+            raw = AIMessage(content=self._ask_text(convo, key, extra_body=body))
+            try:
+                parsed, error = parse_structured(message_text(raw), schema), None
+            except OutputParseError as exc:
+                parsed, error = None, exc
+            if include_raw:
+                return {"raw": raw, "parsed": parsed, "parsing_error": error}
+            if error is not None:
+                raise error
+            return parsed
+
+        return RunnableLambda(answer)
 
     @staticmethod
     def _result(text: str) -> ChatResult:
@@ -109,11 +169,5 @@ class EyesChat(BaseChatModel):
         convo = self._question(seen, question)
         if convo is None:
             return self._result(seen)
-        key = message_text(convo[-1])  # equal captions and questions get one text-model call per process
-        with self._lock:
-            known = self._memo.get(key)
-        if known is None:
-            known = message_text(self.text_model.invoke(convo)).strip()
-            with self._lock:
-                self._memo[key] = known
-        return self._result(known)
+        # equal captions and questions get one text-model call per process
+        return self._result(self._ask_text(convo, message_text(convo[-1])))

@@ -38,33 +38,37 @@ HIDDEN = -2
 
 
 class EyesNet(nn.Module):
-    """Four convolution blocks and one linear head per attribute (``widths`` sets the channels)."""
+    """A small VGG-style network with one linear head per attribute.
 
-    def __init__(self, widths: Sequence[int] = (24, 48, 96, 128)) -> None:
+    A strided stem, ``depth`` convolutions per stage at 32, 16, 8 and 4 px, global average and max pooling.
+    Why this shape: the attributes range from colour (any pixel) to the silhouette of an item that fills
+    the picture (the deepest stage sees all of it) and a texture of one-pixel dots (the 32 px stage, two
+    convolutions deep); max pooling keeps a small part (a stalk, a leaf) that averaging would dilute.
+    """
+
+    def __init__(self, widths: Sequence[int] = (32, 64, 128, 128), depth: int = 2) -> None:
         super().__init__()
         self.widths = tuple(int(w) for w in widths)
-        w0, w1, w2, w3 = self.widths
+        self.depth = int(depth)
 
-        def block(i: int, o: int) -> nn.Sequential:
-            return nn.Sequential(nn.Conv2d(i, o, 3, padding=1, bias=False), nn.BatchNorm2d(o), nn.ReLU(inplace=True))
+        def conv(i: int, o: int, stride: int = 1) -> list[nn.Module]:
+            return [nn.Conv2d(i, o, 3, stride=stride, padding=1, bias=False), nn.BatchNorm2d(o), nn.ReLU(inplace=True)]
 
-        self.features = nn.Sequential(
-            nn.Conv2d(3, w0, 5, stride=2, padding=2, bias=False),
-            nn.BatchNorm2d(w0),
-            nn.ReLU(inplace=True),
-            block(w0, w1),
-            nn.MaxPool2d(2),
-            block(w1, w2),
-            nn.MaxPool2d(2),
-            block(w2, w3),
-            nn.AdaptiveAvgPool2d(1),
-            nn.Flatten(),
-        )
-        self.heads = nn.ModuleDict({a: nn.Linear(w3, len(VOCABULARY[a])) for a in ATTRIBUTES})
+        layers: list[nn.Module] = conv(3, self.widths[0], stride=2)
+        prev = self.widths[0]
+        for k, w in enumerate(self.widths):
+            if k:
+                layers.append(nn.MaxPool2d(2))
+            for _ in range(self.depth):
+                layers += conv(prev, w)
+                prev = w
+        self.features = nn.Sequential(*layers)
+        self.heads = nn.ModuleDict({a: nn.Linear(2 * prev, len(VOCABULARY[a])) for a in ATTRIBUTES})
 
     def forward(self, x: torch.Tensor) -> dict[str, torch.Tensor]:
         """Logits per attribute for a normalised ``(B, 3, 64, 64)`` batch."""
-        h = self.features(x)
+        f = self.features(x)
+        h = torch.cat([f.mean(dim=(2, 3)), f.amax(dim=(2, 3))], dim=1)
         return {a: head(h) for a, head in self.heads.items()}
 
 
@@ -110,7 +114,7 @@ class Eyes:
         path = Path(path) if path is not None else shipped_eyes()
         try:
             blob = torch.load(path, map_location="cpu", weights_only=True)
-            net = EyesNet(blob["widths"])
+            net = EyesNet(blob["widths"], blob["depth"])
             net.load_state_dict(blob["state_dict"])
         except (OSError, RuntimeError, KeyError, ValueError) as exc:
             raise ModelError(
@@ -156,11 +160,12 @@ def shipped_eyes() -> Path:
 
 
 def save_eyes(net: EyesNet, out: Path) -> None:
-    """Write the weights and the widths they need, atomically (a checkpoint is meant to be shared)."""
+    """Write the weights and the shape they need, atomically (a checkpoint is meant to be shared)."""
     from visfeed.fileio import write_atomic
 
     state = {k: v.detach().cpu().clone() for k, v in net.state_dict().items()}
-    write_atomic(out, lambda f: torch.save({"widths": list(net.widths), "state_dict": state}, f), mode=0o644)
+    blob = {"widths": list(net.widths), "depth": net.depth, "state_dict": state}
+    write_atomic(out, lambda f: torch.save(blob, f), mode=0o644)
 
 
 # ----------------------------------------------------------------------------- wording

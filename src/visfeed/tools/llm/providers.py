@@ -252,6 +252,7 @@ def _eyes_handle(
         model=f"eyes-{sha256_file(path)[:12]}" + ("" if text is None else f"+{text.model}"),
         factory=build,
         call_style="generic",
+        structured_mode="native",  # EyesChat.with_structured_output: the text model's grammar-constrained answer
         endpoint=f"eyes-behaviour:{behaviour_key()}",  # cached answers follow the wording and prompt, too
         free=True,
         servers=[] if text is None else text.servers,

@@ -5,7 +5,9 @@ calls exactly as for text, so a picture is just a LangChain content block (base6
 OpenAI, llama.cpp ``llama-server --mmproj``, vLLM, Ollama and LM Studio all read) in a message sent by
 :class:`~visfeed.tools.llm.client.LLMClient`. What this module adds: building those messages, the image
 part of cache keys (the sha256 of the picture's bytes, so the key is the content, not the path), a token
-estimate for budgets and cost projections, and one clear error when a provider turns pictures away.
+estimate for budgets and cost projections, one clear error when a provider turns pictures away, and the
+label question as structured output whose schema is an enum of the class names (OpenAI's json_schema,
+llama.cpp's grammar from ``json_object`` + schema), so the guess is always one of them.
 """
 
 from __future__ import annotations
@@ -14,21 +16,24 @@ import asyncio
 import base64
 import binascii
 import hashlib
+import logging
 import mimetypes
-from collections.abc import Sequence
+from collections.abc import Awaitable, Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Literal
 
 from langchain_core.messages import BaseMessage, HumanMessage
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, Field, create_model
 
 from visfeed.errors import ConfigError, DataError, ProviderError
 from visfeed.tools.llm.accounting import ModelPrice, estimate_cost, estimate_tokens
 from visfeed.tools.llm.handle import ProviderHandle
-from visfeed.tools.llm.structured import message_text
+from visfeed.tools.llm.structured import StructuredOutputError, message_text
 
 if TYPE_CHECKING:
     from visfeed.tools.llm.client import LLMClient
+
+log = logging.getLogger(__name__)
 
 DESCRIBE_PROMPT = "What do you see? Describe any object precisely, including its type or class."
 CLASSIFY_PROMPT = (
@@ -124,8 +129,42 @@ async def ask_about_images(
         text = message_text(reply).strip()
         return text[:max_chars] if max_chars else text
 
+    return await _gather(client, [one(p) for p in paths])
+
+
+def label_schema(classnames: Sequence[str]) -> type[BaseModel]:
+    """A one-field schema whose ``label`` must be one of ``classnames`` (a JSON-schema enum)."""
+    names = tuple(dict.fromkeys(classnames))
+    choice: Any = Literal[names]  # a Literal built from run-time values: an enum in the JSON schema
+    return create_model("ClassLabel", label=(choice, Field(description="The class label of the image, as listed.")))
+
+
+async def ask_labels(
+    client: LLMClient, paths: Sequence[str], classnames: Sequence[str], prompt: str, *, task: str
+) -> list[str]:
+    """The label question about each picture, answered as one of ``classnames`` (constrained decoding).
+
+    A provider that cannot be constrained (schema in the prompt only) and gives no valid name within the
+    client's repair rounds gets an empty answer for that picture (logged), not a failed evaluation.
+    """
+    check_accepts_images(client.handle)
+    schema = label_schema(classnames)
+
+    async def one(path: str) -> str:
+        try:
+            answer = await client.astructured([image_message(path, prompt)], schema, task=task)
+        except StructuredOutputError as exc:
+            log.warning("no valid label for %s: %s", path, exc)
+            return ""
+        return str(getattr(answer, "label"))  # noqa: B009 - a field of a schema built at run time
+
+    return await _gather(client, [one(p) for p in paths])
+
+
+async def _gather(client: LLMClient, calls: Sequence[Awaitable[str]]) -> list[str]:
+    """The answers, concurrently; a provider that turns pictures away raises :class:`ConfigError` naming it."""
     try:
-        return list(await asyncio.gather(*(one(p) for p in paths)))
+        return list(await asyncio.gather(*calls))
     except ProviderError as exc:
         if rejected_images(exc):
             h = client.handle
