@@ -34,6 +34,11 @@ class ValueAnswer(BaseModel):
 
 
 _ECHO = re.compile(r"^.*?\b(?:is|are)\s+(?:an?\s+)?")
+_PLACEHOLDER = re.compile(
+    r"\b(?:[a-z]+\d[a-z\d]*|\d+[a-z][a-z\d]*|(?:part|attribute|attr|value|item|name|thing|type|list|description)"
+    r"(?:s|list|name|names|attribute|value|part|type|of|one|two|three)+)\b"
+)
+"""A name a template holds in place of a real one: 'part1', 'value2', 'partlist', 'valueattribute', 'attr3'."""
 _NEGATION = re.compile(r"\b(?:not|no|never|none|without|n't)\b", re.IGNORECASE)
 # What the schemas themselves say: an answer made only of these words copies the request format.
 _SCHEMA_TEXT = " ".join(
@@ -66,6 +71,8 @@ def screen(text: str, *, own: str, prompt: str, max_words: int) -> tuple[str, st
         return t, "empty"
     if _NEGATION.search(t):
         return t, "negation"
+    if _PLACEHOLDER.search(t.replace("-", " ")):
+        return t, "placeholder"
     if len(t.split()) > max_words:
         return t, f"more than {max_words} words"
     return t, junk_reason(t, own, f"{prompt} {_SCHEMA_TEXT}", min_words=1, instructions=False)
