@@ -77,6 +77,10 @@ def build(
     llm_only: Annotated[
         bool, typer.Option("--llm-only", help="Keep the LLM's values unchecked (no image grounding).")
     ] = False,
+    backbone: BackboneOpt = None,
+    pretrained: PretrainedOpt = None,
+    download: DownloadOpt = False,
+    k_shot: KShotOpt = None,
     set_: SetOpt = None,
 ) -> None:
     """Ask the LLM for the tree: parts, sub-parts, attributes per part, a value per (part, attribute, class).
@@ -103,7 +107,9 @@ def build(
     from visfeed.tools.datasets import load_for_config
     from visfeed.tools.visual_words import load_vocabulary
 
-    cfg = _config(config, {"dataset": dataset, "dataset_root": root, "provider": provider, "seed": seed}, set_)
+    overrides = {"dataset": dataset, "dataset_root": root, "provider": provider, "seed": seed, "backbone": backbone,
+                 "pretrained": pretrained, "allow_download": download or None, "k_shot": k_shot}  # fmt: skip
+    cfg = _config(config, overrides, set_)
     settings = ConceptSettings(
         domain=domain, depth=depth, max_parts=max_parts, max_attributes=max_attributes, parts=_names(parts),
         attributes=_names(attributes), template=template or DEFAULT_CLUE_TEMPLATE, ground=not llm_only,
