@@ -52,7 +52,7 @@ from visfeed.evals.concepts.world_truth import (
     twin_score,
 )
 from visfeed.fileio import sha256_file, write_json_atomic
-from visfeed.state.concepts import ConceptSettings, ConceptTree
+from visfeed.state.concepts import ConceptSettings, ConceptTree, merge_values
 from visfeed.state.config import RunConfig
 from visfeed.state.rundir import CHECKPOINTS, read_trace
 from visfeed.tools.baselines import description_prompts
@@ -69,26 +69,30 @@ TREES = ("tree_llm", "tree_llm_only", "tree_grounded", "tree_spec")
 
 
 def build_trees(seed: int, args: argparse.Namespace, cfg: RunConfig, data: Any) -> dict[str, ConceptTree]:
-    """The default build of this seed (grounded on its feedback images) and its LLM-only twin (cached answers)."""
-    folder = args.build / f"seed{seed}"
-    llm_cfg = cfg.model_copy(update={"llm_cache": args.build / "llm_cache.sqlite"})
-    evidence = ImageEvidence(
-        encoder=data.encoder, image_emb=data.feedback.image_emb, labels=data.feedback.labels,
-        vocabulary=load_vocabulary(None),
-    )  # fmt: skip
-    trees = {}
-    with provider_handle(llm_cfg) as handle:
-        for name, ground in (("tree_grounded", True), ("tree_llm_only", False)):
-            out = folder / name
-            if not (out / TREE_FILE).is_file():
-                t0 = time.perf_counter()
-                build_tree(
-                    out, llm_cfg, ConceptSettings(ground=ground), data.classnames, args.domain, handle,
-                    evidence=evidence if ground else None, resume=(out / CHECKPOINTS).exists(),
-                )  # fmt: skip
-                logging.info("seed %d: %s built in %.0f s", seed, name, time.perf_counter() - t0)
-            trees[name] = ConceptTree.load(out / TREE_FILE)
-    return trees
+    """The default build of this seed, grounded on its feedback images, and its LLM-only twin.
+
+    The twin has the same parts and attributes and the LLM's own usable answers as values (those the images
+    checked), so the two differ in the values alone. (``--llm-only`` on the default build stops with exit 1
+    when the LLM gives no usable part: there is no tree of its own to compare.)
+    """
+    out = args.build / f"seed{seed}" / "tree_grounded"
+    if not (out / TREE_FILE).is_file():
+        llm_cfg = cfg.model_copy(update={"llm_cache": args.build / "llm_cache.sqlite"})
+        evidence = ImageEvidence(
+            encoder=data.encoder, image_emb=data.feedback.image_emb, labels=data.feedback.labels,
+            vocabulary=load_vocabulary(None),
+        )  # fmt: skip
+        t0 = time.perf_counter()
+        with provider_handle(llm_cfg) as handle:
+            build_tree(
+                out, llm_cfg, ConceptSettings(), data.classnames, args.domain, handle, evidence=evidence,
+                resume=(out / CHECKPOINTS).exists(),
+            )  # fmt: skip
+        logging.info("seed %d: grounded tree built in %.0f s", seed, time.perf_counter() - t0)
+    grounded = ConceptTree.load(out / TREE_FILE)
+    answers = [(s.part, s.attribute, s.class_name, s.llm_value) for s in grounded.sources if s.llm_value]
+    llm_only = grounded.model_copy(update={"values": merge_values(answers, grounded.classnames), "sources": []})
+    return {"tree_grounded": grounded, "tree_llm_only": ConceptTree.model_validate(llm_only.model_dump())}
 
 
 def run_descriptions(run_dir: Path, template: str) -> tuple[dict[str, list[str]], dict[str, list[str]]]:
@@ -104,7 +108,7 @@ def run_descriptions(run_dir: Path, template: str) -> tuple[dict[str, list[str]]
 def spaces_for(
     seed: int, args: argparse.Namespace, cfg: RunConfig, trees: dict[str, ConceptTree]
 ) -> dict[str, FeatureSpace]:
-    spaces = {name: tree_space(t) for name, t in trees.items()}
+    spaces = {name: tree_space(t) for name, t in trees.items() if t.values}  # an LLM may give no usable value
     if args.worth_runs is not None:
         optimized, initial = run_descriptions(args.worth_runs / f"seed{seed}", cfg.resolved_template)
         spaces["optimized"] = description_space(optimized)
@@ -142,6 +146,8 @@ def one(seed: int, size: int, args: argparse.Namespace, trees: dict[str, Concept
     attrs = image_attributes(spec, "test", seed, test.labels)
     for name in TREES:
         if name not in spaces:
+            if name in trees:  # no value to fit on; its (zero) true assignments still count
+                out["faithfulness"][name] = {"clues": 0, "precision_at_5": {}, "true_assignments": {}}
             continue
         space = spaces[name]
         auroc = clue_auroc(space, clue_features(exp.encoder, space, test.image_emb, scale=scale, device="cpu"), attrs)
@@ -222,8 +228,7 @@ def main() -> None:
     for seed in range(args.seeds):
         trees = seed_trees(seed, args, llm_tree)
         if args.build is not None:
-            for name in ("tree_grounded", "tree_llm_only"):
-                builds[f"seed{seed}/{name}"] = json.loads((args.build / f"seed{seed}" / name / BUILD_FILE).read_text())
+            builds[f"seed{seed}"] = json.loads((args.build / f"seed{seed}" / "tree_grounded" / BUILD_FILE).read_text())
         rows += [one(seed, size, args, trees) for size in args.sizes]
     build = args.tree.parent / "build.json" if args.tree is not None else None
     result = {
