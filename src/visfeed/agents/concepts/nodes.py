@@ -18,7 +18,7 @@ from langgraph.runtime import Runtime
 from pydantic import BaseModel
 
 from visfeed.agents.concepts.context import ConceptContext
-from visfeed.agents.concepts.schemas import AttributeList, PartList, ValueAnswer, screen
+from visfeed.agents.concepts.schemas import AttributeList, PartList, ValueAnswer, name_reason, screen
 from visfeed.agents.nodes.common import gather_budgeted
 from visfeed.agents.prompting import load_prompt, with_article
 from visfeed.errors import ProviderError
@@ -78,6 +78,7 @@ def _names(texts: Sequence[str], *, prompt: str, limit: int, what: str, rejected
     kept: list[str] = []
     for raw in texts:
         t, why = screen(raw, own="", prompt=prompt, max_words=MAX_NAME_WORDS)
+        why = why or name_reason(t)
         if why is None and PART_SEPARATOR in t:
             why = f"contains {PART_SEPARATOR!r}"
         if why is None and t in kept:
