@@ -192,6 +192,7 @@ def test_facets_stand_in_when_the_llm_gives_no_usable_part(tmp_path: Path) -> No
         evidence=evidence(),
     )  # fmt: skip
     assert result.structure == "facets" and result.rejected["part: placeholder"] == 3
+    assert result.structured_mode == "prompt"  # the scripted provider constrains nothing
     tree = ConceptTree.load(tmp_path / "t" / TREE_FILE)
     assert [p for p, _ in tree.leaf_parts()] == ["fruit"]
     colour = {c: v.value for v in tree.values if v.attribute == "color" for c in v.classes}

@@ -51,6 +51,9 @@ class TreeBuild(BaseModel):
     structure: str = Field(
         default="llm", description="Where parts and attributes came from: llm, user, or the vocabulary's facets."
     )
+    structured_mode: str = Field(
+        default="prompt", description="How answers were constrained: json_object_schema = grammar from the schema."
+    )
     grounded: bool = Field(default=False, description="Whether values were chosen by the classes' images.")
     origins: dict[str, int] = Field(
         default_factory=dict, description="Grounded values per origin (images, both, llm_overruled)."
@@ -127,6 +130,7 @@ def build_tree(
         rejected=dict(reasons.most_common()),
         rejected_examples=state.rejected[:20],
         structure=state.structure,
+        structured_mode=handle.structured_mode,
         grounded=bool(tree.sources),
         origins=dict(Counter(v.origin for v in tree.sources).most_common()),
         disagreements=[f"{v.class_name} {v.part} {v.attribute}: {v.note()}" for v in tree.sources if v.note()][:30],
