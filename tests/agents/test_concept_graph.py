@@ -92,6 +92,7 @@ def test_a_second_build_into_the_same_folder_is_refused(tmp_path: Path) -> None:
         ("lime", None, "copies the prompt"),
         ("The skin of a plum is typically green, with the fruit being usually red.", None, "more than 5 words"),
         ('{"value": "x"}', None, "markup"),
+        ("type of object", None, "placeholder"),
     ],
 )
 def test_screen_keeps_values_and_names_why_it_drops(answer: str, kept: str | None, reason: str | None) -> None:

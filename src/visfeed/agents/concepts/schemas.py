@@ -115,7 +115,7 @@ def screen(text: str, *, own: str, prompt: str, max_words: int) -> tuple[str, st
         return t, "empty"
     if _NEGATION.search(t):
         return t, "negation"
-    if _PLACEHOLDER.search(t.replace("-", " ")):
+    if _PLACEHOLDER.search(t.replace("-", " ")) or set(re.split(r"[ -]", t)) <= _MEDIUM:
         return t, "placeholder"
     if len(t.split()) > max_words:
         return t, f"more than {max_words} words"
