@@ -1,4 +1,4 @@
-"""Concept classifiers on the shipped market world: accuracy, faithfulness, and descriptions as features.
+"""Concept classifiers on a world (the shipped market, or --spec): accuracy, faithfulness, descriptions.
 
 For each seed (its own world split) and training size (8 images per class, the few-shot regime, and 100):
 the per-part vote, a flat logistic regression and a Random Forest on each feature source, beside zero-shot
@@ -7,16 +7,23 @@ Features are selected on the validation split (20 per class); the test split (50
 
 Feature sources:
 - ``tree_llm``: the tree the embedded LLM built (``--tree``; ``visfeed concepts build``), if given;
+- ``tree_grounded`` / ``tree_llm_only`` (``--build DIR``): the default build (``visfeed concepts build``
+  with the embedded LLM and default settings), per seed on that seed's feedback images, and the same LLM
+  answers left unchecked (``--llm-only``); both share one response cache, so only the first build asks;
 - ``tree_spec``: the tree read off the world spec (every value true): the upper bound of clue quality;
 - ``optimized`` / ``initial``: the optimized and the initial (one-shot LLM) descriptions of the
   optimization run of the same seed (``--worth-runs``, the runs of benchmarks/worth.py);
 - ``both``: ``tree_llm`` (else ``tree_spec``) plus the optimized descriptions.
 
 Faithfulness (tree sources): clue AUROC against the rendered images' true attribute values (test split),
-precision@5 of each class's most important clues (validation split) against the spec, and the twin test.
+precision@5 of each class's most important clues (validation split) against the spec, the same over each
+class's positive evidence only, the share of true (class, value) assignments per attribute, and the twin
+test. World truth is used here only, never in a build.
 
     python benchmarks/concepts.py --tree runs/concepts/tree-llm-given/tree.json \
         --worth-runs runs/worth/<tower> --seeds 3 --out benchmarks/results/concepts.json
+    python benchmarks/concepts.py --build runs/concepts/bench-market --seeds 3 --sizes 8,100 \
+        --classifiers part_vote,logistic --out benchmarks/results/concepts_grounded_market.json
 """
 
 from __future__ import annotations
@@ -31,29 +38,61 @@ from typing import Any
 
 import numpy as np
 
-from visfeed.agents.resources import build_scoring
+from visfeed.agents.concepts import BUILD_FILE, TREE_FILE, build_tree
+from visfeed.agents.resources import build_scoring, provider_handle
 from visfeed.evals.concepts.experiment import Experiment, explain_model, fit_models, score_on_test
 from visfeed.evals.concepts.world_truth import (
     clue_auroc,
     image_attributes,
+    positive_precision_at_k,
     precision_at_k,
     spec_tree,
+    true_assignments,
     twin_pairs,
     twin_score,
 )
 from visfeed.fileio import sha256_file, write_json_atomic
-from visfeed.state.concepts import ConceptTree
+from visfeed.state.concepts import ConceptSettings, ConceptTree, merge_values
 from visfeed.state.config import RunConfig
-from visfeed.state.rundir import read_trace
+from visfeed.state.rundir import CHECKPOINTS, read_trace
 from visfeed.tools.baselines import description_prompts
 from visfeed.tools.builtin_models import shipped_checkpoint
 from visfeed.tools.concepts.classifiers import CLASSIFIERS
 from visfeed.tools.concepts.features import FeatureSpace, clue_features, combine, description_space, tree_space
+from visfeed.tools.concepts.grounding import ImageEvidence
 from visfeed.tools.datasets.world.spec import load_spec
 from visfeed.tools.description_files import read_description_file
 from visfeed.tools.session import resolve_logit_scale
+from visfeed.tools.visual_words import load_vocabulary
 
-TREES = ("tree_llm", "tree_spec")
+TREES = ("tree_llm", "tree_llm_only", "tree_grounded", "tree_spec")
+
+
+def build_trees(seed: int, args: argparse.Namespace, cfg: RunConfig, data: Any) -> dict[str, ConceptTree]:
+    """The default build of this seed, grounded on its feedback images, and its LLM-only twin.
+
+    The twin has the same parts and attributes and the LLM's own usable answers as values (those the images
+    checked), so the two differ in the values alone. (``--llm-only`` on the default build stops with exit 1
+    when the LLM gives no usable part: there is no tree of its own to compare.)
+    """
+    out = args.build / f"seed{seed}" / "tree_grounded"
+    if not (out / TREE_FILE).is_file():
+        llm_cfg = cfg.model_copy(update={"llm_cache": args.build / "llm_cache.sqlite"})
+        evidence = ImageEvidence(
+            encoder=data.encoder, image_emb=data.feedback.image_emb, labels=data.feedback.labels,
+            vocabulary=load_vocabulary(None),
+        )  # fmt: skip
+        t0 = time.perf_counter()
+        with provider_handle(llm_cfg) as handle:
+            build_tree(
+                out, llm_cfg, ConceptSettings(), data.classnames, args.domain, handle, evidence=evidence,
+                resume=(out / CHECKPOINTS).exists(),
+            )  # fmt: skip
+        logging.info("seed %d: grounded tree built in %.0f s", seed, time.perf_counter() - t0)
+    grounded = ConceptTree.load(out / TREE_FILE)
+    answers = [(s.part, s.attribute, s.class_name, s.llm_value) for s in grounded.sources if s.llm_value]
+    llm_only = grounded.model_copy(update={"values": merge_values(answers, grounded.classnames), "sources": []})
+    return {"tree_grounded": grounded, "tree_llm_only": ConceptTree.model_validate(llm_only.model_dump())}
 
 
 def run_descriptions(run_dir: Path, template: str) -> tuple[dict[str, list[str]], dict[str, list[str]]]:
@@ -67,12 +106,9 @@ def run_descriptions(run_dir: Path, template: str) -> tuple[dict[str, list[str]]
 
 
 def spaces_for(
-    seed: int, args: argparse.Namespace, cfg: RunConfig, llm_tree: ConceptTree | None
+    seed: int, args: argparse.Namespace, cfg: RunConfig, trees: dict[str, ConceptTree]
 ) -> dict[str, FeatureSpace]:
-    spaces: dict[str, FeatureSpace] = {}
-    if llm_tree is not None:
-        spaces["tree_llm"] = tree_space(llm_tree)
-    spaces["tree_spec"] = tree_space(spec_tree(load_spec()))
+    spaces = {name: tree_space(t) for name, t in trees.items() if t.values}  # an LLM may give no usable value
     if args.worth_runs is not None:
         optimized, initial = run_descriptions(args.worth_runs / f"seed{seed}", cfg.resolved_template)
         spaces["optimized"] = description_space(optimized)
@@ -81,17 +117,28 @@ def spaces_for(
     return spaces
 
 
-def one(seed: int, size: int, args: argparse.Namespace, llm_tree: ConceptTree | None) -> dict[str, Any]:
+def seed_trees(seed: int, args: argparse.Namespace, llm_tree: ConceptTree | None) -> dict[str, ConceptTree]:
+    """Every tree of one seed: the given LLM tree, the default builds (on this seed's 8-shot feedback), the spec's."""
+    spec = load_spec(args.spec)
+    trees = {"tree_llm": llm_tree} if llm_tree is not None else {}
+    if args.build is not None:
+        cfg = RunConfig(seed=seed, n_val=20, n_test=50, device="cpu", world_spec=args.spec)
+        trees.update(build_trees(seed, args, cfg, build_scoring(cfg)))
+    trees["tree_spec"] = spec_tree(spec)
+    return trees
+
+
+def one(seed: int, size: int, args: argparse.Namespace, trees: dict[str, ConceptTree]) -> dict[str, Any]:
     t0 = time.perf_counter()
-    cfg = RunConfig(seed=seed, k_shot=size, n_val=20, n_test=50, device="cpu")
+    cfg = RunConfig(seed=seed, k_shot=size, n_val=20, n_test=50, device="cpu", world_spec=args.spec)
     data = build_scoring(cfg)
     assert data.validation is not None
     scale, _ = resolve_logit_scale(None, data.logit_scale)
     exp = Experiment(data.encoder, data.classnames, data.feedback, data.validation, data.test_loader, scale, "cpu")
-    spaces = spaces_for(seed, args, cfg, llm_tree)
-    fitted = fit_models(exp, spaces, list(CLASSIFIERS), seed=seed)
+    spaces = spaces_for(seed, args, cfg, trees)
+    fitted = fit_models(exp, spaces, args.classifiers, seed=seed)
     base, test = score_on_test(exp, fitted)
-    spec = load_spec()
+    spec = load_spec(args.spec)
     out: dict[str, Any] = {
         "seed": seed, "train_per_class": size, "baselines": base,
         "models": [f.score.model_dump() for f in fitted], "faithfulness": {},
@@ -99,18 +146,24 @@ def one(seed: int, size: int, args: argparse.Namespace, llm_tree: ConceptTree | 
     attrs = image_attributes(spec, "test", seed, test.labels)
     for name in TREES:
         if name not in spaces:
+            if name in trees:  # no value to fit on; its (zero) true assignments still count
+                out["faithfulness"][name] = {"clues": 0, "precision_at_5": {}, "true_assignments": {}}
             continue
         space = spaces[name]
         auroc = clue_auroc(space, clue_features(exp.encoder, space, test.image_emb, scale=scale, device="cpu"), attrs)
-        p5 = {}
+        p5, pos5, pos_classes = {}, {}, {}
         for f in fitted:
             if f.score.source == name:
                 ex = explain_model(f, exp, test, seed=seed)
                 p5[f.score.classifier] = float(np.mean(list(precision_at_k(ex.per_class, f.space, spec).values())))
+                pos = positive_precision_at_k(ex.per_class_positive, f.space, spec)
+                pos5[f.score.classifier] = float(np.mean(list(pos.values()))) if pos else 0.0
+                pos_classes[f.score.classifier] = len(pos)
         out["faithfulness"][name] = {
             "clues": len(space), "matched_clues": len(auroc),
             "mean_auroc": float(np.mean(list(auroc.values()))) if auroc else None,
-            "auroc": auroc, "precision_at_5": p5,
+            "auroc": auroc, "precision_at_5": p5, "positive_precision_at_5": pos5,
+            "classes_with_positive_evidence": pos_classes, "true_assignments": true_assignments(trees[name], spec),
         }  # fmt: skip
     if size == args.sizes[0]:  # the twins do not depend on the training size
         with tempfile.TemporaryDirectory() as tmp:
@@ -143,6 +196,11 @@ def summarize(rows: list[dict[str, Any]]) -> dict[str, Any]:
                 faith.setdefault(f"{tree}/mean_auroc", []).append(f["mean_auroc"])
             for k, v in f["precision_at_5"].items():
                 faith.setdefault(f"{tree}/{r['train_per_class']}/precision_at_5/{k}", []).append(v)
+            for k, v in f.get("positive_precision_at_5", {}).items():
+                faith.setdefault(f"{tree}/{r['train_per_class']}/positive_precision_at_5/{k}", []).append(v)
+            if r["train_per_class"] == rows[0]["train_per_class"]:
+                for attr, t in f.get("true_assignments", {}).items():
+                    faith.setdefault(f"{tree}/true_fraction/{attr}", []).append(t["fraction"])
             if "twins" in f and f["twins"]["checks"]:
                 faith.setdefault(f"{tree}/twins_right", []).append(f["twins"]["right"])
     spread = lambda v: {"mean": float(np.mean(v)), "std": float(np.std(v)), "n": len(v), "per_seed": v}  # noqa: E731
@@ -159,14 +217,24 @@ def main() -> None:
     ap.add_argument("--sizes", type=lambda s: [int(x) for x in s.split(",")], default=[8, 100])
     ap.add_argument("--tree", type=Path, default=None, help="tree.json of an LLM build (tree_llm)")
     ap.add_argument("--worth-runs", type=Path, default=None, help="folder of seed<N> optimization runs")
+    ap.add_argument("--spec", type=Path, default=None, help="world spec YAML (default: the shipped market)")
+    ap.add_argument("--build", type=Path, default=None, help="folder for the default builds (tree_grounded, ...)")
+    ap.add_argument("--domain", default="object", help="domain of the builds (the CLI's default: object)")
+    ap.add_argument("--classifiers", type=lambda s: s.split(","), default=list(CLASSIFIERS))
     args = ap.parse_args()
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s")
     llm_tree = ConceptTree.load(args.tree) if args.tree is not None else None
-    rows = [one(seed, size, args, llm_tree) for seed in range(args.seeds) for size in args.sizes]
+    rows, builds = [], {}
+    for seed in range(args.seeds):
+        trees = seed_trees(seed, args, llm_tree)
+        if args.build is not None:
+            builds[f"seed{seed}"] = json.loads((args.build / f"seed{seed}" / "tree_grounded" / BUILD_FILE).read_text())
+        rows += [one(seed, size, args, trees) for size in args.sizes]
     build = args.tree.parent / "build.json" if args.tree is not None else None
     result = {
-        "tower_sha256": sha256_file(shipped_checkpoint())[:12],
+        "tower_sha256": sha256_file(shipped_checkpoint())[:12], "spec": str(args.spec or "market (shipped)"),
         "seeds": args.seeds, "sizes": args.sizes, "tree": str(args.tree), "worth_runs": str(args.worth_runs),
+        "classifiers": args.classifiers, "builds": builds,
         "llm_tree_build": json.loads(build.read_text()) if build is not None and build.is_file() else None,
         "summary": summarize(rows), "rows": rows,
     }  # fmt: skip

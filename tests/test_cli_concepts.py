@@ -33,10 +33,12 @@ def data_args(world: dict) -> list[str]:
 def built(world: dict) -> Path:
     folder = world["base"] / "tree"
     res = runner.invoke(
-        app, ["concepts", "build", "-o", str(folder), "-p", PROVIDER, "--domain", "fruit", *data_args(world)]
-    )
+        app,
+        ["concepts", "build", "-o", str(folder), "-p", PROVIDER, "--domain", "fruit", "--backbone", world["backbone"],
+         *data_args(world)],
+    )  # fmt: skip
     assert res.exit_code == 0, res.output
-    assert "clues on parts" in res.output and "dropped" in res.output
+    assert "clues on parts" in res.output and "dropped" in res.output and "values by origin" in res.output
     return folder
 
 
@@ -57,6 +59,9 @@ def test_build_writes_an_editable_tree_and_a_trace(built: Path) -> None:
     assert tree["classnames"] == ["cherry", "lemon", "lime"] and tree["values"]
     build = json.loads((built / "build.json").read_text())
     assert build["clues"] == len(tree["values"]) and build["llm"]["calls"] > 0
+    # grounded by default: every (class, part, attribute) value says where it came from
+    assert build["grounded"] and build["structure"] == "llm" and sum(build["origins"].values()) == len(tree["sources"])
+    assert {s["origin"] for s in tree["sources"]} <= {"images", "both", "llm_overruled"}
     res = runner.invoke(app, ["trace", str(built), "--event", "llm_call"])
     assert res.exit_code == 0 and "value:" in res.output
 
@@ -65,6 +70,7 @@ def test_fit_scores_models_and_baselines(fitted: Path) -> None:
     scores = json.loads((fitted / "scores.json").read_text())
     assert {m["classifier"] for m in scores["models"]} == {"part_vote", "logistic", "forest"}
     assert all(m["test_accuracy"] is not None and 1 <= m["n_selected"] <= m["n_features"] for m in scores["models"])
+    assert "Values and where they came from" in (fitted / "report.html").read_text()  # the grounded tree's origins
     assert set(scores["baselines"]) == {"zero_shot_names", "zero_shot_templates", "linear_probe"}
     assert (fitted / "model.joblib").is_file() and (fitted / "report.html").is_file()
 
@@ -107,6 +113,7 @@ def test_concept_report_renders_in_headless_chromium(fitted: Path, tmp_path: Pat
     assert len(np.unique(img.reshape(-1, 3), axis=0)) > 50
     assert 'data-plots-loaded="5"' in dom  # tree, parts, attributes, clues, confusion
     assert 'id="plot-tree"' in dom and "Most confused pairs" in dom
+    assert "Values and where they came from" in dom
 
 
 def test_a_hand_edited_tree_is_fitted_again(world: dict, built: Path, tmp_path: Path) -> None:

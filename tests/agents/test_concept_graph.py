@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import numpy as np
 import pytest
 from tests.support.scripted_provider import Interrupt, ScriptedChat
 
@@ -91,6 +92,7 @@ def test_a_second_build_into_the_same_folder_is_refused(tmp_path: Path) -> None:
         ("lime", None, "copies the prompt"),
         ("The skin of a plum is typically green, with the fruit being usually red.", None, "more than 5 words"),
         ('{"value": "x"}', None, "markup"),
+        ("type of object", None, "placeholder"),
     ],
 )
 def test_screen_keeps_values_and_names_why_it_drops(answer: str, kept: str | None, reason: str | None) -> None:
@@ -104,3 +106,96 @@ def test_screen_keeps_values_and_names_why_it_drops(answer: str, kept: str | Non
     assert why == reason
     if kept is not None:
         assert text == kept
+
+
+def test_build_stops_at_the_llm_budget(tmp_path: Path) -> None:
+    chat = ScriptedChat(attrs=ATTRS)
+    cfg = config(tmp_path).model_copy(update={"max_calls": 2})
+    settings = ConceptSettings(parts=["skin"], attributes=["color"], depth=1)
+    result = build_tree(tmp_path / "tree", cfg, settings, CLASSES, "fruit", handle(chat))
+    assert chat.state["calls"] == 2  # three value requests, two allowed
+    assert result.llm["calls"] == 2
+    assert result.rejected == {"value: no valid answer": 1}
+    tree = ConceptTree.load(tmp_path / "tree" / TREE_FILE)
+    assert sum(len(v.classes) for v in tree.values) == 2
+
+
+@pytest.mark.parametrize(
+    "name",
+    ["part1", "part2/partlist", "part3,", "attribute1", "valueattribute1", "value1,", "attr3", "parts", "model",
+     "the-description", "picture_detail.jpg", "target_path", "data-type", "id"],
+)  # fmt: skip
+def test_placeholder_names_are_junk(name: str) -> None:
+    from visfeed.agents.concepts.schemas import name_reason, screen
+
+    prompt = "List up to 4 visible parts of an object."
+    text, why = screen(name, own="", prompt=prompt, max_words=3)
+    assert (why or name_reason(text)) is not None
+    assert screen("leafy top", own="", prompt=prompt, max_words=3)[1] is None and name_reason("leafy top") is None
+
+
+WRONG = {"lemon": ["brown"], "lime": ["red"], "cherry": ["yellow"]}
+"""The LLM's one answer to every question about a class, wrong each time (a lemon with a brown skin)."""
+
+
+def evidence(per_class: int = 6):
+    """The test world's images of CLASSES (each image: its class's true words, see ATTRS) and its encoder."""
+    from tests.agents.conftest import SyntheticEncoder, word_vec
+
+    from visfeed.tools.concepts.grounding import ImageEvidence
+    from visfeed.tools.visual_words import parse_vocabulary
+
+    rng = np.random.default_rng(0)
+    embs, labels = [], []
+    for ci, c in enumerate(CLASSES):
+        for _ in range(per_class):
+            v = sum(word_vec(w) for w in ATTRS[c]) + rng.standard_normal(64) * 1.5
+            embs.append(v / np.linalg.norm(v))
+            labels.append(ci)
+    vocab = parse_vocabulary("[colour]\nred\ngreen\nyellow\nbrown\nblue\n[shape]\nround\noval\nlong\n", "test")
+    return ImageEvidence(
+        encoder=SyntheticEncoder(), image_emb=np.stack(embs), labels=np.asarray(labels), vocabulary=vocab
+    )
+
+
+def test_grounded_values_follow_the_images_and_record_the_llm(tmp_path: Path) -> None:
+    settings = ConceptSettings(parts=["skin"], attributes=["color", "shape"], depth=1)
+    cfg = config(tmp_path)
+    build_tree(tmp_path / "g", cfg, settings, CLASSES, "fruit", handle(ScriptedChat(attrs=WRONG)), evidence=evidence())
+    grounded = ConceptTree.load(tmp_path / "g" / TREE_FILE)
+    truth = {(c, a): ATTRS[c][i] for c in CLASSES for i, a in enumerate(("color", "shape"))}
+    got = {(s.class_name, s.attribute): s.value for s in grounded.sources}
+    assert got == truth  # every value the images' own, none the LLM's
+    assert {(c, v.attribute): v.value for v in grounded.values for c in v.classes} == truth
+    lemon = next(s for s in grounded.sources if s.class_name == "lemon" and s.attribute == "color")
+    assert lemon.origin == "llm_overruled" and lemon.note() == "LLM: brown; images: yellow"
+    assert lemon.llm_support is not None and lemon.support is not None and lemon.support > lemon.llm_support
+    shape = next(s for s in grounded.sources if s.class_name == "lemon" and s.attribute == "shape")
+    assert shape.llm_value == "brown" and shape.llm_support is None  # a colour is no candidate shape
+    build = json.loads((tmp_path / "g" / "build.json").read_text())
+    assert build["grounded"] and build["origins"] == {"llm_overruled": 6}
+    assert "lemon skin color: LLM: brown; images: yellow" in build["disagreements"]
+    # the same answers kept unchecked (--llm-only): the LLM's wrong values, no sources
+    only = settings.model_copy(update={"ground": False})
+    build_tree(tmp_path / "l", cfg, only, CLASSES, "fruit", handle(ScriptedChat(attrs=WRONG)), evidence=evidence())
+    llm_tree = ConceptTree.load(tmp_path / "l" / TREE_FILE)
+    assert not llm_tree.sources
+    assert {(c, v.attribute): v.value for v in llm_tree.values for c in v.classes} == {
+        (c, a): WRONG[c][0] for c in CLASSES for a in ("color", "shape")
+    }
+
+
+def test_facets_stand_in_when_the_llm_gives_no_usable_part(tmp_path: Path) -> None:
+    junk = [json.dumps({"parts": ["part1", "part2/partlist", "part3,"]})] + [json.dumps({"value": "value1"})] * 12
+    chat = ScriptedChat(script=junk)
+    result = build_tree(
+        tmp_path / "t", config(tmp_path), ConceptSettings(depth=1), CLASSES, "fruit", handle(chat),
+        evidence=evidence(),
+    )  # fmt: skip
+    assert result.structure == "facets" and result.rejected["part: placeholder"] == 3
+    assert result.structured_mode == "prompt"  # the scripted provider constrains nothing
+    tree = ConceptTree.load(tmp_path / "t" / TREE_FILE)
+    assert [p for p, _ in tree.leaf_parts()] == ["fruit"]
+    colour = {c: v.value for v in tree.values if v.attribute == "color" for c in v.classes}
+    assert colour == {c: ATTRS[c][0] for c in CLASSES}
+    assert {s.origin for s in tree.sources} == {"images"}  # every LLM value was a placeholder

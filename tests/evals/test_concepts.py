@@ -3,15 +3,20 @@
 from __future__ import annotations
 
 import numpy as np
+import pandas as pd
 import pytest
 from sklearn.base import clone
+from sklearn.ensemble import RandomForestClassifier
+from sklearn.linear_model import LogisticRegression
+from sklearn.pipeline import make_pipeline
+from sklearn.preprocessing import StandardScaler
 from tests.agents.conftest import ATTRS, CLASSES, CountingTest, SyntheticEncoder, make_split
 
 from visfeed.agents.resources import EmbeddedSplit
 from visfeed.evals.concepts.experiment import Experiment, explain_model, fit_models, score_on_test
 from visfeed.state.concepts import ConceptTree, merge_values
 from visfeed.tools.concepts.classifiers import PartVoteClassifier, vote
-from visfeed.tools.concepts.explain import explain_rows
+from visfeed.tools.concepts.explain import class_importance, explain_rows, positive_top, shap_values
 from visfeed.tools.concepts.features import description_space, select_space, tree_space
 
 PARTS = {"skin": 0, "body": 1, "detail": 2}
@@ -103,3 +108,53 @@ def test_explanations_name_clues_parts_and_classes() -> None:
         assert [e.image for e in out] == ["a", "b", "c"]
         assert all(e.for_predicted and all(c.shap > 0 for c in e.for_predicted) for e in out)
         assert all(c.shap < 0 for e in out for c in e.against_true)
+
+
+def signal_frame(n: int = 240, seed: int = 0) -> tuple[pd.DataFrame, np.ndarray]:
+    """Three classes; column k is high exactly on class k's rows; two more columns are noise."""
+    rng = np.random.default_rng(seed)
+    y = np.arange(n) % 3
+    X = rng.standard_normal((n, 5)) * 0.3
+    X[np.arange(n), y] += 2.0
+    return pd.DataFrame(X, columns=["own 0", "own 1", "own 2", "noise a", "noise b"]), y
+
+
+def test_class_importance_columns_follow_the_model_classes() -> None:
+    X, y = signal_frame()
+    model = LogisticRegression(max_iter=500).fit(X, y)
+    imp = class_importance(model, X, y, seed=0)
+    assert imp.shape == (5, 3)
+    assert [int(np.argmax(imp[:, k])) for k in range(3)] == [0, 1, 2]  # class k's most important clue: column k
+    # positive evidence: the clue that is high on the class's rows (here each class's own column), first
+    assert [top[0] for top in positive_top(imp, X, y, list(model.classes_), k=2)] == [0, 1, 2]
+
+
+def test_every_fitted_class_is_explained_by_its_own_clues() -> None:
+    exp, _ = experiment()
+    fitted = fit_models(exp, {"tree": tree_space(fruit_tree())}, ["logistic"], seed=0, select=False)
+    _, test = score_on_test(exp, fitted)
+    ex = explain_model(fitted[0], exp, test, seed=0)
+    for c in CLASSES:  # the top positive clue of every class names one of its own words
+        clue = ex.per_class_positive[c][0][0]
+        assert clue in ATTRS[c], (c, ex.per_class_positive[c])
+
+
+@pytest.mark.parametrize("kind", ["logistic", "forest", "part_vote"])
+def test_shap_values_sit_on_the_clue_they_explain(kind: str) -> None:
+    X, y = signal_frame()
+    space_groups = ["a", "a", "a", "a", "b"]  # one part holds every signal; the other votes on noise
+    model = {
+        "logistic": lambda: make_pipeline(StandardScaler(), LogisticRegression(max_iter=500)),
+        "forest": lambda: RandomForestClassifier(n_estimators=50, random_state=0),
+        "part_vote": lambda: PartVoteClassifier(groups=space_groups),
+    }[kind]().fit(X, y)
+    values = shap_values(model, X.iloc[:100], X.iloc[100:160])
+    assert values.shape == (60, 5, 3)
+    weight = np.abs(values).mean(axis=0)  # (clues, classes)
+    # the clue of class k carries class k's explanation; the noise columns carry the least
+    assert [int(np.argmax(weight[:3, k])) for k in range(3)] == [0, 1, 2]
+    assert weight[3:].max() < weight[:3].max(axis=0).min()
+    rows = X.iloc[100:106]
+    out = explain_rows(model, X.iloc[:100], rows, images=list("abcdef"), classnames=["x", "y", "z"], k=1)
+    for e, true in zip(out, y[100:106], strict=True):  # each row is explained by its own class's clue
+        assert e.predicted == "xyz"[true] and e.for_predicted[0].clue == f"own {true}"

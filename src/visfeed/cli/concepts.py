@@ -71,9 +71,21 @@ def build(
         str | None, typer.Option("--template", help="Clue sentence: {part} {attribute} {value}.")
     ] = None,
     resume: Annotated[bool, typer.Option("--resume", help="Continue an interrupted build in --out.")] = False,
+    llm_only: Annotated[
+        bool, typer.Option("--llm-only", help="Keep the LLM's values unchecked (no image grounding).")
+    ] = False,
+    backbone: BackboneOpt = None,
+    pretrained: PretrainedOpt = None,
+    download: DownloadOpt = False,
+    k_shot: KShotOpt = None,
     set_: SetOpt = None,
 ) -> None:
     """Ask the LLM for the tree: parts, sub-parts, attributes per part, a value per (part, attribute, class).
+
+    Each value is then chosen by the class's feedback images: the LLM's answers and the visual vocabulary's
+    words for the attribute are scored as clue sentences against the class's images versus its confusable
+    classes' (tree.json records each value's origin and support; --llm-only skips this). When the LLM gives
+    no usable part or attribute, the vocabulary's facets (colour, shape, pattern, size) stand in.
 
     The tree is written to OUT/tree.json: edit it by hand and fit again. Every LLM call is cached and
     traced (`visfeed trace OUT --messages`); an interrupted build continues with --resume.
@@ -86,24 +98,44 @@ def build(
       visfeed concepts build -o trees/market --resume
     """
     from visfeed.agents.concepts import build_tree
-    from visfeed.agents.resources import provider_handle
+    from visfeed.agents.resources import build_scoring, provider_handle
     from visfeed.state.concepts import DEFAULT_CLUE_TEMPLATE, ConceptSettings
+    from visfeed.tools.concepts.grounding import ImageEvidence
     from visfeed.tools.datasets import load_for_config
+    from visfeed.tools.visual_words import load_vocabulary
 
-    cfg = _config(config, {"dataset": dataset, "dataset_root": root, "provider": provider, "seed": seed}, set_)
+    overrides = {"dataset": dataset, "dataset_root": root, "provider": provider, "seed": seed, "backbone": backbone,
+                 "pretrained": pretrained, "allow_download": download or None, "k_shot": k_shot}  # fmt: skip
+    cfg = _config(config, overrides, set_)
     settings = ConceptSettings(
         domain=domain, depth=depth, max_parts=max_parts, max_attributes=max_attributes, parts=_names(parts),
-        attributes=_names(attributes), template=template or DEFAULT_CLUE_TEMPLATE,
+        attributes=_names(attributes), template=template or DEFAULT_CLUE_TEMPLATE, ground=not llm_only,
     )  # fmt: skip
-    splits, _ = load_for_config(cfg)
+    evidence = None
+    if llm_only:
+        classnames = list(load_for_config(cfg)[0].classnames)
+    else:
+        data = build_scoring(cfg)
+        classnames = data.classnames
+        evidence = ImageEvidence(
+            encoder=data.encoder, image_emb=data.feedback.image_emb, labels=data.feedback.labels,
+            vocabulary=load_vocabulary(cfg.vocabulary), n_confusers=settings.confusers,
+        )  # fmt: skip
     with provider_handle(cfg) as handle:
-        result = build_tree(out_dir, cfg, settings, list(splits.classnames), domain or "object", handle, resume=resume)
+        result = build_tree(
+            out_dir, cfg, settings, classnames, domain or "object", handle, evidence=evidence, resume=resume
+        )
     out.print(
         f"tree: {escape(result.tree_path)}  ({result.clues} clues on parts {', '.join(result.parts)}; "
-        f"{result.values_accepted} values accepted, {sum(result.rejected.values())} LLM answers dropped)"
+        f"{result.values_accepted} LLM values accepted, {sum(result.rejected.values())} LLM answers dropped; "
+        f"structure: {result.structure})"
     )
     for reason, n in result.rejected.items():
         out.print(f"  dropped {n}: {escape(reason)}")
+    if result.grounded:
+        out.print("  values by origin: " + ", ".join(f"{k} {v}" for k, v in result.origins.items()))
+        for line in result.disagreements[:5]:
+            out.print(f"  {escape(line)}")
 
 
 def _tree_and_prompts(tree: Path | None, descriptions: Path | None, classnames: list[str]) -> tuple[Any, Any]:

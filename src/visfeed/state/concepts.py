@@ -13,7 +13,7 @@ import json
 import re
 from collections.abc import Iterable, Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
@@ -104,6 +104,32 @@ class Clue(BaseModel):
     classes: tuple[str, ...]
 
 
+Origin = Literal["llm", "images", "both", "llm_overruled"]
+
+
+class ValueSource(BaseModel):
+    """Where one (class, part, attribute) value came from and how well the class's images support it.
+
+    ``origin``: ``llm`` (taken unchecked), ``images`` (the LLM gave no usable value), ``both`` (the images
+    chose the LLM's value) or ``llm_overruled`` (the images chose another value than the LLM's).
+    """
+
+    model_config = ConfigDict(extra="forbid")
+
+    part: str
+    attribute: str
+    class_name: str
+    value: str
+    origin: Origin
+    support: float | None = Field(default=None, description="Image support of the kept value (z units).")
+    llm_value: str | None = Field(default=None, description="The LLM's usable answer, if any.")
+    llm_support: float | None = Field(default=None, description="Image support of the LLM's answer.")
+
+    def note(self) -> str:
+        """A disagreement as a person reads it ("LLM: brown; images: yellow"); empty when there is none."""
+        return f"LLM: {self.llm_value}; images: {self.value}" if self.origin == "llm_overruled" else ""
+
+
 class ConceptTree(BaseModel):
     """The whole tree: structure shared by all classes, values per class (see the module docstring)."""
 
@@ -114,6 +140,9 @@ class ConceptTree(BaseModel):
     template: str = Field(default=DEFAULT_CLUE_TEMPLATE, description="Clue sentence with {part} {attribute} {value}.")
     parts: list[ConceptPart] = Field(min_length=1)
     values: list[ConceptValue] = Field(default_factory=list)
+    sources: list[ValueSource] = Field(
+        default_factory=list, description="Per (class, part, attribute): where its value came from (grounded builds)."
+    )
 
     @field_validator("template")
     @classmethod
@@ -236,6 +265,13 @@ class ConceptSettings(BaseModel):
         default=None, description="Attributes given by the user for every leaf part (skips the attribute proposal)."
     )
     template: str = Field(default=DEFAULT_CLUE_TEMPLATE, description="Clue sentence with {part} {attribute} {value}.")
+    ground: bool = Field(
+        default=True, description="Choose each value by the class's images (False: keep the LLM's values unchecked)."
+    )
+    confusers: int = Field(
+        default=0, ge=0, le=20,
+        description="Nearest classes a value's support is taken against (0: all classes; see tools/concepts/grounding).",
+    )  # fmt: skip
 
 
 class ConceptState(BaseModel):
@@ -249,6 +285,8 @@ class ConceptState(BaseModel):
     )
     rejected: list[dict[str, str]] = Field(default_factory=list, description="LLM answers dropped, with the reason.")
     calls: int = Field(default=0, description="LLM requests made (cache hits included).")
+    structure: str = Field(default="llm", description="Where parts and attributes came from: llm, user, facets, mixed.")
+    sources: list[dict[str, Any]] = Field(default_factory=list, description="ValueSource records of a grounded build.")
     tree: dict[str, Any] | None = Field(default=None, description="The assembled tree (ConceptTree as JSON).")
 
     def frontier(self) -> list[str]:

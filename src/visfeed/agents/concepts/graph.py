@@ -1,4 +1,4 @@
-"""The concept-tree graph (wiring only): parts [-> sub-parts]* -> attributes -> values -> tree.
+"""The concept-tree graph (wiring only): parts [-> sub-parts]* -> attributes -> values -> grounded values -> tree.
 
 ``build_graph()`` returns the compiled graph (the runner passes the SQLite checkpointer); ``langgraph dev``
 loads the module-level ``graph`` (see ``langgraph.json``). Nodes need a :class:`ConceptContext` at run time.
@@ -14,6 +14,7 @@ from langgraph.types import Checkpointer
 from visfeed.agents.concepts.context import ConceptContext
 from visfeed.agents.concepts.nodes import (
     assemble_tree,
+    ground_values,
     propose_attributes,
     propose_parts,
     propose_values,
@@ -28,6 +29,7 @@ def build_graph(checkpointer: Checkpointer = None) -> Any:
     builder.add_node(propose_parts)
     builder.add_node(propose_attributes)
     builder.add_node(propose_values)
+    builder.add_node(ground_values)
     builder.add_node(assemble_tree)
     builder.add_edge(START, "propose_parts")
     builder.add_conditional_edges(
@@ -36,7 +38,8 @@ def build_graph(checkpointer: Checkpointer = None) -> Any:
         {"propose_parts": "propose_parts", "propose_attributes": "propose_attributes"},
     )
     builder.add_edge("propose_attributes", "propose_values")
-    builder.add_edge("propose_values", "assemble_tree")
+    builder.add_edge("propose_values", "ground_values")
+    builder.add_edge("ground_values", "assemble_tree")
     builder.add_edge("assemble_tree", END)
     return builder.compile(checkpointer=checkpointer, name="visfeed-concepts")
 

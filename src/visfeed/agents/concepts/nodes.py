@@ -18,7 +18,7 @@ from langgraph.runtime import Runtime
 from pydantic import BaseModel
 
 from visfeed.agents.concepts.context import ConceptContext
-from visfeed.agents.concepts.schemas import AttributeList, PartList, ValueAnswer, screen
+from visfeed.agents.concepts.schemas import AttributeList, PartList, ValueAnswer, name_reason, screen
 from visfeed.agents.nodes.common import gather_budgeted
 from visfeed.agents.prompting import load_prompt, with_article
 from visfeed.errors import ProviderError
@@ -27,9 +27,11 @@ from visfeed.state.concepts import (
     ConceptPart,
     ConceptState,
     ConceptTree,
+    ValueSource,
     merge_values,
     normalize_value,
 )
+from visfeed.tools.concepts.grounding import FALLBACK_ATTRIBUTES
 from visfeed.tools.llm import StructuredOutputError
 
 log = logging.getLogger(__name__)
@@ -76,6 +78,7 @@ def _names(texts: Sequence[str], *, prompt: str, limit: int, what: str, rejected
     kept: list[str] = []
     for raw in texts:
         t, why = screen(raw, own="", prompt=prompt, max_words=MAX_NAME_WORDS)
+        why = why or name_reason(t)
         if why is None and PART_SEPARATOR in t:
             why = f"contains {PART_SEPARATOR!r}"
         if why is None and t in kept:
@@ -144,8 +147,33 @@ async def propose_attributes(state: ConceptState, runtime: Runtime[ConceptContex
                 ans.attributes if ans else [], prompt=str(msgs[-1].content), limit=s.max_attributes,
                 what="attribute", rejected=rejected,
             )  # fmt: skip
-    ctx.tracer.emit("concept_attributes", attributes=attributes, rejected=rejected)
-    return {"attributes": attributes, "rejected": [*state.rejected, *rejected]}
+    structure = "user" if s.parts is not None and s.attributes is not None else "llm"
+    if ctx.evidence is not None and s.ground:
+        parts, attributes, structure = _facet_fallback(state.parts, attributes, ctx.domain, structure)
+    else:
+        parts = state.parts
+    ctx.tracer.emit("concept_attributes", attributes=attributes, rejected=rejected, structure=structure)
+    return {"parts": parts, "attributes": attributes, "structure": structure, "rejected": [*state.rejected, *rejected]}
+
+
+def _facet_fallback(
+    parts: dict[str, list[str]], attributes: dict[str, list[str]], domain: str, structure: str
+) -> tuple[dict[str, list[str]], dict[str, list[str]], str]:
+    """Parts and attributes where the LLM gave none usable: the visual vocabulary's facets.
+
+    A leaf part without attributes gets the facet attributes (colour, shape, pattern, size); with no part at
+    all the tree gets one part named after the domain ("the color of the fruit is red").
+    """
+    attributes = {p: a for p, a in attributes.items() if p}
+    if not attributes:
+        name = normalize_value(domain) if 0 < len(domain.split()) <= MAX_NAME_WORDS else ""
+        name = name if name and PART_SEPARATOR not in name else "object"
+        return {"": [name]}, {name: list(FALLBACK_ATTRIBUTES)}, "facets"
+    bare = [p for p, a in attributes.items() if not a]
+    if not bare:
+        return parts, attributes, structure
+    filled = {p: (a or list(FALLBACK_ATTRIBUTES)) for p, a in attributes.items()}
+    return parts, filled, f"{structure}+facets"
 
 
 def _spoken(path: str) -> str:
@@ -184,10 +212,30 @@ async def propose_values(state: ConceptState, runtime: Runtime[ConceptContext]) 
     return {"answers": accepted, "rejected": [*state.rejected, *rejected]}
 
 
+async def ground_values(state: ConceptState, runtime: Runtime[ConceptContext]) -> dict[str, Any]:
+    """Each (class, part, attribute) value chosen by the class's feedback images (LLM answers as candidates).
+
+    Skipped (every value kept as the LLM gave it) when the build is LLM-only or has no images.
+    """
+    ctx = runtime.context
+    if ctx.evidence is None or not ctx.settings.ground:
+        return {"sources": []}
+    sources = ctx.evidence.ground(state.attributes, state.answers, ctx.classnames, ctx.settings.template)
+    counts: dict[str, int] = {}
+    for v in sources:
+        counts[v.origin] = counts.get(v.origin, 0) + 1
+    ctx.tracer.emit("concept_grounding", origins=counts, overruled=[v.note() for v in sources if v.note()][:20])
+    return {"sources": [v.model_dump(mode="json") for v in sources]}
+
+
 async def assemble_tree(state: ConceptState, runtime: Runtime[ConceptContext]) -> dict[str, Any]:
     """The validated tree: values merged across classes; leaf parts without any value are pruned."""
     ctx = runtime.context
-    values = merge_values(state.answers, ctx.classnames)
+    sources = [ValueSource.model_validate(v) for v in state.sources]
+    if sources:
+        values = merge_values([(v.part, v.attribute, v.class_name, v.value) for v in sources], ctx.classnames)
+    else:
+        values = merge_values(state.answers, ctx.classnames)
     used = {(v.part, v.attribute) for v in values}
     pruned = state.model_copy(
         update={"attributes": {p: [a for a in attrs if (p, a) in used] for p, attrs in state.attributes.items()}}
@@ -199,8 +247,9 @@ async def assemble_tree(state: ConceptState, runtime: Runtime[ConceptContext]) -
             "on the build folder); give parts and attributes yourself (--parts, --attributes) or use a stronger model"
         )
     tree = ConceptTree(
-        domain=ctx.domain, classnames=ctx.classnames, template=ctx.settings.template, parts=parts, values=values
-    )
+        domain=ctx.domain, classnames=ctx.classnames, template=ctx.settings.template, parts=parts, values=values,
+        sources=sources,
+    )  # fmt: skip
     return {"tree": tree.model_dump(mode="json")}
 
 

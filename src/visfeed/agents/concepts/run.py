@@ -30,6 +30,7 @@ from visfeed.fileio import write_json_atomic, write_text_atomic
 from visfeed.state.concepts import ConceptSettings, ConceptState, ConceptTree
 from visfeed.state.config import RunConfig
 from visfeed.state.rundir import CHECKPOINTS, CONFIG_FILE
+from visfeed.tools.concepts.grounding import ImageEvidence
 from visfeed.tools.llm import Budget, LLMClient, ProviderHandle, ResponseCache
 
 TREE_FILE = "tree.json"
@@ -47,6 +48,19 @@ class TreeBuild(BaseModel):
     values_accepted: int
     rejected: dict[str, int] = Field(description="Dropped answers per reason ('kind: reason' -> count).")
     rejected_examples: list[dict[str, str]] = Field(default_factory=list, description="The first dropped answers.")
+    structure: str = Field(
+        default="llm", description="Where parts and attributes came from: llm, user, or the vocabulary's facets."
+    )
+    structured_mode: str = Field(
+        default="prompt", description="How answers were constrained: json_object_schema = grammar from the schema."
+    )
+    grounded: bool = Field(default=False, description="Whether values were chosen by the classes' images.")
+    origins: dict[str, int] = Field(
+        default_factory=dict, description="Grounded values per origin (images, both, llm_overruled)."
+    )
+    disagreements: list[str] = Field(
+        default_factory=list, description="The first values the images overruled ('lemon skin color: LLM: ...')."
+    )
     llm: dict[str, Any] = Field(default_factory=dict, description="Calls, cache hits and tokens of this process.")
     wall_s: float = 0.0
 
@@ -63,9 +77,13 @@ def build_tree(
     domain: str,
     handle: ProviderHandle,
     *,
+    evidence: ImageEvidence | None = None,
     resume: bool = False,
 ) -> TreeBuild:
-    """Build (or, with ``resume``, continue building) the tree of ``classnames`` in ``out_dir``."""
+    """Build (or, with ``resume``, continue building) the tree of ``classnames`` in ``out_dir``.
+
+    With ``evidence`` (the classes' feedback images) and ``settings.ground``, values are chosen by the images.
+    """
     out_dir = Path(out_dir)
     started = (out_dir / CHECKPOINTS).exists()
     if started and not resume:
@@ -89,7 +107,9 @@ def build_tree(
     budget = Budget(max_calls=cfg.max_calls) if cfg.max_calls is not None else None
     cache = ResponseCache(cfg.llm_cache or out_dir / "llm_cache.sqlite")
     client = LLMClient(handle, cfg.llm_settings, cache=cache, budget=budget, on_call=tracer.llm_call)
-    ctx = ConceptContext(settings=settings, classnames=list(classnames), domain=domain, client=client, tracer=tracer)
+    ctx = ConceptContext(
+        settings=settings, classnames=list(classnames), domain=domain, client=client, tracer=tracer, evidence=evidence
+    )
     try:
         tracer.emit("resume" if resume else "run_start", kind="concepts", classes=len(classnames), domain=domain)
         state = asyncio.run(_arun(out_dir, ctx))
@@ -109,6 +129,11 @@ def build_tree(
         values_accepted=len(state.answers),
         rejected=dict(reasons.most_common()),
         rejected_examples=state.rejected[:20],
+        structure=state.structure,
+        structured_mode=handle.structured_mode,
+        grounded=bool(tree.sources),
+        origins=dict(Counter(v.origin for v in tree.sources).most_common()),
+        disagreements=[f"{v.class_name} {v.part} {v.attribute}: {v.note()}" for v in tree.sources if v.note()][:30],
         llm=client.totals.model_dump(),
         wall_s=time.perf_counter() - t0,
     )

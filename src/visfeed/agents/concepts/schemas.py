@@ -34,6 +34,46 @@ class ValueAnswer(BaseModel):
 
 
 _ECHO = re.compile(r"^.*?\b(?:is|are)\s+(?:an?\s+)?")
+_PLACEHOLDER = re.compile(
+    r"\b(?:[a-z]+\d[a-z\d]*|\d+[a-z][a-z\d]*|(?:part|attribute|attr|value|item|name|thing|type|list|description)"
+    r"(?:s|list|name|names|attribute|value|part|type|of|one|two|three)+)\b"
+)
+"""A name a template holds in place of a real one: 'part1', 'value2', 'partlist', 'valueattribute', 'attr3'."""
+_MEDIUM = frozenset(
+    [
+        "image",
+        "picture",
+        "photo",
+        "photograph",
+        "model",
+        "description",
+        "data",
+        "id",
+        "title",
+        "type",
+        "name",
+        "object",
+        "thing",
+        "item",
+        "target",
+        "path",
+        "file",
+        "schema",
+        "json",
+        "list",
+        "kind",
+        "class",
+        "label",
+        "example",
+        "the",
+        "a",
+        "an",
+        "of",
+    ]
+)
+"""Words about the request or the file, not the thing: a name made only of these ('model', 'the-description',
+'data-type') names no part or attribute."""
+_PLAIN_NAME = re.compile(r"^[a-z]+(?:[ -][a-z]+)*$")
 _NEGATION = re.compile(r"\b(?:not|no|never|none|without|n't)\b", re.IGNORECASE)
 # What the schemas themselves say: an answer made only of these words copies the request format.
 _SCHEMA_TEXT = " ".join(
@@ -53,6 +93,15 @@ def strip_echo(text: str, question_words: set[str]) -> str:
     return text[m.end() :] if head and head <= question_words else text
 
 
+def name_reason(name: str) -> str | None:
+    """Why a screened part or attribute name is no name ('picture_detail.jpg', 'model'), or None."""
+    if not _PLAIN_NAME.match(name):
+        return "not a plain name"
+    if set(re.split(r"[ -]", name)) <= _MEDIUM:
+        return "placeholder"
+    return None
+
+
 def screen(text: str, *, own: str, prompt: str, max_words: int) -> tuple[str, str | None]:
     """The cleaned, normalised text and why it cannot be used (None if it can).
 
@@ -66,6 +115,8 @@ def screen(text: str, *, own: str, prompt: str, max_words: int) -> tuple[str, st
         return t, "empty"
     if _NEGATION.search(t):
         return t, "negation"
+    if _PLACEHOLDER.search(t.replace("-", " ")) or set(re.split(r"[ -]", t)) <= _MEDIUM:
+        return t, "placeholder"
     if len(t.split()) > max_words:
         return t, f"more than {max_words} words"
     return t, junk_reason(t, own, f"{prompt} {_SCHEMA_TEXT}", min_words=1, instructions=False)

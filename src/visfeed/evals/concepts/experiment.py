@@ -28,7 +28,7 @@ from visfeed.tools.concepts.classifiers import (
     permutation_scores,
     select_columns,
 )
-from visfeed.tools.concepts.explain import aggregate, class_importance, shared_top
+from visfeed.tools.concepts.explain import aggregate, class_importance, positive_top, shared_top
 from visfeed.tools.concepts.features import FeatureSpace, clue_features
 from visfeed.tools.session import TextEncoder
 
@@ -60,6 +60,9 @@ class Explained(BaseModel):
     by_part: dict[str, float]
     by_attribute: dict[str, float]
     per_class: dict[str, list[tuple[str, float]]] = Field(description="Class -> its most important clues.")
+    per_class_positive: dict[str, list[tuple[str, float]]] = Field(
+        default_factory=dict, description="Class -> its most important clues that are higher on its images."
+    )
     confused_pairs: list[dict[str, Any]] = Field(default_factory=list, description="Test pairs and shared top clues.")
     confusion: list[list[int]] = Field(default_factory=list, description="Test confusion (rows true).")
 
@@ -161,6 +164,11 @@ def explain_model(f: Fitted, exp: Experiment, test: Embedded, *, seed: int, top_
         exp.classnames[int(c)]: [(names[i], float(per_class[i, ci])) for i in np.argsort(-per_class[:, ci])[:top_k]]
         for ci, c in enumerate(classes)
     }
+    positive = positive_top(per_class, f.val, exp.validation.labels, classes, k=top_k)
+    per_class_positive = {
+        exp.classnames[int(c)]: [(names[i], float(per_class[i, ci])) for i in positive[ci]]
+        for ci, c in enumerate(classes)
+    }
     pred = f.model.predict(_frame(exp, f.space, test))
     conf = confusion_matrix(test.labels, pred, labels=list(range(len(exp.classnames))))
     off = conf.copy()
@@ -179,6 +187,7 @@ def explain_model(f: Fitted, exp: Experiment, test: Embedded, *, seed: int, top_
         by_part=aggregate(imp, f.space.groups),
         by_attribute=aggregate(imp, f.space.attributes),
         per_class=per_class_top,
+        per_class_positive=per_class_positive,
         confused_pairs=pairs,
         confusion=conf.tolist(),
     )

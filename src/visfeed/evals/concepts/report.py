@@ -101,6 +101,28 @@ def _pct(v: float | None) -> str:
     return "" if v is None else f"{v:.1f}"
 
 
+def _values_table(tree: ConceptTree) -> str:
+    """Where each value of a grounded tree came from; the images' disagreements with the LLM first."""
+    order = {"llm_overruled": 0, "images": 1, "both": 2, "llm": 3}
+    rows = [
+        (
+            v.class_name,
+            v.part,
+            v.attribute,
+            v.value,
+            v.origin,
+            v.note(),
+            "" if v.support is None else f"{v.support:.3f}",
+        )
+        for v in sorted(tree.sources, key=lambda v: order[v.origin])
+    ]
+    overruled = sum(v.origin == "llm_overruled" for v in tree.sources)
+    return (
+        f"<h2>Values and where they came from ({overruled} of {len(tree.sources)} overrule the LLM)</h2>"
+        + html_table(["class", "part", "attribute", "value", "origin", "disagreement", "image support"], rows)
+    )
+
+
 def render_html(r: ConceptReport) -> str:
     """The whole report as one HTML string (no external requests)."""
     ex = r.explained
@@ -125,6 +147,7 @@ def render_html(r: ConceptReport) -> str:
         ["class", "most important clues (drop in the true class's probability)"],
         [(c, "; ".join(f"{t} ({v:+.3f})" for t, v in top)) for c, top in ex.per_class.items()],
     )
+    values = _values_table(r.tree) if r.tree is not None and r.tree.sources else ""
     pairs = html_table(
         ["true", "predicted as", "test images", "clues important to both"],
         [(p["true"], p["predicted"], p["count"], "; ".join(p["shared"]) or "(none)") for p in ex.confused_pairs],
@@ -137,6 +160,7 @@ def render_html(r: ConceptReport) -> str:
 <h2>Accuracy (same splits; test scored once)</h2>{scores}
 <h2>Plots</h2>{figures_html(plots)}
 <h2>Per class</h2>{per_class}
+{values}
 <h2>Most confused pairs</h2>{pairs}
 {PLOTS_LOADED_SCRIPT}
 </body></html>

@@ -7,7 +7,11 @@
 - :func:`clue_auroc`: for each matched clue, the AUROC of its feature for images that have the value
   (and show it: flesh only when halved, patterns only when whole) against images that do not;
 - :func:`precision_at_k`: the share of each class's most important clues that state a value the class can
-  take in the spec (unmatched clues count as misses);
+  take in the spec (unmatched clues count as misses; so do clues that matter by their absence);
+- :func:`positive_precision_at_k`: the same over each class's positive evidence only (clues that are
+  higher on its images), the measure a true tree can pass;
+- :func:`true_assignments`: per world attribute, the share of the tree's (class, value) assignments that
+  are true of the class;
 - :func:`twin_pairs` / :func:`twin_score`: one attribute of an image changed, everything else (the same
   generator) kept; the clue of the old value must fall and the clue of the new value must rise.
 """
@@ -21,6 +25,7 @@ from pathlib import Path
 import numpy as np
 from sklearn.metrics import roc_auc_score
 
+from visfeed.evals.world.captions import COLOR_WORDS, PATTERN_WORDS, SHAPE_WORDS, SIZE_WORDS
 from visfeed.state.concepts import ConceptPart, ConceptTree, ConceptValue
 from visfeed.tools.concepts.features import FeatureSpace
 from visfeed.tools.datasets.world.render import render
@@ -51,9 +56,51 @@ def spec_tree(spec: WorldSpec, domain: str = "fruit or vegetable") -> ConceptTre
     return ConceptTree(domain=domain, classnames=spec.classnames, parts=parts, values=values)
 
 
+WORLD_FORMS: dict[str, str] = {
+    "striped": "stripes",
+    "spotted": "spots",
+    "seeded": "seeds",
+    "dimpled": "dimples",
+    "scaly": "scales",
+    "ribbed": "ribs",
+}
+"""Adjectives -> the world's noun for the same pattern (a word form, not a synonym)."""
+
+
+def _phrases() -> dict[str, tuple[str, str]]:
+    """Every phrase the world's captions use for a value -> (attribute, value): the world's own synonyms.
+
+    The tower learned these words and only these ("cylindrical" for long, "crescent-shaped" for curved), so
+    a clue phrased with one states that value.
+    """
+    tables: list[tuple[str, dict[str, list[str]]]] = [
+        ("color", COLOR_WORDS), ("shape", SHAPE_WORDS), ("size", SIZE_WORDS),
+        ("pattern", {v: [*adj, *nouns] for v, (adj, nouns) in PATTERN_WORDS.items()}),
+    ]  # fmt: skip
+    out: dict[str, tuple[str, str]] = {}
+    for attr, table in tables:
+        for value, phrases in table.items():
+            for phrase in phrases:
+                out.setdefault(phrase.casefold(), (attr, value))
+    return out
+
+
+PHRASES = _phrases()
+
+
 def world_match(group: str, attribute: str, value: str) -> tuple[str, str] | None:
-    """The world (attribute, value) a clue states, or None (longest vocabulary value found in ``value``)."""
-    text = f" {value.casefold()} "
+    """The world (attribute, value) a clue states, or None (longest vocabulary value found in ``value``).
+
+    A value that is one of the world captions' phrases states that phrase's value ("cylindrical": long);
+    otherwise hyphens read as spaces ("heart-shaped" states heart) and adjectives as the world's nouns
+    (striped -> stripes).
+    """
+    exact = PHRASES.get(" ".join(value.casefold().split()))
+    if exact is not None:
+        inside = exact[0] == "color" and _INSIDE_WORDS.search(f"{group} {attribute}".casefold())
+        return ("inside", exact[1]) if inside else exact
+    words = value.casefold().replace("-", " ").split()
+    text = f" {' '.join(WORLD_FORMS.get(w, w) for w in words)} "
     found = [(attr, v) for attr, vs in VOCABULARY.items() for v in vs if f" {v} " in text]
     if not found:
         return None
@@ -115,6 +162,61 @@ def precision_at_k(
             m = match.get(text)
             hits += int(m is not None and m[1] in by_name[cls].support(m[0]))
         out[cls] = hits / k
+    return out
+
+
+def positive_precision_at_k(
+    per_class_positive: Mapping[str, Sequence[tuple[str, float]]], space: FeatureSpace, spec: WorldSpec, k: int = 5
+) -> dict[str, float]:
+    """Class -> share of its (up to ``k``) positive-evidence clues whose world value the class can take.
+
+    Only clues that speak *for* a class are judged (``Explained.per_class_positive``); a class with no such
+    clue is left out (the caller reports how many were).
+    """
+    match = dict(zip(space.texts, matches(space), strict=True))
+    by_name = {c.name: c for c in spec.classes}
+    out = {}
+    for cls, top in per_class_positive.items():
+        top = list(top)[:k]
+        if top:
+            hits = [(m := match.get(t)) is not None and m[1] in by_name[cls].support(m[0]) for t, _ in top]
+            out[cls] = float(np.mean(hits))
+    return out
+
+
+ATTRIBUTE_FACETS: dict[str, tuple[str, ...]] = {
+    "color": ("color", "colour", "hue"),
+    "shape": ("shape", "form", "outline"),
+    "pattern": ("pattern", "texture", "surface", "markings"),
+    "size": ("size",),
+}
+"""World attribute -> words of a tree attribute that ask for it."""
+
+
+def true_assignments(tree: ConceptTree, spec: WorldSpec) -> dict[str, dict[str, float | int]]:
+    """Per world attribute: how many of the tree's (class, value) assignments for it are true of the class.
+
+    An assignment belongs to the world attribute its tree attribute asks for ("skin color" -> color; the
+    colour of a flesh/inside part -> inside, counted under color); it is true when the value, read as a
+    world value of that attribute, is one the class can take. A value that states no world value of the
+    attribute asked ("brown" for a shape, "amarak") is false.
+    """
+    by_name = {c.name: c for c in spec.classes}
+    out: dict[str, dict[str, float | int]] = {}
+    for v in tree.values:
+        words = set(v.attribute.replace("-", " ").split())
+        asked = next((w for w, names in ATTRIBUTE_FACETS.items() if words & set(names)), None)
+        if asked is None:
+            continue
+        m = world_match(v.part, v.attribute, v.value)
+        allowed = {"color", "inside"} if asked == "color" else {asked}
+        for cls in v.classes:
+            ok = m is not None and m[0] in allowed and m[1] in by_name[cls].support(m[0])
+            row = out.setdefault(asked, {"assignments": 0, "true": 0})
+            row["assignments"] = int(row["assignments"]) + 1
+            row["true"] = int(row["true"]) + int(ok)
+    for row in out.values():
+        row["fraction"] = int(row["true"]) / max(int(row["assignments"]), 1)
     return out
 
 

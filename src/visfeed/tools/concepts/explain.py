@@ -2,7 +2,8 @@
 
 - global: scikit-learn's permutation importance per column, summed per part and per attribute;
 - per class: the drop in the true class's mean probability, over that class's images, when a column is
-  shuffled (one pass of permutations serves every class);
+  shuffled (one pass of permutations serves every class), and the positive evidence among those columns
+  (the clues that are higher on the class's images, not the ones that matter by their absence);
 - a confused pair: the columns important to both classes (where the model looks when it mixes them up);
 - per prediction: SHAP values (shap's linear explainer on the standardised inputs of the logistic models,
   its tree explainer for the forest), with the clues that push for and against a class.
@@ -54,6 +55,27 @@ def class_importance(model: Any, X: pd.DataFrame, y: np.ndarray, *, seed: int, n
             shuffled[:, j] = rng.permutation(shuffled[:, j])
             out[j] += base - per_class(pd.DataFrame(shuffled, columns=X.columns))
     return out / n_repeats
+
+
+def positive_top(
+    per_class: np.ndarray, X: pd.DataFrame, y: np.ndarray, classes: Sequence[Any], k: int = 5
+) -> list[list[int]]:
+    """Per class (in ``classes`` order): up to ``k`` columns of positive evidence, most important first.
+
+    A column is positive evidence for a class when shuffling it hurts that class (importance > 0) and it is
+    higher on the class's images than on the others' (mean standardised value): the clue speaks *for* the
+    class. Permutation importance alone also ranks clues that matter because they are absent ("not red"),
+    which say nothing about what the class looks like.
+    """
+    values = X.to_numpy()
+    z = (values - values.mean(axis=0)) / np.maximum(values.std(axis=0), 1e-12)
+    out = []
+    for ci, c in enumerate(classes):
+        mine = np.asarray(y) == c
+        lift = z[mine].mean(axis=0) - z[~mine].mean(axis=0) if mine.any() and (~mine).any() else np.zeros(z.shape[1])
+        keep = [int(i) for i in np.argsort(-per_class[:, ci], kind="stable") if per_class[i, ci] > 0 and lift[i] > 0]
+        out.append(keep[:k])
+    return out
 
 
 def shared_top(per_class: np.ndarray, a: int, b: int, names: Sequence[str], k: int = 5) -> list[str]:
