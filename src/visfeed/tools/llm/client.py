@@ -168,11 +168,17 @@ class LLMClient:
         self,
         messages: Sequence[BaseMessage],
         *,
-        tools: Sequence[BaseTool] | None = None,
+        tools: Sequence[BaseTool | dict[str, Any]] | None = None,
+        tool_choice: str | None = None,
         task: str,
         cache_salt: str | None = None,
     ) -> AIMessage:
-        """A plain or tool-calling chat call (the agent mode); the reply may carry ``tool_calls``."""
+        """A plain or tool-calling chat call (the agent mode); the reply may carry ``tool_calls``.
+
+        ``tools`` are LangChain tools or OpenAI tool specs (dicts, e.g. with an ``enum`` the server turns
+        into a grammar); ``tool_choice`` names the one tool the model must call (see
+        :attr:`ProviderHandle.forces_tools`), None lets it choose.
+        """
         messages = list(messages)
         tool_list = list(tools or [])
         if tool_list and not self.handle.supports_tools:
@@ -181,7 +187,10 @@ class LLMClient:
                 "use the structured (non-agent) mode or a provider with tools"
             )
         specs = [convert_to_openai_tool(t) for t in tool_list] or None
-        key = self._key("chat", messages, tools=specs, salt=cache_salt)
+        if tool_choice is not None and not any(s["function"]["name"] == tool_choice for s in specs or []):
+            raise ConfigError(f"tool_choice {tool_choice!r} names none of the tools given")
+        key = self._key("chat", messages, tools=specs, extra={"tool_choice": tool_choice} if tool_choice else None,
+                        salt=cache_salt)  # fmt: skip
         hit = self._cache_get(key)
         if hit is not None and hit.get("kind") == "chat":
             message = load_message(hit["message"])
@@ -196,8 +205,9 @@ class LLMClient:
             runnable: Any = model
             if tool_list:
                 # llama.cpp's function-calling format only calls tools when tool_choice is explicit.
+                choice = tool_choice or ("auto" if openai_style else None)
                 runnable = (
-                    model.bind_tools(tool_list, tool_choice="auto") if openai_style else model.bind_tools(tool_list)
+                    model.bind_tools(specs or [], tool_choice=choice) if choice else model.bind_tools(specs or [])
                 )
             return await runnable.ainvoke(messages, **kwargs)
 
