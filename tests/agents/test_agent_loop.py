@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import re
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -20,7 +21,14 @@ from tests.support.fault_server import FaultServer, reply, status, tool_call_rep
 from tests.support.required import missing_part
 from tests.tools.llm.test_llm_agent_requests import OVERFLOW_400, VALIDATION_500
 
-from visfeed.agents.agent_tools import SCORE, SUBMIT, agent_tool_specs
+from visfeed.agents.agent_tools import (
+    DESCRIPTION_PATTERN,
+    MAX_CHARS,
+    SCORE,
+    SUBMIT,
+    agent_tool_specs,
+    max_argument_tokens,
+)
 from visfeed.agents.context import RunContext
 from visfeed.agents.mutation_agent import PROMPT_BUDGET_TOKENS, _fit, agent_mutate_group
 from visfeed.agents.trace import Tracer
@@ -39,11 +47,11 @@ START = {c: [f"a {c}"] for c in CLASSES}
 
 def run_group(handle: ProviderHandle, run_dir: Path, **settings: Any) -> tuple[dict[str, list[str]], LLMClient]:
     """One agent loop for lemon + lime on the tiny world, traced into ``run_dir``."""
-    cfg = RunConfig(provider="scripted", backbone="synthetic", run_dir=run_dir, n_new=3, device="cpu")
+    cfg = RunConfig(provider="scripted", backbone="synthetic", run_dir=run_dir, n_new=3, device="cpu", max_tokens=64)
     split = make_split(4, seed=1)
     session = ScoringSession(SyntheticEncoder(), CLASSES, split.image_emb, split.labels, device="cpu")
     session.set_descriptions(START)
-    client = LLMClient(handle, LLMSettings(**{"max_tokens": 256, "seed": 0, "max_retries": 2, **settings}))
+    client = LLMClient(handle, LLMSettings(**{"max_tokens": 64, "seed": 0, "max_retries": 2, **settings}))
     tracer = Tracer(run_dir)
     ctx = RunContext(config=cfg, session=session, client=client, tracer=tracer)
     try:
@@ -97,6 +105,8 @@ def test_forced_turns_score_each_class_then_submit(fault_server: FaultServer, tm
     assert (
         "Trials so far" in last["messages"][-1]["content"] and "a yellow oval fruit" in last["messages"][-1]["content"]
     )
+    # the cap leaves room for the longest arguments the schema allows (a cut-off call is not JSON)
+    assert last["max_tokens"] == max_argument_tokens(NAMES, 3) > 64
     enum = last["tools"][1]["function"]["parameters"]["properties"]["classes"]["items"]["properties"]["class_name"]
     assert enum["enum"] == NAMES
 
@@ -141,3 +151,19 @@ def test_real_server_runs_trials_and_a_submission_with_valid_arguments(tool_serv
     assert {c["args"]["class_name"] for c in calls[:2]} <= set(NAMES)
     assert len(client.records) == 3 and all(r.error is None and r.attempts == 1 for r in client.records)
     assert set(out) <= set(NAMES) and any(out.values()), out
+
+
+@pytest.mark.parametrize(
+    ("text", "ok"),
+    [
+        ("a yellow oval fruit", True),
+        ("Smooth, waxy skin with a pointed tip", True),
+        ("adjective", False),  # a one-word fragment
+        ("24.0: lemon &lt;34;", False),
+        ("type':'object()'}", False),
+        ("a " + "very " * 12 + "long text", False),
+    ],
+)
+def test_the_description_pattern_admits_short_phrases_only(text: str, ok: bool) -> None:
+    assert (re.fullmatch(DESCRIPTION_PATTERN.strip("^$"), text) is not None) is ok
+    assert len(text) <= MAX_CHARS or not ok

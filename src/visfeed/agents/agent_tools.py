@@ -19,11 +19,11 @@ from visfeed.agents.schemas import DescriptionBatch
 
 SCORE = "score_descriptions"
 SUBMIT = "submit_descriptions"
-MIN_CHARS = 8  # "red skin": shorter texts are fragments
-MAX_CHARS = 80  # a short visual phrase; a whole paragraph helps no text encoder and costs ~20 ms a token
-# Words, spaces, commas and hyphens only: no digits, quotes, brackets or markup, which a small model
-# otherwise fills its strings with ("24.0: lemon &lt;34;", "type':'object()'}").
-DESCRIPTION_PATTERN = f"^[A-Za-z][a-z ,-]{{{MIN_CHARS - 1},{MAX_CHARS - 1}}}$"
+# A description is 2-8 lower-case words (an initial capital allowed) of at most 15 letters or hyphens,
+# commas between them: no digits, quotes, brackets, markup or one-word fragments, which a small model
+# otherwise fills its strings with ("24.0: lemon &lt;34;", "type':'object()'}", "adjective").
+DESCRIPTION_PATTERN = "^[A-Za-z][a-z-]{0,14}(,? [a-z][a-z-]{0,14}){1,7}$"
+MAX_CHARS = 15 + 7 * 17  # the longest text the pattern allows
 
 
 def _descriptions(most: int, least: int = 1) -> dict[str, Any]:
@@ -45,7 +45,6 @@ def _spec(name: str, description: str, properties: dict[str, Any]) -> dict[str, 
                 "type": "object",
                 "properties": properties,
                 "required": list(properties),
-                "additionalProperties": False,
             },
         },
     }
@@ -58,7 +57,6 @@ def agent_tool_specs(names: Sequence[str], n: int) -> list[dict[str, Any]]:
         "type": "object",
         "properties": {"class_name": class_name, "descriptions": _descriptions(n, n)},
         "required": ["class_name", "descriptions"],
-        "additionalProperties": False,
     }
     return [
         _spec(
@@ -73,6 +71,15 @@ def agent_tool_specs(names: Sequence[str], n: int) -> list[dict[str, Any]]:
             {"classes": {"type": "array", "items": entry, "minItems": len(names), "maxItems": len(names)}},
         ),
     ]
+
+
+def max_argument_tokens(names: Sequence[str], n: int) -> int:
+    """Completion tokens that always fit a submission's arguments (a truncated call is not JSON).
+
+    The pattern bounds every text; a token holds at least two of these characters in practice.
+    """
+    chars = 40 + len(names) * (60 + n * (MAX_CHARS + 4))
+    return chars // 2
 
 
 def check_score(args: Mapping[str, Any], names: Sequence[str]) -> str | None:

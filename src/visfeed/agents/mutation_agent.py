@@ -23,7 +23,14 @@ from typing import TYPE_CHECKING, Any
 from langchain_core.messages import AIMessage, BaseMessage, HumanMessage, SystemMessage, ToolMessage
 from langchain_core.tools import BaseTool
 
-from visfeed.agents.agent_tools import SCORE, SUBMIT, agent_tool_specs, check_score, check_submission
+from visfeed.agents.agent_tools import (
+    SCORE,
+    SUBMIT,
+    agent_tool_specs,
+    check_score,
+    check_submission,
+    max_argument_tokens,
+)
 from visfeed.agents.prompting import FOCUSES, load_prompt, messages, quoted, render_banks
 from visfeed.agents.schemas import DescriptionBatch, batch_to_map, example_batch
 from visfeed.errors import OutputParseError, ProviderError
@@ -76,12 +83,13 @@ async def agent_mutate_group(
         first += "\n" + _instruction(plan[0], names, 0, cfg.n_new, [])
     msgs: list[BaseMessage] = [SystemMessage(content=system), HumanMessage(content=first)]
     trials: list[str] = []
+    cap = max(cfg.resolved_max_tokens, max_argument_tokens(names, cfg.n_new))
     reason = f"no valid submission in {len(plan) or cfg.agent_max_steps} turns"
     for step in range(len(plan) or cfg.agent_max_steps):
         try:
             reply = await ctx.client.ainvoke(
-                _fit(msgs, specs), tools=specs, tool_choice=plan[step] if plan else None, task="agent",
-                cache_salt=f"agent:it{iteration}:g{gi}:s{step}",
+                _fit(msgs, specs), tools=specs, tool_choice=plan[step] if plan else None, max_tokens=cap,
+                task="agent", cache_salt=f"agent:it{iteration}:g{gi}:s{step}",
             )  # fmt: skip
         except ProviderError as exc:  # the request was refused or the server failed: the group falls back
             reason = f"request failed: {exc}"
