@@ -15,11 +15,13 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import yaml
 from langchain_core.messages import AIMessage, HumanMessage, SystemMessage, ToolMessage
 from tests.agents.conftest import CLASSES, SyntheticEncoder, make_split
 from tests.support.fault_server import FaultServer, reply, status, tool_call_reply
 from tests.support.required import missing_part
 from tests.tools.llm.test_llm_agent_requests import OVERFLOW_400, VALIDATION_500
+from typer.testing import CliRunner
 
 from visfeed.agents.agent_tools import (
     DESCRIPTION_PATTERN,
@@ -32,10 +34,11 @@ from visfeed.agents.agent_tools import (
 from visfeed.agents.context import RunContext
 from visfeed.agents.mutation_agent import PROMPT_BUDGET_TOKENS, _fit, agent_mutate_group
 from visfeed.agents.trace import Tracer
+from visfeed.cli import app
 from visfeed.state.config import RunConfig
 from visfeed.state.llm import LLMSettings
 from visfeed.state.models import GraphState
-from visfeed.state.rundir import read_trace
+from visfeed.state.rundir import CONFIG_FILE, read_trace
 from visfeed.tools.llm import LLMClient, ProviderHandle, resolve_provider
 from visfeed.tools.llm.local_server import missing_local_modules
 from visfeed.tools.session import ScoringSession
@@ -48,6 +51,8 @@ START = {c: [f"a {c}"] for c in CLASSES}
 def run_group(handle: ProviderHandle, run_dir: Path, **settings: Any) -> tuple[dict[str, list[str]], LLMClient]:
     """One agent loop for lemon + lime on the tiny world, traced into ``run_dir``."""
     cfg = RunConfig(provider="scripted", backbone="synthetic", run_dir=run_dir, n_new=3, device="cpu", max_tokens=64)
+    run_dir.mkdir(parents=True, exist_ok=True)
+    (run_dir / CONFIG_FILE).write_text(yaml.safe_dump(cfg.to_file_dict()))  # a run directory `visfeed trace` reads
     split = make_split(4, seed=1)
     session = ScoringSession(SyntheticEncoder(), CLASSES, split.image_emb, split.labels, device="cpu")
     session.set_descriptions(START)
@@ -99,6 +104,8 @@ def test_forced_turns_score_each_class_then_submit(fault_server: FaultServer, tm
     calls = [e for e in read_trace(tmp_path) if e["event"] == "tool_call"]
     assert [(c["tool"], c["valid"]) for c in calls] == [(SCORE, True), (SCORE, False), (SUBMIT, True)]
     assert "banana" in calls[1]["summary"]
+    shown = CliRunner().invoke(app, ["trace", str(tmp_path), "--event", "tool_call"])
+    assert shown.exit_code == 0 and shown.output.count("invalid") == 1, shown.output
     last = fault_server.requests[2].body
     assert last is not None
     # the trial's result reached the model in a user turn (llama.cpp's template drops tool messages)
