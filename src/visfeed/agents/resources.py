@@ -30,6 +30,8 @@ from visfeed.tools.llm import ProviderHandle, resolve_provider
 from visfeed.tools.session import TextEncoder
 from visfeed.tools.visual_words import Vocabulary, WordSource, control_descriptions, load_vocabulary
 
+AGENT_CHAT_FORMAT = "chatml-function-calling"  # llama.cpp's chat format with tools (and forced tool choice)
+
 if TYPE_CHECKING:
     from visfeed.tools.vlm import VLM
 
@@ -184,14 +186,21 @@ def build_scoring(cfg: RunConfig) -> ScoringData:
 
 
 def provider_handle(cfg: RunConfig) -> ProviderHandle:
-    """The config's LLM provider (a local server starts when the handle's chat model is first needed)."""
+    """The config's LLM provider (a local server starts when the handle's chat model is first needed).
+
+    The agent mode on the embedded model needs llama.cpp's tool-calling chat format; it is chosen for the
+    user unless they named another one.
+    """
+    chat_format = cfg.local_chat_format
+    if chat_format is None and cfg.is_local and cfg.mutation_mode == "agent":
+        chat_format = AGENT_CHAT_FORMAT
     return resolve_provider(
         cfg.provider,
         base_url=cfg.base_url,
         temperature=cfg.resolved_temperature,
         timeout_s=cfg.llm.timeout_s,
         local_seed=cfg.seed,
-        local_chat_format=cfg.local_chat_format,
+        local_chat_format=chat_format,
     )
 
 

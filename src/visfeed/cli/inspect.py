@@ -48,7 +48,8 @@ def _event_line(e: dict[str, Any], messages: bool) -> str:
             line += f"\n    [magenta]response[/magenta]: {escape(str(reply.get('content', reply)))}"
         return line
     if kind == "tool_call":
-        return f"{head} {e.get('tool')}({_short(e.get('args'), 80)}) -> {_short(e.get('summary', ''), 80)}"
+        mark = " [red]invalid[/red]" if e.get("valid") is False else ""
+        return f"{head} {e.get('tool')}({_short(e.get('args'), 80)}){mark} -> {_short(e.get('summary', ''), 80)}"
     if kind == "iteration":
         val = e.get("validation_accuracy")
         val_text = "" if val is None else f", validation {100 * val:.1f}%"

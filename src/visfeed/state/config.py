@@ -113,7 +113,8 @@ class RunConfig(BaseModel):
     )
     local_chat_format: str | None = Field(
         default=None,
-        description="llama.cpp chat format of the local server; 'chatml-function-calling' enables tools (agent mode).",
+        description="llama.cpp chat format of the local server; 'chatml-function-calling' enables tools (agent mode; "
+        "chosen when mutation_mode is 'agent' and this is None).",
     )
     agent_max_steps: int = Field(default=6, ge=1, le=50, description="Most LLM turns of one mutation agent loop.")
 

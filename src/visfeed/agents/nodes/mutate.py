@@ -60,7 +60,7 @@ async def mutate(state: GraphState, runtime: Runtime[RunContext]) -> dict[str, A
     for gi, group in enumerate(groups):
         gnames = [names[c] for c in group]
         if use_agent(ctx):
-            coros.append(agent_mutate_group(ctx, state, group, it, gi))
+            coros.append(agent_mutate_group(ctx, state, group, it, gi, words=seen))
             jobs.append((gnames, "agent"))
             continue
         text = compact_feedback(group, names, state.descriptions, fb, words=seen)

@@ -168,11 +168,19 @@ class LLMClient:
         self,
         messages: Sequence[BaseMessage],
         *,
-        tools: Sequence[BaseTool] | None = None,
+        tools: Sequence[BaseTool | dict[str, Any]] | None = None,
+        tool_choice: str | None = None,
+        max_tokens: int | None = None,
         task: str,
         cache_salt: str | None = None,
     ) -> AIMessage:
-        """A plain or tool-calling chat call (the agent mode); the reply may carry ``tool_calls``."""
+        """A plain or tool-calling chat call (the agent mode); the reply may carry ``tool_calls``.
+
+        ``tools`` are LangChain tools or OpenAI tool specs (dicts, e.g. with an ``enum`` the server turns
+        into a grammar); ``tool_choice`` names the one tool the model must call (see
+        :attr:`ProviderHandle.forces_tools`), None lets it choose. ``max_tokens`` overrides the settings'
+        cap for this call (tool arguments cut off by the cap are not JSON).
+        """
         messages = list(messages)
         tool_list = list(tools or [])
         if tool_list and not self.handle.supports_tools:
@@ -181,14 +189,18 @@ class LLMClient:
                 "use the structured (non-agent) mode or a provider with tools"
             )
         specs = [convert_to_openai_tool(t) for t in tool_list] or None
-        key = self._key("chat", messages, tools=specs, salt=cache_salt)
+        if tool_choice is not None and not any(s["function"]["name"] == tool_choice for s in specs or []):
+            raise ConfigError(f"tool_choice {tool_choice!r} names none of the tools given")
+        cap = max_tokens or self.settings.max_tokens
+        extra = {k: v for k, v in (("tool_choice", tool_choice), ("max_tokens", max_tokens)) if v}
+        key = self._key("chat", messages, tools=specs, extra=extra or None, salt=cache_salt)
         hit = self._cache_get(key)
         if hit is not None and hit.get("kind") == "chat":
             message = load_message(hit["message"])
             self._record_hit(task, messages, message, key)
             return message
         kwargs = self.handle.request_kwargs(
-            temperature=self.settings.temperature, max_tokens=self.settings.max_tokens, seed=self._call_seed(cache_salt)
+            temperature=self.settings.temperature, max_tokens=cap, seed=self._call_seed(cache_salt)
         )
         openai_style = self.handle.call_style != "generic"
 
@@ -196,12 +208,13 @@ class LLMClient:
             runnable: Any = model
             if tool_list:
                 # llama.cpp's function-calling format only calls tools when tool_choice is explicit.
+                choice = tool_choice or ("auto" if openai_style else None)
                 runnable = (
-                    model.bind_tools(tool_list, tool_choice="auto") if openai_style else model.bind_tools(tool_list)
+                    model.bind_tools(specs or [], tool_choice=choice) if choice else model.bind_tools(specs or [])
                 )
             return await runnable.ainvoke(messages, **kwargs)
 
-        reply = await self._send(messages, task=task, repair_round=0, call=call)
+        reply = await self._send(messages, task=task, repair_round=0, call=call, max_tokens=cap)
         self._cache_put(key, {"kind": "chat", "message": dump_message(reply)}, task)
         return reply
 
@@ -291,7 +304,15 @@ class LLMClient:
         )  # fmt: skip
         return delay
 
-    async def _send(self, messages: list[BaseMessage], *, task: str, repair_round: int, call: SendCall) -> AIMessage:
+    async def _send(
+        self,
+        messages: list[BaseMessage],
+        *,
+        task: str,
+        repair_round: int,
+        call: SendCall,
+        max_tokens: int | None = None,
+    ) -> AIMessage:
         """One logical call: budget, semaphore, retried attempts, accounting. Returns the reply."""
         h, s = self.handle, self.settings
         if not h.ready:  # e.g. start the local server, off the event loop
@@ -300,7 +321,9 @@ class LLMClient:
             images_in(messages)
         )
         reservation = (
-            self.budget.reserve(h.model, prompt_tokens=prompt_est, max_completion_tokens=s.max_tokens, free=h.free)
+            self.budget.reserve(
+                h.model, prompt_tokens=prompt_est, max_completion_tokens=max_tokens or s.max_tokens, free=h.free
+            )
             if self.budget is not None
             else None
         )

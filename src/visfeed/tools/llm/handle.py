@@ -78,6 +78,15 @@ class ProviderHandle:
         return self.structured_mode in ("openai_json_schema", "native")
 
     @property
+    def forces_tools(self) -> bool:
+        """True when a request can name the one tool the model must call (OpenAI's ``tool_choice``).
+
+        OpenAI, vLLM and llama.cpp's server take it; llama.cpp then constrains the arguments by a
+        grammar built from the tool's JSON schema. Plug-ins are not assumed to.
+        """
+        return self.supports_tools and self.call_style != "generic"
+
+    @property
     def server(self) -> LocalLLMServer | None:
         """The (first) local server this handle owns, if any."""
         return self.servers[0] if self.servers else None

@@ -62,9 +62,9 @@ def _env_proxy(url: str) -> str | None:
 def _chat_openai(
     model: str, base_url: str | None, api_key: str, temperature: float | None, timeout_s: float
 ) -> BaseChatModel:
-    from langchain_openai import ChatOpenAI
+    from visfeed.tools.llm.openai_chat import CompatChatOpenAI
 
-    return ChatOpenAI(
+    return CompatChatOpenAI(
         model=model,
         base_url=base_url,
         api_key=SecretStr(api_key),

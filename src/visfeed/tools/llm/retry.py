@@ -12,6 +12,7 @@ import asyncio
 import email.utils
 import json
 import random
+import re
 import time
 from dataclasses import dataclass
 from typing import Any
@@ -20,6 +21,14 @@ import httpx
 import openai
 
 RETRYABLE_STATUS = frozenset({408, 409, 425, 429, 500, 502, 503, 504, 520, 522, 524, 529})
+# Bodies that say the request itself is wrong: sending it again gets the same answer. llama-cpp-python's
+# server answers a request its schema rejects with HTTP 500 ("7 validation errors ... Input should be a
+# valid string"), and a prompt longer than its context with 400 ("maximum context length is 4096 tokens").
+_REQUEST_REJECTED = re.compile(
+    r"validation errors? for|\d+ validation errors?|input should be|field required"
+    r"|maximum context length|context_length_exceeded|exceeds? (?:the )?context|context window",
+    re.IGNORECASE,
+)
 
 
 @dataclass(frozen=True)
@@ -83,6 +92,8 @@ def classify(exc: BaseException) -> Failure:
             hint = " (check the API key and its permissions)"
         elif code == 404:
             hint = " (check the model name and the base URL)"
+        if _REQUEST_REJECTED.search(str(exc)):
+            return Failure(False, f"HTTP {code}, request rejected (not retried): {_short(exc)}", code, retry_after)
         return Failure(code in RETRYABLE_STATUS, f"HTTP {code}: {_short(exc)}{hint}", code, retry_after)
     if isinstance(exc, (openai.APIConnectionError, httpx.TransportError, ConnectionError, EOFError)):
         return Failure(True, f"connection failed: {_short(exc)}")
