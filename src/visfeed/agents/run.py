@@ -20,9 +20,9 @@ from typing import Any
 
 import aiosqlite
 import yaml
-from langgraph.checkpoint.serde.jsonplus import JsonPlusSerializer
 from langgraph.checkpoint.sqlite.aio import AsyncSqliteSaver
 
+from visfeed.agents.checkpoints import THREAD, checkpoint_serde
 from visfeed.agents.context import ProgressFn, RunContext
 from visfeed.agents.finalize import score_methods
 from visfeed.agents.graph import build_graph
@@ -49,19 +49,6 @@ from visfeed.tools.session import ScoringSession, resolve_logit_scale
 
 log = logging.getLogger(__name__)
 
-THREAD = {"configurable": {"thread_id": "run"}}
-_STATE_TYPES = (
-    "Objective",
-    "BankEntry",
-    "MemoryBank",
-    "Candidate",
-    "ClassChange",
-    "LineageEntry",
-    "IterationRecord",
-    "Usage",
-    "GraphState",
-)
-
 
 @dataclass
 class _Opened:
@@ -69,11 +56,6 @@ class _Opened:
 
     res: RunResources | None = None
     client: LLMClient | None = None
-
-
-def checkpoint_serde() -> JsonPlusSerializer:
-    """Serializer that may restore visfeed's own state models (and nothing else unexpected)."""
-    return JsonPlusSerializer(allowed_msgpack_modules=[("visfeed.state.models", t) for t in _STATE_TYPES])
 
 
 def optimize(
@@ -320,4 +302,4 @@ def _final_result(
     )
 
 
-__all__ = ["optimize", "resume"]
+__all__ = ["checkpoint_serde", "optimize", "resume"]

@@ -109,19 +109,36 @@ def group_by_confusion(lam_conf: np.ndarray, targets: Sequence[int], size: int) 
     """Groups of about ``size`` classes that confuse each other (one LLM call per group, as in the paper).
 
     Greedy and deterministic: seed a group with the most confused remaining class, then add the remaining
-    class most linked (symmetric lambda-confusion) to the group, until the group is full.
+    class most linked (symmetric lambda-confusion) to the group, until the group is full. Only the
+    targets' rows and columns are read, and each group keeps a running link vector (one column added per
+    member), so the work is targets x targets, not a Python scan of every pair for every member.
     """
     if not targets:
         return []
-    w = lam_conf + lam_conf.T
-    n_groups = -(-len(targets) // size)
-    per = -(-len(targets) // n_groups)
-    remaining = sorted(targets, key=lambda c: (-float(w[c, list(targets)].sum()), c))
+    ids = np.asarray(list(targets))
+    w = np.asarray(lam_conf[np.ix_(ids, ids)], dtype=np.float32)  # counts: exact in float32
+    w += w.T
+    n_groups = -(-len(ids) // size)
+    per = -(-len(ids) // n_groups)
+    # Seed order: most total confusion with the targets first, ties by class index.
+    order = sorted(range(len(ids)), key=lambda i: (-float(w[i].sum()), int(ids[i])))
+    rank = np.empty(len(ids), dtype=np.int64)
+    rank[order] = np.arange(len(ids))
+    free = np.ones(len(ids), dtype=bool)
     groups: list[list[int]] = []
-    while remaining:
-        group = [remaining.pop(0)]
-        while len(group) < per and remaining:
-            links = [float(w[r, group].sum()) for r in remaining]
-            group.append(remaining.pop(int(np.argmax(links))))
-        groups.append(sorted(group))
+    for seed in order:
+        if not free[seed]:
+            continue
+        free[seed] = False
+        group = [seed]
+        links = w[:, seed].copy()
+        while len(group) < per and free.any():
+            # The most linked free class; ties go to the earliest in seed order (as a scan of it would).
+            score = np.where(free, links, -np.inf)
+            tied = np.flatnonzero(score == score.max())
+            best = tied[np.argmin(rank[tied])]
+            free[best] = False
+            group.append(int(best))
+            links += w[:, best]
+        groups.append(sorted(int(ids[i]) for i in group))
     return groups
