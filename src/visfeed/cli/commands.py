@@ -10,10 +10,10 @@ import json
 import logging
 import os
 from collections.abc import Callable
+from enum import Enum
 from pathlib import Path
 from typing import Annotated, Any
 
-import click
 import typer
 from rich.markup import escape
 from rich.table import Table
@@ -40,12 +40,18 @@ from visfeed.cli.sweep import sweep_command
 from visfeed.cli.world import app as world_app
 from visfeed.errors import ConfigError
 
+
+class Keep(str, Enum):
+    """What a finished run keeps of its checkpoint history."""
+
+    all = "all"
+    last = "last"
+
+
 KeepOpt = Annotated[
-    str,
+    Keep,
     typer.Option(
-        "--keep-checkpoints",
-        click_type=click.Choice(["all", "last"]),
-        help="What a finished run keeps of its checkpoint history: all (time travel) or the last one.",
+        "--keep-checkpoints", help="What a finished run keeps of its checkpoints: all (time travel) or the last one."
     ),
 ]
 
@@ -96,7 +102,7 @@ def optimize(
     ] = None,
     set_: SetOpt = None,
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No live view.")] = False,
-    keep_checkpoints: KeepOpt = "all",
+    keep_checkpoints: KeepOpt = Keep.all,
 ) -> None:
     """Run the optimization graph and write a run directory.
 
@@ -124,7 +130,7 @@ def optimize(
     _check_writable(cfg.run_dir)
     from visfeed.agents.run import optimize as run_optimize
 
-    _run(lambda progress: run_optimize(cfg, progress=progress), quiet=quiet, keep=keep_checkpoints)
+    _run(lambda progress: run_optimize(cfg, progress=progress), quiet=quiet, keep=keep_checkpoints.value)
 
 
 @app.command()
@@ -132,7 +138,7 @@ def optimize(
 def resume(
     run: Annotated[Path, typer.Argument(help="Run directory to continue.")],
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No live view.")] = False,
-    keep_checkpoints: KeepOpt = "all",
+    keep_checkpoints: KeepOpt = Keep.all,
 ) -> None:
     """Continue an interrupted or failed run; completed LLM calls come from the cache.
 
@@ -147,7 +153,7 @@ def resume(
     from visfeed.evals.inspect import require_run_dir
 
     require_run_dir(run)
-    _run(lambda progress: run_resume(run, progress=progress), quiet=quiet, keep=keep_checkpoints)
+    _run(lambda progress: run_resume(run, progress=progress), quiet=quiet, keep=keep_checkpoints.value)
 
 
 def _check_writable(run_dir: Path | None) -> None:

@@ -121,7 +121,7 @@ class ScoringSession:
             eng.set_class(c, self.embed(classname, descriptions))
             return self._compute_feedback()
         finally:
-            eng.centroids[c], eng.scores[:, c] = saved_cen, saved_col
+            eng.set_column(c, saved_cen, saved_col)
 
     def evaluate_sets(self, classname: str, candidate_sets: Sequence[Sequence[str]]) -> CandidateScores:
         """Objective of each candidate description set for one class, in one vectorized sweep."""
