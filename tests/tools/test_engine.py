@@ -88,7 +88,7 @@ def test_errors_name_the_problem() -> None:
 @pytest.mark.parametrize("n_classes", [1, 2, 3, 7])
 def test_kept_top_two_match_a_full_scan_after_any_sequence_of_changes(n_classes: int) -> None:
     """The per-image best other class (the objective's and the sweeps' only use of the matrix) stays exact."""
-    rng, protos, labels, x, descs = _world(3, n_classes=n_classes, per_class=6)
+    rng, _, labels, x, descs = _world(3, n_classes=n_classes, per_class=6)
     eng = ScoringEngine(x, labels, n_classes, device="cpu", dtype=torch.float64)
     eng.set_all(descs)
     lab = torch.as_tensor(labels)

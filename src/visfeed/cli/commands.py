@@ -10,7 +10,7 @@ import json
 import logging
 import os
 from collections.abc import Callable
-from enum import Enum
+from enum import StrEnum
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -41,7 +41,7 @@ from visfeed.cli.world import app as world_app
 from visfeed.errors import ConfigError
 
 
-class Keep(str, Enum):
+class Keep(StrEnum):
     """What a finished run keeps of its checkpoint history."""
 
     all = "all"
