@@ -134,6 +134,37 @@ def test_memory_banks_fill_by_sign_and_are_capped():
     assert update_banks(again, {"apple": ClassChange(before=["a"], after=["a"])}, it=3, cap=3) == {}
 
 
+def _grouping_by_scan(lam_conf, targets, size):
+    """The plain greedy grouping (every remaining class's links summed for every member): the reference."""
+    w = lam_conf + lam_conf.T
+    n_groups = -(-len(targets) // size)
+    per = -(-len(targets) // n_groups)
+    remaining = sorted(targets, key=lambda c: (-float(w[c, list(targets)].sum()), c))
+    groups = []
+    while remaining:
+        group = [remaining.pop(0)]
+        while len(group) < per and remaining:
+            links = [float(w[r, group].sum()) for r in remaining]
+            group.append(remaining.pop(int(np.argmax(links))))
+        groups.append(sorted(group))
+    return groups
+
+
+@pytest.mark.parametrize("seed", range(6))
+def test_grouping_equals_the_plain_greedy_scan_on_dense_and_sparse_tables(seed):
+    import scipy.sparse as sp
+
+    rng = np.random.default_rng(seed)
+    n = int(rng.integers(5, 60))
+    conf = (rng.random((n, n)) < 0.05) * rng.integers(1, 4, size=(n, n)).astype(np.float32)
+    np.fill_diagonal(conf, 0)
+    targets = sorted(rng.choice(n, size=int(rng.integers(1, n + 1)), replace=False).tolist())
+    size = int(rng.integers(1, 12))
+    expected = _grouping_by_scan(conf, targets, size)
+    assert group_by_confusion(conf, targets, size) == expected
+    assert group_by_confusion(sp.csr_array(conf), targets, size) == expected
+
+
 def test_grouping_covers_targets_once_and_keeps_confused_classes_together():
     conf = np.zeros((6, 6))
     conf[0, 1] = conf[1, 0] = 5  # apple <-> cherry

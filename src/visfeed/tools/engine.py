@@ -16,7 +16,7 @@ import numpy as np
 import torch
 
 from visfeed.errors import EmbeddingError
-from visfeed.tools.scoring import Feedback, centroid, check_embeddings, feedback, pick_device
+from visfeed.tools.scoring import Feedback, centroid, check_embeddings, feedback_in_blocks, pick_device
 
 
 @dataclass(frozen=True)
@@ -62,11 +62,14 @@ class ScoringEngine:
     matrix S = X @ centroids.T is kept up to date so feedback and candidate sweeps never recompute
     unchanged classes. Runs on CUDA through torch when available (``device="auto"``).
 
-    Per image it also keeps the true class's score and the two best other classes (value and index).
-    The objective and a candidate sweep need, per image, only the best score among the classes other
-    than the true one and the one being changed, which the top two give in O(N); a column change
-    updates them in O(N) too (rows whose top two held that column are rescanned). Without them every
-    objective and every sweep scanned the whole (N, C) matrix, so a crossover over C classes cost C x N x C.
+    Per image it also keeps the true class's score and the two best other classes (value and index),
+    read from S (so every number comes from the one column product that wrote it, whatever the order of
+    changes: a resumed run scores exactly as an uninterrupted one). The objective and a candidate sweep
+    need, per image, only the best score among the classes other than the true one and the one being
+    changed, which the top two give in O(N); a column change updates them in O(N) too (rows whose top two
+    held that column are rescanned). Full feedback (confusions) reads S a block of images at a time, so
+    no (N, C) temporary and no dense (C, C) table above :data:`~visfeed.tools.scoring.DENSE_CLASSES`.
+    Without the top two, every objective and sweep cloned and scanned S: a crossover cost C x N x C.
     """
 
     def __init__(
@@ -93,7 +96,7 @@ class ScoringEngine:
         self.dim = int(self.x.shape[1])
         self.centroids = torch.zeros((n_classes, self.dim), dtype=dtype, device=self.device)
         self.scores = torch.zeros((self.x.shape[0], n_classes), dtype=dtype, device=self.device)
-        self._is_set = torch.zeros(n_classes, dtype=torch.bool)
+        self._is_set = torch.zeros(n_classes, dtype=torch.bool, device=self.device)
         self._rows = torch.arange(self.x.shape[0], device=self.device)
         self._rescan()
 
@@ -109,26 +112,31 @@ class ScoringEngine:
         )
 
     def _top2(self, scores: torch.Tensor, labels: torch.Tensor) -> tuple[torch.Tensor, ...]:
-        """Per row of ``scores``: best and second-best other class (value, index); -inf/-1 where none."""
-        rest = scores.scatter(1, labels[:, None], float("-inf"))
+        """Per row of ``scores``: best and second-best other set class (value, index); -inf/-1 where none."""
+        rest = scores.masked_fill(~self._is_set, float("-inf")).scatter_(1, labels[:, None], float("-inf"))
         k = min(2, self.n_classes)
         val, idx = rest.topk(k, dim=1)
         if k < 2:
             val = torch.cat([val, torch.full_like(val, float("-inf"))], dim=1)
             idx = torch.cat([idx, torch.full_like(idx, -1)], dim=1)
-        idx = torch.where(torch.isinf(val) & (val < 0), torch.full_like(idx, -1), idx)
+        idx = torch.where(torch.isneginf(val), torch.full_like(idx, -1), idx)
         return val[:, 0], idx[:, 0], val[:, 1], idx[:, 1]
 
-    def _rescan(self, rows: torch.Tensor | None = None) -> None:
-        """Recompute the true score and the top two other classes (of every row, or of ``rows``)."""
+    def _rescan(self, rows: torch.Tensor | None = None, block_elements: int = 1 << 24) -> None:
+        """Reread the true score and the top two other classes of every row (or of ``rows``) from S, in blocks."""
         if rows is None:
-            self._true = self.scores.gather(1, self.labels[:, None]).squeeze(1)
-            self._v1, self._i1, self._v2, self._i2 = self._top2(self.scores, self.labels)
-            return
-        if rows.numel() == 0:
-            return
-        v1, i1, v2, i2 = self._top2(self.scores[rows], self.labels[rows])
-        self._v1[rows], self._i1[rows], self._v2[rows], self._i2[rows] = v1, i1, v2, i2
+            n = self.x.shape[0]
+            self._true = torch.empty(n, dtype=self.dtype, device=self.device)
+            self._v1, self._v2 = torch.empty_like(self._true), torch.empty_like(self._true)
+            self._i1 = torch.empty(n, dtype=torch.long, device=self.device)
+            self._i2 = torch.empty_like(self._i1)
+            rows = self._rows
+        step = max(1, block_elements // self.n_classes)
+        for start in range(0, rows.numel(), step):
+            r = rows[start : start + step]
+            scores = self.scores[r]
+            self._true[r] = scores.gather(1, self.labels[r][:, None]).squeeze(1)
+            self._v1[r], self._i1[r], self._v2[r], self._i2[r] = self._top2(scores, self.labels[r])
 
     def set_column(self, c: int, cen: torch.Tensor, col: torch.Tensor | None = None) -> None:
         """Make ``cen`` class ``c``'s centroid and ``col`` (default X @ cen) its score column; keep the top two."""
@@ -137,8 +145,8 @@ class ScoringEngine:
         self.scores[:, c] = col
         self._is_set[c] = True
         own = self.labels == c
-        self._true[own] = col[own]
-        # Rows whose top two held c: rescan them. Others: c enters their top two if it beats the second.
+        self._true = torch.where(own, col, self._true)
+        # Rows whose top two held c: rescore them. Others: c enters their top two if it beats the second.
         held = ~own & ((self._i1 == c) | (self._i2 == c))
         free = ~own & ~held
         first = free & (col > self._v1)
@@ -181,14 +189,18 @@ class ScoringEngine:
     ) -> Feedback:
         """Full visual feedback on the current descriptions."""
         self._require_all_set()
-        return feedback(
-            self.scores, self.labels, self.n_classes, lam=lam, m=m, logit_scale=logit_scale, use_softmax=use_softmax
+        return feedback_in_blocks(
+            self.scores, self.labels, lam=lam, m=m, logit_scale=logit_scale, use_softmax=use_softmax
         )
+
+    def margins(self) -> torch.Tensor:
+        """Per image: true-class score minus the best other class's score (positive = correct)."""
+        self._require_all_set()
+        return self._true - self._v1
 
     def objective(self) -> tuple[int, float]:
         """Correct images and mean margin of the current descriptions."""
-        self._require_all_set()
-        marg = self._true - self._v1  # as scoring.margins: true score minus the best other class's
+        marg = self.margins()
         return int((marg > 0).sum()), float(marg.mean())
 
     def evaluate_candidates(

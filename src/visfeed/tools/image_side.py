@@ -19,7 +19,6 @@ from visfeed.tools.baselines import prompt_session
 from visfeed.tools.fusion import fuse, match_label
 from visfeed.tools.llm.client import LLMClient
 from visfeed.tools.llm.vision import CLASSIFY_PROMPT, DESCRIBE_PROMPT, ask_about_images
-from visfeed.tools.scoring import margins
 from visfeed.tools.session import TextEncoder
 
 
@@ -97,8 +96,7 @@ def correct_per_image(
 ) -> np.ndarray:
     """Per query: is the class side's best class the true one (description ensembling, the engine's scores)."""
     session = prompt_session(encoder, classnames, prompts, queries, labels, device=device)
-    eng = session.engine
-    right: torch.Tensor = margins(eng.scores, eng.labels) > 0
+    right: torch.Tensor = session.engine.margins() > 0
     return np.asarray(right.cpu().numpy(), dtype=bool)
 
 
