@@ -12,7 +12,10 @@ Prints and writes as JSON:
   checkpoints.sqlite (with its -wal) and of the rows it holds (checkpoints and pending writes), the most
   bytes one graph step of that iteration added (its checkpoint row plus the writes of the node that
   produced it), the size of the GraphState (JSON) rebuilt from the checkpoints at the iteration's end,
-  and the iteration's seconds split into LLM time (union of the calls in flight) and the rest (non-LLM);
+  and the iteration's seconds split into LLM time (union of the calls in flight) and the rest (non-LLM),
+  and the process's CPU seconds in the iteration (a fairer figure than wall time on a shared machine; it
+  includes the scripted LLM's own few milliseconds per call); the last row runs from its feedback to the
+  end of the run, so it includes the final evaluation on the test split;
   growth per iteration is the difference of consecutive rows.
 - with --profile PATH: a cProfile of the run (PATH.prof, and PATH.txt with the top functions).
 
@@ -215,9 +218,9 @@ def llm_seconds(run_dir: Path, t_from: float, t_to: float) -> float:
 
 def run(
     n_classes: int, iterations: int, k_shot: int, per_call: int, out_dir: Path, seed: int = 0, *,
-    profile: Path | None = None,
+    profile: Path | None = None, n_test: int = 4,
 ) -> dict[str, Any]:  # fmt: skip
-    res = make_resources(n_classes, k_shot, n_test=4, seed=seed)
+    res = make_resources(n_classes, k_shot, n_test=n_test, seed=seed)
     run_dir = out_dir / f"scale-{n_classes}"
     cfg = RunConfig(
         provider="scripted", run_dir=run_dir, llm_cache=run_dir / "llm_cache.sqlite", device="cpu", seed=seed,
@@ -232,7 +235,7 @@ def run(
         if what == "node_start" and info.get("node") == "feedback":
             rss_kb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
             marks.append({"iteration": info["iteration"], "t_s": round(time.perf_counter() - t0, 2),
-                          "epoch": time.time(),
+                          "epoch": time.time(), "cpu": time.process_time(),
                           "checkpoint_db_bytes": db_bytes(run_dir), "checkpoint_data_bytes": data_bytes(run_dir),
                           "peak_rss_mb": round(rss_kb / 1024, 1)})  # fmt: skip
 
@@ -244,7 +247,7 @@ def run(
         prof.disable()
         write_profile(prof, profile)
     wall = time.perf_counter() - t0
-    t_end = time.time()
+    t_end, cpu_end = time.time(), time.process_time()
     rows = checkpoint_rows(run_dir)
     last_of = {it: cid for cid, it, _ in rows}  # the last checkpoint of each iteration
     sizes = dict(zip(last_of, asyncio.run(state_sizes(run_dir, list(last_of.values()))), strict=True))
@@ -253,10 +256,12 @@ def run(
         m["state_json_bytes"] = sizes.get(m["iteration"], 0)
         # The iteration that starts here runs until the next feedback starts (or the run ends).
         t_next = marks[i + 1]["epoch"] if i + 1 < len(marks) else t_end
+        cpu_next = marks[i + 1]["cpu"] if i + 1 < len(marks) else cpu_end
         m["iteration_s"] = round(t_next - m["epoch"], 2)
+        m["iteration_cpu_s"] = round(cpu_next - m["cpu"], 2)
         m["llm_s"] = round(llm_seconds(run_dir, m["epoch"], t_next), 2)
         m["non_llm_s"] = round(m["iteration_s"] - m["llm_s"], 2)
-        del m["epoch"]
+        del m["epoch"], m["cpu"]
     return {
         "classes": n_classes,
         "iterations_asked": iterations,
@@ -264,6 +269,7 @@ def run(
         "status": result.status,
         "classes_per_call": per_call,
         "k_shot": k_shot,
+        "test_per_class": n_test,
         "wall_s": round(wall, 2),
         "llm_calls": result.llm.get("calls"),
         "peak_rss_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1),
@@ -294,6 +300,7 @@ def main() -> None:
     ap.add_argument("--classes", type=int, default=1000)
     ap.add_argument("--iterations", type=int, default=3)
     ap.add_argument("--k-shot", type=int, default=4)
+    ap.add_argument("--test-per-class", type=int, default=4, help="Test images per class (the final evaluation).")
     ap.add_argument("--classes-per-call", type=int, default=10)
     ap.add_argument("--workdir", type=Path, default=None, help="Where the run directory goes (default: a temp dir).")
     ap.add_argument("--out", type=Path, default=None)
@@ -301,7 +308,15 @@ def main() -> None:
     args = ap.parse_args()
     with tempfile.TemporaryDirectory() as tmp:
         work = args.workdir or Path(tmp)
-        figures = run(args.classes, args.iterations, args.k_shot, args.classes_per_call, work, profile=args.profile)
+        figures = run(
+            args.classes,
+            args.iterations,
+            args.k_shot,
+            args.classes_per_call,
+            work,
+            profile=args.profile,
+            n_test=args.test_per_class,
+        )
     figures["machine"] = {"python": sys.version.split()[0], "platform": platform.platform(), "cpus": os.cpu_count()}
     text = json.dumps(figures, indent=2)
     print(text)
