@@ -48,7 +48,7 @@ async def _keep_last(path: Path) -> None:
         graph = build_graph(checkpointer=saver)
         snap = await graph.aget_state(THREAD)
         tup = await saver.aget_tuple(THREAD)
-        if tup is None or snap.next or tup.pending_writes:
+        if tup is None or snap.tasks or tup.pending_writes:
             raise ConfigError(f"{path.parent}: the run is not finished; finish it with `visfeed resume` first")
         # Every channel's value in the one checkpoint left: a DeltaChannel restored from a stored value
         # needs none of the writes it would otherwise replay.

@@ -225,7 +225,9 @@ async def _arun(
                 supports_tools=res.handle.supports_tools,
                 words=word_source(res) if cfg.visual_words else None,
             )
-            if start is not None or snap.next:
+            # Not snap.next: LangGraph leaves out of it a task whose writes were saved before the kill
+            # that stopped its checkpoint (crash point checkpoint:crossover:0); the run is not finished.
+            if start is not None or snap.tasks:
                 await graph.ainvoke(start, run_cfg, context=ctx, durability="sync")
             final = await graph.aget_state(run_cfg)
             return GraphState.model_validate(final.values), client
