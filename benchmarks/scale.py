@@ -46,6 +46,7 @@ from typing import Any
 
 import aiosqlite
 import numpy as np
+import torch
 from langchain_core.language_models import BaseChatModel
 from langchain_core.messages import AIMessage, BaseMessage
 from langchain_core.outputs import ChatGeneration, ChatResult
@@ -304,8 +305,13 @@ def main() -> None:
     ap.add_argument("--classes-per-call", type=int, default=10)
     ap.add_argument("--workdir", type=Path, default=None, help="Where the run directory goes (default: a temp dir).")
     ap.add_argument("--out", type=Path, default=None)
+    ap.add_argument(
+        "--threads", type=int, default=None, help="torch threads (default: torch's; 1 on an oversubscribed machine)."
+    )
     ap.add_argument("--profile", type=Path, default=None, help="cProfile the run: PATH.prof and a summary PATH.txt.")
     args = ap.parse_args()
+    if args.threads is not None:
+        torch.set_num_threads(args.threads)
     with tempfile.TemporaryDirectory() as tmp:
         work = args.workdir or Path(tmp)
         figures = run(
@@ -317,6 +323,7 @@ def main() -> None:
             profile=args.profile,
             n_test=args.test_per_class,
         )
+    figures["torch_threads"] = torch.get_num_threads()
     figures["machine"] = {"python": sys.version.split()[0], "platform": platform.platform(), "cpus": os.cpu_count()}
     text = json.dumps(figures, indent=2)
     print(text)

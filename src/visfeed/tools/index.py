@@ -35,6 +35,10 @@ def _as_f32(name: str, emb: np.ndarray, dim: int | None = None) -> np.ndarray:
     return arr
 
 
+EXACT_ROWS = 4096
+"""Searches over at most this many descriptions run in numpy (exact, no FAISS call overhead)."""
+
+
 @dataclass(frozen=True)
 class Neighbour:
     """One description found near a query text."""
@@ -47,11 +51,11 @@ class Neighbour:
 class DescriptionIndex:
     """Every description of every class, searchable by similarity within a chosen set of classes.
 
-    A search restricted to a few classes (the filter asks about a class's top-m confused classes, once
-    per class) is an exact inner product over those classes' rows in numpy: a FAISS search with an ID
-    selector cost 7 ms of CPU per call (37 ms of wall time on the shared 2 cores, its threads waiting
-    for cores), which made the filter of a 1,000-class iteration take minutes. The FAISS index (moved to
-    the GPU when faiss sees one) is built on the first unrestricted search.
+    A search over at most :data:`EXACT_ROWS` descriptions (the filter asks about a class's top-m confused
+    classes, once per class) is an exact inner product in numpy: a FAISS search of a few dozen rows cost
+    7 ms of CPU per call (35 ms of wall time on the shared 2 cores, its threads waiting for cores), which
+    made the filter of a 1,000-class iteration take minutes. Larger searches use the FAISS flat index
+    (moved to the GPU when faiss sees one), built on the first of them.
     """
 
     def __init__(self, texts: Sequence[str], owners: Sequence[int], embeddings: np.ndarray) -> None:
@@ -79,7 +83,7 @@ class DescriptionIndex:
         k = min(k, len(allowed))
         if k == 0:
             return [[] for _ in range(q.shape[0])]
-        if len(allowed) == len(self.texts):
+        if len(allowed) == len(self.texts) and len(allowed) > EXACT_ROWS:
             if self._index is None:
                 cpu = faiss.IndexFlatIP(self.dim)
                 cpu.add(self._emb)
