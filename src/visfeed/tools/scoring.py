@@ -242,7 +242,7 @@ def feedback_in_blocks(
 def _table(rows: np.ndarray, cols: np.ndarray, n: int, dtype: type) -> Table:
     """Count table of (row, column) pairs: dense up to DENSE_CLASSES classes, CSR above."""
     if n <= DENSE_CLASSES:
-        out = np.zeros((n, n), dtype=dtype)
+        out: np.ndarray = np.zeros((n, n), dtype=dtype)
         np.add.at(out, (rows, cols), 1)
         return out
     return sp.csr_array((np.ones(len(rows), dtype=dtype), (rows, cols)), shape=(n, n))
