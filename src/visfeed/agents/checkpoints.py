@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import sqlite3
+import zlib
 from pathlib import Path
 from typing import Any, Literal
 
@@ -24,6 +25,7 @@ from visfeed.state.rundir import CHECKPOINTS, checkpoint_bytes
 
 THREAD: Any = {"configurable": {"thread_id": "run"}}
 KeepCheckpoints = Literal["all", "last"]
+_ZLIB = "+zlib"
 _STATE_TYPES = (
     "Objective",
     "BankEntry",
@@ -37,9 +39,30 @@ _STATE_TYPES = (
 )
 
 
+class CompressedSerializer(JsonPlusSerializer):
+    """LangGraph's serializer, with every blob zlib-compressed (type tag ``<type>+zlib``).
+
+    State blobs are texts and repeated field names (descriptions, lineage entries, bank entries), which
+    compress about 3-4 times; compressing costs milliseconds per node. Blobs written without the tag
+    (older run directories) still load.
+    """
+
+    def dumps_typed(self, obj: Any) -> tuple[str, bytes]:
+        """Serialize, then compress."""
+        type_, data = super().dumps_typed(obj)
+        return f"{type_}{_ZLIB}", zlib.compress(data, 1)
+
+    def loads_typed(self, data: tuple[str, bytes]) -> Any:
+        """Decompress when tagged, then deserialize."""
+        type_, blob = data
+        if type_.endswith(_ZLIB):
+            return super().loads_typed((type_.removesuffix(_ZLIB), zlib.decompress(blob)))
+        return super().loads_typed(data)
+
+
 def checkpoint_serde() -> JsonPlusSerializer:
     """Serializer that may restore visfeed's own state models (and nothing else unexpected)."""
-    return JsonPlusSerializer(allowed_msgpack_modules=[("visfeed.state.models", t) for t in _STATE_TYPES])
+    return CompressedSerializer(allowed_msgpack_modules=[("visfeed.state.models", t) for t in _STATE_TYPES])
 
 
 async def _keep_last(path: Path) -> None:
