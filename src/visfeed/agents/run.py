@@ -228,9 +228,12 @@ async def _arun(
             # Not snap.next: LangGraph leaves out of it a task whose writes were saved before the kill
             # that stopped its checkpoint (crash point checkpoint:crossover:0); the run is not finished.
             if start is not None or snap.tasks:
-                await graph.ainvoke(start, run_cfg, context=ctx, durability="sync")
-            final = await graph.aget_state(run_cfg)
-            return GraphState.model_validate(final.values), client
+                # The graph's own final values: reading them back with aget_state would replay every
+                # stored write of the class-sized fields (2 s and +300 MB at 1,000 classes x 10 iterations).
+                values = await graph.ainvoke(start, run_cfg, context=ctx, durability="sync")
+            else:
+                values = snap.values
+            return GraphState.model_validate(values), client
     finally:
         cache.close()
         client.close()
