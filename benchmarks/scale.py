@@ -5,25 +5,36 @@ concurrency), SQLite checkpointer, trace and final evaluation run; the text enco
 random word vectors and the LLM a deterministic scripted chat model answering from the prompt.
 
 Prints and writes as JSON:
-- peak_rss_mb: peak resident memory of the process (resource.getrusage), imports included, and
-  rss_before_run_mb, the peak before the run started (imports of torch, open_clip, faiss, langgraph);
+- peak_rss_mb: peak resident memory of the process (resource.getrusage) when the run has returned
+  (final evaluation included), imports included; rss_before_run_mb, the peak before the run started
+  (imports of torch, open_clip, faiss, langgraph); peak_rss_with_checks_mb, the peak after this script
+  rebuilt the state of every iteration from the checkpoints for the figures below;
 - wall_s and llm_calls of the run;
 - per iteration (taken when feedback starts, i.e. at each iteration boundary): elapsed seconds, size of
-  checkpoints.sqlite (with its -wal) and of the rows it holds (checkpoints and pending writes), size of
-  the largest checkpoint row written in that iteration, size
-  of the serialized GraphState (JSON) and the number of lineage entries; growth per iteration is the
-  difference of consecutive rows.
+  checkpoints.sqlite (with its -wal) and of the rows it holds (checkpoints and pending writes), the most
+  bytes one graph step of that iteration added (its checkpoint row plus the writes of the node that
+  produced it), the size of the GraphState (JSON) rebuilt from the checkpoints at the iteration's end,
+  and the iteration's seconds split into LLM time (union of the calls in flight) and the rest (non-LLM),
+  and the process's CPU seconds in the iteration (a fairer figure than wall time on a shared machine; it
+  includes the scripted LLM's own few milliseconds per call); the last row runs from its feedback to the
+  end of the run, so it includes the final evaluation on the test split;
+  growth per iteration is the difference of consecutive rows.
+- with --profile PATH: a cProfile of the run (PATH.prof, and PATH.txt with the top functions).
 
-Usage: python benchmarks/scale.py --classes 1000 --iterations 3 --out benchmarks/results/scale.json
+Usage: python benchmarks/scale.py --classes 1000 --iterations 10 --out benchmarks/results/scale_1000x10.json
 """
 
 from __future__ import annotations
 
 import argparse
+import asyncio
+import cProfile
 import hashlib
+import io
 import json
 import os
 import platform
+import pstats
 import re
 import resource
 import sqlite3
@@ -31,19 +42,24 @@ import sys
 import tempfile
 import time
 import zlib
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
+import aiosqlite
 import numpy as np
+import torch
 from langchain_core.language_models import BaseChatModel
 from langchain_core.messages import AIMessage, BaseMessage
 from langchain_core.outputs import ChatGeneration, ChatResult
+from langgraph.checkpoint.sqlite.aio import AsyncSqliteSaver
 
+from visfeed.agents.graph import build_graph
 from visfeed.agents.resources import EmbeddedSplit, RunResources
 from visfeed.agents.run import checkpoint_serde, optimize
 from visfeed.state.config import RunConfig
 from visfeed.state.models import GraphState
-from visfeed.state.rundir import CHECKPOINTS
+from visfeed.state.rundir import CHECKPOINTS, read_trace
 from visfeed.tools.llm import ProviderHandle
 
 DIM = 64
@@ -154,24 +170,60 @@ def data_bytes(run_dir: Path) -> int:
     return int(a[0]) + int(b[0])
 
 
-def checkpoint_rows(run_dir: Path) -> list[tuple[int, int, int]]:
-    """(iteration, checkpoint row bytes, GraphState JSON bytes) of every checkpoint, in order."""
+def checkpoint_rows(run_dir: Path) -> list[tuple[str, int, int]]:
+    """(checkpoint id, iteration, bytes of the step) of every checkpoint, oldest first.
+
+    A step's bytes: its checkpoint row plus the writes of the node that produced it (stored under the
+    parent's id), i.e. what one graph step added to the database.
+    """
     serde = checkpoint_serde()
     con = sqlite3.connect(run_dir / CHECKPOINTS)
     try:
-        rows = con.execute("SELECT type, checkpoint FROM checkpoints ORDER BY checkpoint_id").fetchall()
+        rows = con.execute(
+            "SELECT checkpoint_id, parent_checkpoint_id, type, checkpoint, length(checkpoint) + length(metadata)"
+            " FROM checkpoints ORDER BY checkpoint_id"
+        ).fetchall()
+        writes = dict(con.execute("SELECT checkpoint_id, sum(length(value)) FROM writes GROUP BY checkpoint_id"))
     finally:
         con.close()
     out = []
-    for type_, blob in rows:
-        values = serde.loads_typed((type_, blob)).get("channel_values", {})
-        state = GraphState.model_validate({k: v for k, v in values.items() if k in GraphState.model_fields})
-        out.append((state.iteration, len(blob), len(state.model_dump_json())))
+    for cid, parent, type_, blob, size in rows:
+        iteration = serde.loads_typed((type_, blob)).get("channel_values", {}).get("iteration", 0)
+        out.append((cid, int(iteration), int(size) + int(writes.get(parent, 0) if parent else 0)))
     return out
 
 
-def run(n_classes: int, iterations: int, k_shot: int, per_call: int, out_dir: Path, seed: int = 0) -> dict[str, Any]:
-    res = make_resources(n_classes, k_shot, n_test=4, seed=seed)
+async def state_sizes(run_dir: Path, checkpoint_ids: list[str]) -> list[int]:
+    """Bytes of the GraphState (JSON) at each of these checkpoints, rebuilt the way a resume rebuilds it."""
+    out = []
+    async with aiosqlite.connect(str(run_dir / CHECKPOINTS)) as conn:
+        graph = build_graph(checkpointer=AsyncSqliteSaver(conn, serde=checkpoint_serde()))
+        for cid in checkpoint_ids:
+            snap = await graph.aget_state({"configurable": {"thread_id": "run", "checkpoint_id": cid}})
+            out.append(len(GraphState.model_validate(snap.values).model_dump_json()))
+    return out
+
+
+def llm_seconds(run_dir: Path, t_from: float, t_to: float) -> float:
+    """Seconds in [t_from, t_to) (epoch) during which at least one LLM request was in flight."""
+    spans = []
+    for e in read_trace(run_dir, events={"llm_call"}):
+        s = datetime.fromisoformat(e["started_at"]).timestamp()
+        if t_from <= s < t_to and not e.get("cache_hit"):
+            spans.append((s, min(s + float(e["latency_s"]), t_to)))
+    total, end = 0.0, float("-inf")
+    for s, e in sorted(spans):
+        if e > end:
+            total += e - max(s, end)
+            end = e
+    return total
+
+
+def run(
+    n_classes: int, iterations: int, k_shot: int, per_call: int, out_dir: Path, seed: int = 0, *,
+    profile: Path | None = None, n_test: int = 4,
+) -> dict[str, Any]:  # fmt: skip
+    res = make_resources(n_classes, k_shot, n_test=n_test, seed=seed)
     run_dir = out_dir / f"scale-{n_classes}"
     cfg = RunConfig(
         provider="scripted", run_dir=run_dir, llm_cache=run_dir / "llm_cache.sqlite", device="cpu", seed=seed,
@@ -186,17 +238,34 @@ def run(n_classes: int, iterations: int, k_shot: int, per_call: int, out_dir: Pa
         if what == "node_start" and info.get("node") == "feedback":
             rss_kb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
             marks.append({"iteration": info["iteration"], "t_s": round(time.perf_counter() - t0, 2),
+                          "epoch": time.time(), "cpu": time.process_time(),
                           "checkpoint_db_bytes": db_bytes(run_dir), "checkpoint_data_bytes": data_bytes(run_dir),
                           "peak_rss_mb": round(rss_kb / 1024, 1)})  # fmt: skip
 
+    prof = cProfile.Profile() if profile is not None else None
+    if prof is not None:
+        prof.enable()
     result = optimize(cfg, progress=progress, resources=res)
+    rss_run = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # before this script's own checks
+    if prof is not None and profile is not None:
+        prof.disable()
+        write_profile(prof, profile)
     wall = time.perf_counter() - t0
+    t_end, cpu_end = time.time(), time.process_time()
     rows = checkpoint_rows(run_dir)
-    for m in marks:
-        mine = [r for r in rows if r[0] == m["iteration"]]
-        m["max_checkpoint_bytes"] = max((r[1] for r in mine), default=0)
-        m["state_json_bytes"] = max((r[2] for r in mine), default=0)
-    final_state = rows[-1][2] if rows else 0
+    last_of = {it: cid for cid, it, _ in rows}  # the last checkpoint of each iteration
+    sizes = dict(zip(last_of, asyncio.run(state_sizes(run_dir, list(last_of.values()))), strict=True))
+    for i, m in enumerate(marks):
+        m["max_checkpoint_bytes"] = max((r[2] for r in rows if r[1] == m["iteration"]), default=0)
+        m["state_json_bytes"] = sizes.get(m["iteration"], 0)
+        # The iteration that starts here runs until the next feedback starts (or the run ends).
+        t_next = marks[i + 1]["epoch"] if i + 1 < len(marks) else t_end
+        cpu_next = marks[i + 1]["cpu"] if i + 1 < len(marks) else cpu_end
+        m["iteration_s"] = round(t_next - m["epoch"], 2)
+        m["iteration_cpu_s"] = round(cpu_next - m["cpu"], 2)
+        m["llm_s"] = round(llm_seconds(run_dir, m["epoch"], t_next), 2)
+        m["non_llm_s"] = round(m["iteration_s"] - m["llm_s"], 2)
+        del m["epoch"], m["cpu"]
     return {
         "classes": n_classes,
         "iterations_asked": iterations,
@@ -204,18 +273,31 @@ def run(n_classes: int, iterations: int, k_shot: int, per_call: int, out_dir: Pa
         "status": result.status,
         "classes_per_call": per_call,
         "k_shot": k_shot,
+        "test_per_class": n_test,
         "wall_s": round(wall, 2),
         "llm_calls": result.llm.get("calls"),
-        "peak_rss_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1),
+        "peak_rss_mb": round(rss_run, 1),
+        "peak_rss_with_checks_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1),
         "rss_before_run_mb": round(rss_before, 1),
         "checkpoint_db_bytes_final": db_bytes(run_dir),
         "checkpoint_data_bytes_final": data_bytes(run_dir),
         "checkpoints": len(rows),
-        "state_json_bytes_final": final_state,
+        "state_json_bytes_final": sizes[rows[-1][1]] if rows else 0,
         "trace_bytes": (run_dir / "trace.jsonl").stat().st_size,
         "per_iteration": marks,
         "feedback_accuracy": [h.feedback.accuracy for h in result.history],
     }
+
+
+def write_profile(prof: cProfile.Profile, path: Path) -> None:
+    """The raw profile (``.prof``, for snakeviz/pstats) and its top functions by own and cumulative time (``.txt``)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    prof.dump_stats(str(path))
+    buf = io.StringIO()
+    stats = pstats.Stats(prof, stream=buf).strip_dirs()
+    stats.sort_stats("tottime").print_stats(40)
+    stats.sort_stats("cumulative").print_stats(60)
+    path.with_suffix(".txt").write_text(buf.getvalue(), encoding="utf-8")
 
 
 def main() -> None:
@@ -223,13 +305,29 @@ def main() -> None:
     ap.add_argument("--classes", type=int, default=1000)
     ap.add_argument("--iterations", type=int, default=3)
     ap.add_argument("--k-shot", type=int, default=4)
+    ap.add_argument("--test-per-class", type=int, default=4, help="Test images per class (the final evaluation).")
     ap.add_argument("--classes-per-call", type=int, default=10)
     ap.add_argument("--workdir", type=Path, default=None, help="Where the run directory goes (default: a temp dir).")
     ap.add_argument("--out", type=Path, default=None)
+    ap.add_argument(
+        "--threads", type=int, default=None, help="torch threads (default: torch's; 1 on an oversubscribed machine)."
+    )
+    ap.add_argument("--profile", type=Path, default=None, help="cProfile the run: PATH.prof and a summary PATH.txt.")
     args = ap.parse_args()
+    if args.threads is not None:
+        torch.set_num_threads(args.threads)
     with tempfile.TemporaryDirectory() as tmp:
         work = args.workdir or Path(tmp)
-        figures = run(args.classes, args.iterations, args.k_shot, args.classes_per_call, work)
+        figures = run(
+            args.classes,
+            args.iterations,
+            args.k_shot,
+            args.classes_per_call,
+            work,
+            profile=args.profile,
+            n_test=args.test_per_class,
+        )
+    figures["torch_threads"] = torch.get_num_threads()
     figures["machine"] = {"python": sys.version.split()[0], "platform": platform.platform(), "cpus": os.cpu_count()}
     text = json.dumps(figures, indent=2)
     print(text)

@@ -1,4 +1,5 @@
 import json
+import sqlite3
 from pathlib import Path
 
 import pytest
@@ -61,6 +62,8 @@ def test_optimize_writes_a_complete_run_directory(finished_run: Path) -> None:
 def test_runs_trace_and_lineage(finished_run: Path) -> None:
     res = runner.invoke(app, ["runs", str(finished_run.parent)])
     assert res.exit_code == 0 and "completed" in res.output and "r1" in res.output
+    size_mb = (finished_run / "checkpoints.sqlite").stat().st_size / 1e6
+    assert "checkpoints" in res.output and f"{size_mb:.1f} MB" in res.output
     res = runner.invoke(app, ["trace", str(finished_run)])
     assert res.exit_code == 0
     assert "node_start" in res.output and "llm_call" in res.output and "feedback accuracy" in res.output
@@ -72,6 +75,23 @@ def test_runs_trace_and_lineage(finished_run: Path) -> None:
     assert res.exit_code == 0 and "lineage of 'lime'" in res.output and "init" in res.output
     res = runner.invoke(app, ["trace", str(finished_run), "--class", "durian"])
     assert res.exit_code == 2 and "durian" in res.output
+
+
+def test_a_finished_run_can_keep_only_its_last_checkpoint(world: dict, tmp_path: Path) -> None:
+    run_dir = tmp_path / "kept"
+    res = runner.invoke(app, [*optimize_args(world, run_dir), "--max-iterations", "1"])
+    assert res.exit_code == 0, res.output
+    before = (run_dir / "checkpoints.sqlite").stat().st_size
+    res = runner.invoke(app, ["resume", "-q", str(run_dir), "--keep-checkpoints", "last"])
+    assert res.exit_code == 0 and "kept the last" in res.output, res.output
+    con = sqlite3.connect(run_dir / "checkpoints.sqlite")
+    try:
+        assert con.execute("SELECT count(*) FROM checkpoints").fetchone()[0] == 1
+    finally:
+        con.close()
+    assert (run_dir / "checkpoints.sqlite").stat().st_size < before
+    res = runner.invoke(app, ["resume", "-q", str(run_dir), "--keep-checkpoints", "keep-some"])
+    assert res.exit_code == 2 and "keep-some" in res.output
 
 
 def test_report_and_export_round_trip(finished_run: Path, world: dict, tmp_path: Path) -> None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import itertools
+import re
 
 import numpy as np
 import pytest
@@ -11,7 +12,7 @@ from tests.agents.conftest import CLASSES, SyntheticEncoder, make_split
 from visfeed.agents.nodes.common import chunks, group_by_confusion
 from visfeed.agents.nodes.filtering import drop_reasons
 from visfeed.agents.nodes.memory import update_banks
-from visfeed.agents.schemas import ClassEntry, DescriptionBatch, batch_to_map, names_other_class
+from visfeed.agents.schemas import ClassEntry, DescriptionBatch, NameMatcher, batch_to_map, names_other_class
 from visfeed.agents.search import Evaluate, all_unions, beam, exhaustive, greedy, union
 from visfeed.state.models import BankEntry, ClassChange, MemoryBank
 from visfeed.tools.engine import CandidateScores
@@ -45,13 +46,16 @@ def _objective(session: ScoringSession, name: str, descs: list[str]) -> tuple[in
 
 def test_filter_drops_descriptions_close_to_a_confused_class(session):
     texts = ["a red small look", "a round stem look", "looks like a cherry"]
-    reasons = drop_reasons(session, "apple", texts, ["cherry"], threshold=0.9, check_names=True)
+    reasons = drop_reasons(session, "apple", texts, ["cherry"], threshold=0.9, names=NameMatcher(session.classnames))
     assert "too close" in reasons["a red small look"] and "cherry" in reasons["a red small look"]
     assert "names another class" in reasons["looks like a cherry"]
     assert "a round stem look" not in reasons
     # a threshold above 1 keeps everything similar; no confused classes: nothing to compare with
-    assert drop_reasons(session, "apple", texts[:2], ["cherry"], threshold=1.01, check_names=True) == {}
-    assert drop_reasons(session, "apple", texts[:2], [], threshold=0.0, check_names=False) == {}
+    assert (
+        drop_reasons(session, "apple", texts[:2], ["cherry"], threshold=1.01, names=NameMatcher(session.classnames))
+        == {}
+    )
+    assert drop_reasons(session, "apple", texts[:2], [], threshold=0.0, names=None) == {}
 
 
 def test_exhaustive_crossover_matches_brute_force(session):
@@ -126,7 +130,39 @@ def test_memory_banks_fill_by_sign_and_are_capped():
     again = update_banks(banks, {"apple": up}, it=2, cap=3)
     assert len(again["apple"].positive) == 3 and again["apple"].positive[-1].iteration == 2
     assert len(banks["apple"].positive) == 2  # inputs untouched
-    assert isinstance(again["lime"], MemoryBank)
+    assert isinstance(again["apple"], MemoryBank) and set(again) == {"apple"}  # only the classes it changed
+    assert update_banks(again, {"apple": ClassChange(before=["a"], after=["a"])}, it=3, cap=3) == {}
+
+
+def _grouping_by_scan(lam_conf, targets, size):
+    """The plain greedy grouping (every remaining class's links summed for every member): the reference."""
+    w = lam_conf + lam_conf.T
+    n_groups = -(-len(targets) // size)
+    per = -(-len(targets) // n_groups)
+    remaining = sorted(targets, key=lambda c: (-float(w[c, list(targets)].sum()), c))
+    groups = []
+    while remaining:
+        group = [remaining.pop(0)]
+        while len(group) < per and remaining:
+            links = [float(w[r, group].sum()) for r in remaining]
+            group.append(remaining.pop(int(np.argmax(links))))
+        groups.append(sorted(group))
+    return groups
+
+
+@pytest.mark.parametrize("seed", range(6))
+def test_grouping_equals_the_plain_greedy_scan_on_dense_and_sparse_tables(seed):
+    import scipy.sparse as sp
+
+    rng = np.random.default_rng(seed)
+    n = int(rng.integers(5, 60))
+    conf = (rng.random((n, n)) < 0.05) * rng.integers(1, 4, size=(n, n)).astype(np.float32)
+    np.fill_diagonal(conf, 0)
+    targets = sorted(rng.choice(n, size=int(rng.integers(1, n + 1)), replace=False).tolist())
+    size = int(rng.integers(1, 12))
+    expected = _grouping_by_scan(conf, targets, size)
+    assert group_by_confusion(conf, targets, size) == expected
+    assert group_by_confusion(sp.csr_array(conf), targets, size) == expected
 
 
 def test_grouping_covers_targets_once_and_keeps_confused_classes_together():
@@ -153,6 +189,23 @@ def test_answers_are_mapped_and_cleaned():
     assert out == {"apple": ["A red skin"]}
     assert names_other_class("greener than a lime", "lemon", CLASSES) == "lime"
     assert names_other_class("a round red fruit", "apple", CLASSES) is None
+
+
+def test_name_matcher_agrees_with_a_scan_of_every_name():
+    """The n-gram lookup must give what the plain scan (every name, whole words, first in class order) gives."""
+    names = ["apple", "green apple", "Pine Apple", "ice cream", "cream", "ice", "Dr. Pepper", "日本", "x_ray", ""]
+
+    def scan(text: str, own: str) -> str | None:
+        norm = lambda s: " ".join(re.sub(r"[\W_]+", " ", s.casefold()).split())  # noqa: E731
+        t, own_n = f" {norm(text)} ", norm(own)
+        return next((c for c in names if (n := norm(c)) and n != own_n and n not in own_n and f" {n} " in t), None)
+
+    texts = ["a green apple's skin", "like ICE-cream", "pine apple rings", "dr pepper red", "日本 style", "x-ray of ice",
+             "plain", "cream then ice cream", ""]  # fmt: skip
+    matcher = NameMatcher(names)
+    for own in [*names, "crabapple"]:
+        for t in texts:
+            assert matcher.other_class(t, own) == scan(t, own), (t, own)
 
 
 def test_schema_fragments_and_example_copies_are_dropped():

@@ -7,9 +7,13 @@ from visfeed.state.models import (
     BankEntry,
     GraphState,
     IterationRecord,
+    LineageEntry,
     MemoryBank,
     Objective,
-    extend,
+    append_all,
+    last_write,
+    merge_keys,
+    upsert_lineage,
 )
 
 
@@ -40,4 +44,25 @@ def test_state_round_trips_through_the_checkpoint_serializer():
     assert len(blob) < 10_000
     back = GraphState.model_validate(serde.loads_typed((kind, blob)))
     assert back == state
-    assert extend([1], [2]) == [1, 2]
+
+
+def test_delta_reducers_give_the_same_value_whether_writes_come_one_by_one_or_in_one_batch():
+    """LangGraph replays a DeltaChannel's stored writes in batches of any size: the reducers must not care."""
+    e1 = LineageEntry(class_name="apple", text="red", introduced_iteration=0, origin="init")
+    e2 = LineageEntry(class_name="apple", text="round", introduced_iteration=1, origin="mutate:k=0")
+    e1_closed = e1.model_copy(update={"deleted_iteration": 2, "deleted_reason": "crossover"})
+    again = LineageEntry(class_name="apple", text="red", introduced_iteration=3, origin="agent")
+    cases = [
+        (append_all, [], [[1], [2, 3], []]),
+        (merge_keys, {}, [{"a": 1}, {"b": 2}, {"a": 3}]),
+        (last_write, {}, [{"a": 1}, {"b": 2}]),
+        (upsert_lineage, [], [[e1], [e2, e1_closed], [again]]),
+    ]
+    for reducer, start, writes in cases:
+        one_by_one = start
+        for w in writes:
+            one_by_one = reducer(one_by_one, [w])
+        assert reducer(start, writes) == one_by_one, reducer
+    assert append_all([0], [[1], [2, 3]]) == [0, 1, 2, 3]
+    assert merge_keys({"a": 0, "c": 5}, [{"a": 1}, {"a": 3}]) == {"a": 3, "c": 5}
+    assert upsert_lineage([], [[e1], [e2, e1_closed], [again]]) == [e1_closed, e2, again]

@@ -83,3 +83,24 @@ def test_errors_name_the_problem() -> None:
     nan[0, 0] = np.nan
     with pytest.raises(EmbeddingError, match="NaN"):
         ScoringEngine(nan, labels, len(descs))
+
+
+@pytest.mark.parametrize("n_classes", [1, 2, 3, 7])
+def test_kept_top_two_match_a_full_scan_after_any_sequence_of_changes(n_classes: int) -> None:
+    """The per-image best other class (the objective's and the sweeps' only use of the matrix) stays exact."""
+    rng, _, labels, x, descs = _world(3, n_classes=n_classes, per_class=6)
+    eng = ScoringEngine(x, labels, n_classes, device="cpu", dtype=torch.float64)
+    eng.set_all(descs)
+    lab = torch.as_tensor(labels)
+    for step in range(40):
+        c = int(rng.integers(n_classes))
+        # ties on purpose: every few steps a class copies another's descriptions
+        new = descs[int(rng.integers(n_classes))] if step % 5 == 0 else _unit(rng.normal(size=(3, 16)))
+        eng.set_class(c, new)
+        for exclude in [None, *range(n_classes)]:
+            rest = eng.scores.scatter(1, lab[:, None], float("-inf"))
+            if exclude is not None:
+                rest[:, exclude] = float("-inf")
+            assert torch.equal(eng.best_other(exclude), rest.amax(dim=1)), (step, exclude)
+        full = feedback(eng.scores, lab, n_classes)
+        assert eng.objective() == (full.n_correct, pytest.approx(full.mean_margin))

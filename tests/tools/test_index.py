@@ -9,7 +9,11 @@ def _unit(a: np.ndarray) -> np.ndarray:
     return (a / np.linalg.norm(a, axis=-1, keepdims=True)).astype(np.float32)
 
 
-def test_nearest_is_restricted_to_the_named_classes_and_exact() -> None:
+@pytest.mark.parametrize("exact_rows", [4096, 0])  # numpy for small searches; FAISS above the limit
+def test_nearest_is_restricted_to_the_named_classes_and_exact(monkeypatch, exact_rows: int) -> None:
+    import visfeed.tools.index as index_module
+
+    monkeypatch.setattr(index_module, "EXACT_ROWS", exact_rows)
     rng = np.random.default_rng(0)
     emb = _unit(rng.normal(size=(30, 16)))
     owners = np.repeat(np.arange(6), 5)

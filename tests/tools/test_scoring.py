@@ -2,6 +2,7 @@ import math
 
 import numpy as np
 import pytest
+import scipy.sparse as sp
 import torch
 
 from visfeed.errors import EmbeddingError
@@ -96,3 +97,24 @@ def test_check_embeddings_rejects_nan() -> None:
         check_embeddings("x", np.ones((1, 2)), 3)
     with pytest.raises(EmbeddingError, match="empty"):
         check_embeddings("x", np.ones((0, 2)))
+
+
+@pytest.mark.parametrize("dense_limit", [1000, 3])
+def test_feedback_in_blocks_equals_feedback_with_dense_or_sparse_tables(monkeypatch, dense_limit: int) -> None:
+    """Blocks of a few images and sparse tables (above DENSE_CLASSES) give the same feedback as one pass."""
+    import visfeed.tools.scoring as scoring
+
+    monkeypatch.setattr(scoring, "DENSE_CLASSES", dense_limit)
+    gen = torch.Generator().manual_seed(0)
+    labels = torch.arange(7).repeat_interleave(5)
+    scores = torch.rand((35, 7), generator=gen, dtype=torch.float64) * 0.05
+    scores[3, [1, 2]] = scores[3, 0].item()  # exact ties: not a win, as in feedback()
+    ref = feedback(scores, labels, 7, lam=0.9, m=3, logit_scale=100.0)
+    got = scoring.feedback_in_blocks(scores, labels, lam=0.9, m=3, logit_scale=100.0, block_elements=20)
+    assert got.n_correct == ref.n_correct and got.accuracy == ref.accuracy
+    assert got.mean_margin == pytest.approx(ref.mean_margin)
+    np.testing.assert_array_equal(got.per_class_accuracy, ref.per_class_accuracy)
+    np.testing.assert_array_equal(scoring.dense(got.confusion), ref.confusion)
+    np.testing.assert_array_equal(scoring.dense(got.lam_confusion), ref.lam_confusion)
+    assert got.top_confused == ref.top_confused
+    assert sp.issparse(got.lam_confusion) == (dense_limit < 7)

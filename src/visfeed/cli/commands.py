@@ -10,6 +10,7 @@ import json
 import logging
 import os
 from collections.abc import Callable
+from enum import StrEnum
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -39,6 +40,21 @@ from visfeed.cli.inspect import eval_command, trace_command
 from visfeed.cli.sweep import sweep_command
 from visfeed.cli.world import app as world_app
 from visfeed.errors import ConfigError
+
+
+class Keep(StrEnum):
+    """What a finished run keeps of its checkpoint history."""
+
+    all = "all"
+    last = "last"
+
+
+KeepOpt = Annotated[
+    Keep,
+    typer.Option(
+        "--keep-checkpoints", help="What a finished run keeps of its checkpoints: all (time travel) or the last one."
+    ),
+]
 
 app = typer.Typer(
     name="visfeed",
@@ -84,6 +100,7 @@ def optimize(
     ] = None,
     set_: SetOpt = None,
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No live view.")] = False,
+    keep_checkpoints: KeepOpt = Keep.all,
 ) -> None:
     """Run the optimization graph and write a run directory.
 
@@ -95,6 +112,8 @@ def optimize(
       visfeed optimize -c run.yaml --set patience=3 --set crossover=beam
 
       visfeed optimize --vocabulary my_words.txt --set visual_words_count=8
+
+      visfeed optimize --keep-checkpoints last          # a finished run keeps only its final checkpoint
     """
     from visfeed.state.config import RunConfig
 
@@ -109,7 +128,7 @@ def optimize(
     _check_writable(cfg.run_dir)
     from visfeed.agents.run import optimize as run_optimize
 
-    _run(lambda progress: run_optimize(cfg, progress=progress), quiet=quiet)
+    _run(lambda progress: run_optimize(cfg, progress=progress), quiet=quiet, keep=keep_checkpoints.value)
 
 
 @app.command()
@@ -117,16 +136,22 @@ def optimize(
 def resume(
     run: Annotated[Path, typer.Argument(help="Run directory to continue.")],
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No live view.")] = False,
+    keep_checkpoints: KeepOpt = Keep.all,
 ) -> None:
     """Continue an interrupted or failed run; completed LLM calls come from the cache.
 
-    Example: visfeed resume runs/world-s0-20261127-101500
+    On a finished run it only prints the result (and applies --keep-checkpoints).
+
+    Examples:
+      visfeed resume runs/world-s0-20261127-101500
+
+      visfeed resume runs/world-s0-20261127-101500 --keep-checkpoints last   # drop a finished run's history
     """
     from visfeed.agents.run import resume as run_resume
     from visfeed.evals.inspect import require_run_dir
 
     require_run_dir(run)
-    _run(lambda progress: run_resume(run, progress=progress), quiet=quiet)
+    _run(lambda progress: run_resume(run, progress=progress), quiet=quiet, keep=keep_checkpoints.value)
 
 
 def _check_writable(run_dir: Path | None) -> None:
@@ -141,8 +166,13 @@ def _check_writable(run_dir: Path | None) -> None:
         raise ConfigError(f"run directory {target} is not writable ({probe} denies writing)")
 
 
-def _run(start: Callable[[Callable[[str, dict[str, Any]], None] | None], Any], *, quiet: bool) -> None:
-    """Run with a live view; print the result; exit 1 on a failed run, 130 on Ctrl-C."""
+def _run(
+    start: Callable[[Callable[[str, dict[str, Any]], None] | None], Any], *, quiet: bool, keep: str = "all"
+) -> None:
+    """Run with a live view; print the result; exit 1 on a failed run, 130 on Ctrl-C.
+
+    ``keep``: which checkpoints a finished run keeps (an unfinished one keeps all: it must stay resumable).
+    """
     from visfeed.cli.live import LiveView
 
     view = None if quiet else LiveView(console)
@@ -156,6 +186,11 @@ def _run(start: Callable[[Callable[[str, dict[str, Any]], None] | None], Any], *
         console.print("[yellow]interrupted.[/yellow] Continue with: visfeed resume RUN_DIR (see runs/)")
         raise typer.Exit(130) from None
     _print_result(result)
+    if keep != "all" and (result.status == "completed" or result.status.startswith("stopped")):
+        from visfeed.agents.checkpoints import keep_checkpoints
+
+        before, after = keep_checkpoints(Path(result.run_dir), "last")
+        out.print(f"checkpoints: kept the last; {before / 1e6:.1f} MB -> {after / 1e6:.2f} MB")
     if result.status == "interrupted":
         console.print(f"[yellow]interrupted.[/yellow] Continue with: visfeed resume {result.run_dir}")
         raise typer.Exit(130)
@@ -182,14 +217,14 @@ def _print_result(result: Any) -> None:
 @app.command()
 @handle_errors
 def runs(root: Annotated[Path, typer.Argument(help="Folder holding run directories.")] = Path("runs")) -> None:
-    """List runs with status, objective, test accuracy and cost.
+    """List runs with status, objective, test accuracy, cost and checkpoint database size.
 
     Example: visfeed runs runs/
     """
     from visfeed.evals.inspect import find_runs
 
     table = Table(title=f"runs in {root}")
-    for col in ("run", "status", "dataset", "iters", "feedback acc", "test acc", "LLM calls", "cost $"):
+    for col in ("run", "status", "dataset", "iters", "feedback acc", "test acc", "LLM calls", "cost $", "checkpoints"):
         table.add_column(col)
 
     def pct(v: float | None) -> str:
@@ -197,7 +232,8 @@ def runs(root: Annotated[Path, typer.Argument(help="Folder holding run directori
 
     for r in find_runs(root):
         table.add_row(escape(r.run_dir), escape(r.status), escape(r.dataset), str(r.iterations), pct(r.feedback_accuracy),
-                      pct(r.test_accuracy), str(r.llm_calls), f"{r.cost_usd:.4f}")  # fmt: skip
+                      pct(r.test_accuracy), str(r.llm_calls), f"{r.cost_usd:.4f}",
+                      f"{r.checkpoint_bytes / 1e6:.1f} MB")  # fmt: skip
     out.print(table)
 
 

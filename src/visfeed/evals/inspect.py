@@ -16,7 +16,7 @@ from pydantic import BaseModel
 
 from visfeed.errors import ConfigError
 from visfeed.evals.report import LineageRow, ReportData, WordsRow
-from visfeed.state.rundir import CONFIG_FILE, EVALUATION_FILE, load_result, read_trace, shown_name
+from visfeed.state.rundir import CONFIG_FILE, EVALUATION_FILE, checkpoint_bytes, load_result, read_trace, shown_name
 
 
 class RunSummary(BaseModel):
@@ -30,6 +30,7 @@ class RunSummary(BaseModel):
     test_accuracy: float | None
     llm_calls: int
     cost_usd: float
+    checkpoint_bytes: int = 0
 
 
 def require_run_dir(run_dir: Path) -> Path:
@@ -42,10 +43,11 @@ def require_run_dir(run_dir: Path) -> Path:
 def summarize(run_dir: Path) -> RunSummary:
     """Status, objective, test accuracy and cost of one run (a run without result.json is 'running')."""
     result = load_result(run_dir)
+    size = checkpoint_bytes(run_dir)
     if result is None:
         return RunSummary(
             run_dir=str(run_dir), status="running or crashed (resumable)", dataset="", iterations=0,
-            feedback_accuracy=None, test_accuracy=None, llm_calls=0, cost_usd=0.0,
+            feedback_accuracy=None, test_accuracy=None, llm_calls=0, cost_usd=0.0, checkpoint_bytes=size,
         )  # fmt: skip
     opt = result.optimized
     return RunSummary(
@@ -57,6 +59,7 @@ def summarize(run_dir: Path) -> RunSummary:
         test_accuracy=opt.test_accuracy if opt else None,
         llm_calls=int(result.llm.get("calls", 0)),
         cost_usd=float(result.llm.get("cost_usd", 0.0)),
+        checkpoint_bytes=size,
     )
 
 

@@ -1,15 +1,22 @@
 """Pydantic records of an optimization run: memory banks, per-iteration history, lineage, the graph state.
 
 The graph state holds only texts, small numbers and counters, never embeddings or score matrices (those
-live in the embedding cache and in the scoring session of the run context), so every checkpoint stays a
-few hundred kilobytes and serializes as plain JSON-like data. Fields written by more than one node carry
-an explicit reducer in ``Annotated[...]``.
+live in the embedding cache and in the scoring session of the run context). Fields written by more than one
+node carry an explicit reducer in ``Annotated[...]``.
+
+Checkpoints store what changed: every field that grows with the number of classes is a LangGraph
+``DeltaChannel``, whose value is not copied into each checkpoint but rebuilt from the nodes' stored writes
+(the SQLite saver keeps each node's update once). Logs that grow (history, lineage) and per-class maps
+(banks) take reducers that append or merge, so a node writes only its new entries and a run of 1,000
+classes adds about what one iteration changed, not the whole state, per node.
 """
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Annotated, Any, Literal, TypeVar
 
+from langgraph.channels import DeltaChannel
 from pydantic import BaseModel, ConfigDict, Field
 
 T = TypeVar("T")
@@ -23,9 +30,45 @@ def replace(_old: T, new: T) -> T:
     return new
 
 
-def extend(old: list[Any], new: list[Any]) -> list[Any]:
-    """Reducer of append-only logs (history, lineage): nodes return only their new entries."""
-    return [*old, *new]
+# DeltaChannel reducers take the old value and every write since it, in order; each must give the same
+# result whether the writes come one at a time or all at once (LangGraph replays them in batches).
+def last_write(_old: T, writes: Sequence[T]) -> T:
+    """Replace: the newest write wins (the channel still stores only the writes, not a copy per checkpoint)."""
+    return writes[-1]
+
+
+def append_all(old: list[Any], writes: Sequence[list[Any]]) -> list[Any]:
+    """Append-only log: each write holds only new entries."""
+    return [*old, *(e for w in writes for e in w)]
+
+
+def merge_keys(old: dict[str, Any], writes: Sequence[dict[str, Any]]) -> dict[str, Any]:
+    """Per-key map: each write holds only the keys it changed."""
+    out = dict(old)
+    for w in writes:
+        out.update(w)
+    return out
+
+
+def upsert_lineage(old: list[LineageEntry], writes: Sequence[list[LineageEntry]]) -> list[LineageEntry]:
+    """Lineage log: a write holds new entries and the closed versions of entries it ended (same key)."""
+    out = list(old)
+    at = {e.key: i for i, e in enumerate(out)}
+    for w in writes:
+        for e in w:
+            i = at.get(e.key)
+            if i is None:
+                at[e.key] = len(out)
+                out.append(e)
+            else:
+                out[i] = e
+    return out
+
+
+def _delta(reducer: Any) -> DeltaChannel[Any]:
+    # snapshot_frequency: a full copy of the value every 1,000 updates of the field (never, in a run of
+    # 100 iterations); until then a restore replays the writes of the field since the last copy.
+    return DeltaChannel(reducer, snapshot_frequency=1000)
 
 
 class Objective(BaseModel):
@@ -108,6 +151,11 @@ class LineageEntry(BaseModel):
     deleted_iteration: int | None = Field(default=None, description="Iteration in which crossover dropped it.")
     deleted_reason: str | None = Field(default=None, description="Why it was dropped.")
 
+    @property
+    def key(self) -> tuple[str, str, int]:
+        """Identity of the entry in the lineage log (a text may come back in a later iteration)."""
+        return (self.class_name, self.text, self.introduced_iteration)
+
 
 class IterationRecord(BaseModel):
     """The objective after one iteration (0 = initial descriptions)."""
@@ -135,30 +183,33 @@ class GraphState(BaseModel):
     """The LangGraph state of one run: texts, banks, history and counters only."""
 
     iteration: Annotated[int, replace] = Field(default=0, description="Mutation iterations done.")
-    descriptions: Annotated[Descriptions, replace] = Field(
+    descriptions: Annotated[Descriptions, _delta(last_write)] = Field(
         default_factory=dict, description="Current descriptions per class."
     )
-    initial: Annotated[Descriptions, replace] = Field(
+    initial: Annotated[Descriptions, _delta(last_write)] = Field(
         default_factory=dict, description="Initial (one-shot LLM or file) descriptions: a baseline."
     )
-    best: Annotated[Descriptions, replace] = Field(default_factory=dict, description="Best-so-far descriptions.")
+    best: Annotated[Descriptions, _delta(last_write)] = Field(
+        default_factory=dict, description="Best-so-far descriptions."
+    )
     best_iteration: Annotated[int, replace] = Field(default=0, description="Iteration that produced ``best``.")
     best_objective: Annotated[Objective | None, replace] = Field(default=None, description="Objective of ``best``.")
     stale: Annotated[int, replace] = Field(default=0, description="Iterations since the last improvement.")
-    candidates: Annotated[dict[str, list[Candidate]], replace] = Field(
+    candidates: Annotated[dict[str, list[Candidate]], _delta(last_write)] = Field(
         default_factory=dict, description="Proposals of the current iteration (cleared by crossover)."
     )
-    changes: Annotated[dict[str, ClassChange], replace] = Field(
+    changes: Annotated[dict[str, ClassChange], _delta(last_write)] = Field(
         default_factory=dict, description="Crossover's per-class edits of the current iteration."
     )
-    banks: Annotated[dict[str, MemoryBank], replace] = Field(
-        default_factory=dict, description="Memory banks per class."
+    banks: Annotated[dict[str, MemoryBank], _delta(merge_keys)] = Field(
+        default_factory=dict, description="Memory banks per class (a write holds the classes it changed)."
     )
-    history: Annotated[list[IterationRecord], extend] = Field(
+    history: Annotated[list[IterationRecord], _delta(append_all)] = Field(
         default_factory=list, description="Objective per iteration (append-only)."
     )
-    lineage: Annotated[list[LineageEntry], replace] = Field(
-        default_factory=list, description="Lineage of every accepted description."
+    lineage: Annotated[list[LineageEntry], _delta(upsert_lineage)] = Field(
+        default_factory=list,
+        description="Lineage of every accepted description (a write holds new and newly closed entries).",
     )
     usage: Annotated[Usage, replace] = Field(default_factory=Usage, description="LLM usage so far.")
     stop_reason: Annotated[str | None, replace] = Field(

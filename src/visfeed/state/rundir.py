@@ -93,6 +93,11 @@ def load_result(run_dir: str | Path) -> RunResult | None:
         return None
 
 
+def checkpoint_bytes(run_dir: str | Path) -> int:
+    """Bytes on disk of the run's checkpoint database (with SQLite's -wal and -shm files)."""
+    return sum(p.stat().st_size for p in Path(run_dir).glob(f"{CHECKPOINTS}*") if p.is_file())
+
+
 def read_trace(run_dir: str | Path, *, events: set[str] | None = None) -> list[dict[str, Any]]:
     """All well-formed events of a run (optionally only some kinds); torn or corrupt lines are skipped."""
     path = Path(run_dir) / TRACE_FILE

@@ -16,7 +16,7 @@ import numpy as np
 import torch
 
 from visfeed.errors import EmbeddingError
-from visfeed.tools.scoring import Feedback, centroid, check_embeddings, feedback, margins, pick_device
+from visfeed.tools.scoring import Feedback, centroid, check_embeddings, feedback_in_blocks, pick_device
 
 
 @dataclass(frozen=True)
@@ -61,6 +61,15 @@ class ScoringEngine:
     Holds the image embeddings (N, d), labels (N,) and the current class centroids (C, d); the score
     matrix S = X @ centroids.T is kept up to date so feedback and candidate sweeps never recompute
     unchanged classes. Runs on CUDA through torch when available (``device="auto"``).
+
+    Per image it also keeps the true class's score and the two best other classes (value and index),
+    read from S (so every number comes from the one column product that wrote it, whatever the order of
+    changes: a resumed run scores exactly as an uninterrupted one). The objective and a candidate sweep
+    need, per image, only the best score among the classes other than the true one and the one being
+    changed, which the top two give in O(N); a column change updates them in O(N) too (rows whose top two
+    held that column are rescanned). Full feedback (confusions) reads S a block of images at a time, so
+    no (N, C) temporary and no dense (C, C) table above :data:`~visfeed.tools.scoring.DENSE_CLASSES`.
+    Without the top two, every objective and sweep cloned and scanned S: a crossover cost C x N x C.
     """
 
     def __init__(
@@ -87,7 +96,9 @@ class ScoringEngine:
         self.dim = int(self.x.shape[1])
         self.centroids = torch.zeros((n_classes, self.dim), dtype=dtype, device=self.device)
         self.scores = torch.zeros((self.x.shape[0], n_classes), dtype=dtype, device=self.device)
-        self._is_set = torch.zeros(n_classes, dtype=torch.bool)
+        self._is_set = torch.zeros(n_classes, dtype=torch.bool, device=self.device)
+        self._rows = torch.arange(self.x.shape[0], device=self.device)
+        self._rescan()
 
     @property
     def n_images(self) -> int:
@@ -100,14 +111,63 @@ class ScoringEngine:
             device=self.device, dtype=self.dtype
         )
 
+    def _top2(self, scores: torch.Tensor, labels: torch.Tensor) -> tuple[torch.Tensor, ...]:
+        """Per row of ``scores``: best and second-best other set class (value, index); -inf/-1 where none."""
+        rest = scores.masked_fill(~self._is_set, float("-inf")).scatter_(1, labels[:, None], float("-inf"))
+        k = min(2, self.n_classes)
+        val, idx = rest.topk(k, dim=1)
+        if k < 2:
+            val = torch.cat([val, torch.full_like(val, float("-inf"))], dim=1)
+            idx = torch.cat([idx, torch.full_like(idx, -1)], dim=1)
+        idx = torch.where(torch.isneginf(val), torch.full_like(idx, -1), idx)
+        return val[:, 0], idx[:, 0], val[:, 1], idx[:, 1]
+
+    def _rescan(self, rows: torch.Tensor | None = None, block_elements: int = 1 << 24) -> None:
+        """Reread the true score and the top two other classes of every row (or of ``rows``) from S, in blocks."""
+        if rows is None:
+            n = self.x.shape[0]
+            self._true = torch.empty(n, dtype=self.dtype, device=self.device)
+            self._v1, self._v2 = torch.empty_like(self._true), torch.empty_like(self._true)
+            self._i1 = torch.empty(n, dtype=torch.long, device=self.device)
+            self._i2 = torch.empty_like(self._i1)
+            rows = self._rows
+        step = max(1, block_elements // self.n_classes)
+        for start in range(0, rows.numel(), step):
+            r = rows[start : start + step]
+            scores = self.scores[r]
+            self._true[r] = scores.gather(1, self.labels[r][:, None]).squeeze(1)
+            self._v1[r], self._i1[r], self._v2[r], self._i2[r] = self._top2(scores, self.labels[r])
+
+    def set_column(self, c: int, cen: torch.Tensor, col: torch.Tensor | None = None) -> None:
+        """Make ``cen`` class ``c``'s centroid and ``col`` (default X @ cen) its score column; keep the top two."""
+        col = self.x @ cen if col is None else col
+        self.centroids[c] = cen
+        self.scores[:, c] = col
+        self._is_set[c] = True
+        own = self.labels == c
+        self._true = torch.where(own, col, self._true)
+        # Rows whose top two held c: rescore them. Others: c enters their top two if it beats the second.
+        held = ~own & ((self._i1 == c) | (self._i2 == c))
+        free = ~own & ~held
+        first = free & (col > self._v1)
+        second = free & ~first & (col > self._v2)
+        self._v2 = torch.where(first, self._v1, torch.where(second, col, self._v2))
+        self._i2 = torch.where(first, self._i1, torch.where(second, torch.full_like(self._i2, c), self._i2))
+        self._v1 = torch.where(first, col, self._v1)
+        self._i1 = torch.where(first, torch.full_like(self._i1, c), self._i1)
+        self._rescan(self._rows[held])
+
     def set_class(self, c: int, desc_emb: np.ndarray | torch.Tensor) -> None:
         """Replace class ``c``'s descriptions: recompute its centroid and only its score column."""
         if not 0 <= c < self.n_classes:
             raise EmbeddingError(f"class index {c} outside 0..{self.n_classes - 1}")
-        cen = centroid(self._as_tensor(f"descriptions of class {c}", desc_emb))
-        self.centroids[c] = cen
-        self.scores[:, c] = self.x @ cen
-        self._is_set[c] = True
+        self.set_column(c, centroid(self._as_tensor(f"descriptions of class {c}", desc_emb)))
+
+    def best_other(self, exclude: int | None = None) -> torch.Tensor:
+        """Per image: the best score among classes other than its true one (and ``exclude``); -inf if none."""
+        if exclude is None:
+            return self._v1
+        return torch.where(self._i1 == exclude, self._v2, self._v1)
 
     def set_all(self, desc_embs: Sequence[np.ndarray | torch.Tensor]) -> None:
         """Set every class at once (one matrix product)."""
@@ -117,6 +177,7 @@ class ScoringEngine:
         self.centroids = torch.stack(cens)
         self.scores = self.x @ self.centroids.T
         self._is_set[:] = True
+        self._rescan()
 
     def _require_all_set(self) -> None:
         if not bool(self._is_set.all()):
@@ -128,14 +189,18 @@ class ScoringEngine:
     ) -> Feedback:
         """Full visual feedback on the current descriptions."""
         self._require_all_set()
-        return feedback(
-            self.scores, self.labels, self.n_classes, lam=lam, m=m, logit_scale=logit_scale, use_softmax=use_softmax
+        return feedback_in_blocks(
+            self.scores, self.labels, lam=lam, m=m, logit_scale=logit_scale, use_softmax=use_softmax
         )
+
+    def margins(self) -> torch.Tensor:
+        """Per image: true-class score minus the best other class's score (positive = correct)."""
+        self._require_all_set()
+        return self._true - self._v1
 
     def objective(self) -> tuple[int, float]:
         """Correct images and mean margin of the current descriptions."""
-        self._require_all_set()
-        marg = margins(self.scores, self.labels)
+        marg = self.margins()
         return int((marg > 0).sum()), float(marg.mean())
 
     def evaluate_candidates(
@@ -161,11 +226,8 @@ class ScoringEngine:
         pool = self._as_tensor(f"candidate pool of class {c}", pool_emb)
         weights = members_to_weights(members, pool.shape[0], self.device, self.dtype)
         labels = self.labels
-        true = self.scores.gather(1, labels[:, None]).squeeze(1)
-        rest = self.scores.clone()
-        rest[:, c] = float("-inf")
-        rest.scatter_(1, labels[:, None], float("-inf"))
-        r = rest.amax(dim=1) if self.n_classes > 1 else torch.full_like(true, float("-inf"))
+        true = self._true
+        r = self.best_other(exclude=c)
 
         sims = self.x @ pool.T  # (N, P): the per-description similarities, computed once per sweep
         k_min = int((weights > 0).sum(dim=1).min())

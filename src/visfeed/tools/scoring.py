@@ -12,8 +12,10 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
+import scipy.sparse as sp
 import torch
 
 from visfeed.errors import EmbeddingError
@@ -47,9 +49,20 @@ def centroid(desc_emb: torch.Tensor) -> torch.Tensor:
     return desc_emb.mean(dim=0)
 
 
+DENSE_CLASSES = 4096
+"""Up to this many classes the (C, C) confusion tables are dense arrays; above, SciPy sparse (CSR) arrays.
+
+At 21,000 classes a dense table is 1.8-3.5 GB, while each image adds at most a handful of entries."""
+
+Table = Any
+"""A (C, C) count table: a numpy array, or a ``scipy.sparse.csr_array`` above :data:`DENSE_CLASSES` classes.
+
+Both answer ``t[y, c]``; :func:`dense` turns either into a numpy array (only for small C)."""
+
+
 @dataclass(frozen=True)
 class Feedback:
-    """Visual feedback on one split (all arrays on CPU, numpy).
+    """Visual feedback on one split (all arrays on CPU, numpy or SciPy sparse).
 
     ``lam_confusion[y, c]`` counts images of true class y for which class c came within the lambda
     threshold of the true class (a near miss or a miss); ``top_confused[y]`` lists up to m classes with
@@ -60,10 +73,15 @@ class Feedback:
     mean_margin: float
     per_class_accuracy: np.ndarray
     per_class_count: np.ndarray
-    confusion: np.ndarray
-    lam_confusion: np.ndarray
+    confusion: Table
+    lam_confusion: Table
     top_confused: list[list[int]]
     n_correct: int
+
+
+def dense(table: Table) -> np.ndarray:
+    """A count table as a dense numpy array."""
+    return table.toarray() if sp.issparse(table) else np.asarray(table)
 
 
 def predictions(scores: torch.Tensor) -> torch.Tensor:
@@ -93,6 +111,21 @@ def lambda_confusion(
     ``logit_scale * (s_c' - s_y) >= ln(lam)``: no softmax is materialized. ``use_softmax=False`` compares
     raw scores instead (``s_c' >= lam * s_y``).
     """
+    hit = lambda_hits(scores, labels, lam=lam, logit_scale=logit_scale, use_softmax=use_softmax)
+    counts = torch.zeros((n_classes, n_classes), dtype=torch.float32, device=scores.device)
+    counts.index_add_(0, labels, hit.to(torch.float32))
+    return counts
+
+
+def lambda_hits(
+    scores: torch.Tensor,
+    labels: torch.Tensor,
+    *,
+    lam: float = 0.9,
+    logit_scale: float = 100.0,
+    use_softmax: bool = True,
+) -> torch.Tensor:
+    """Per image and class: does the class come within the lambda threshold of the true class (bool, N x C)."""
     if not 0.0 < lam <= 1.0:
         raise ValueError(f"lambda must be in (0, 1], got {lam}")
     true = scores.gather(1, labels[:, None])
@@ -101,13 +134,20 @@ def lambda_confusion(
     else:
         hit = scores >= lam * true
     hit.scatter_(1, labels[:, None], False)
-    counts = torch.zeros((n_classes, n_classes), dtype=torch.float32, device=scores.device)
-    counts.index_add_(0, labels, hit.to(torch.float32))
-    return counts
+    return hit
 
 
-def top_confused(lam_conf: np.ndarray, m: int = 5) -> list[list[int]]:
-    """For each class, up to ``m`` classes with the largest confusion counts (counts > 0 only)."""
+def top_confused(lam_conf: Table, m: int = 5) -> list[list[int]]:
+    """For each class, up to ``m`` classes with the largest confusion counts (counts > 0 only; ties: lower index)."""
+    if sp.issparse(lam_conf):
+        csr = sp.csr_array(lam_conf)
+        out = []
+        for y in range(csr.shape[0]):
+            lo, hi = csr.indptr[y], csr.indptr[y + 1]
+            cols, vals = csr.indices[lo:hi], csr.data[lo:hi]
+            keep = np.lexsort((cols, -vals))[:m]
+            out.append([int(cols[i]) for i in keep if vals[i] > 0])
+        return out
     order = np.argsort(-lam_conf, axis=1, kind="stable")[:, :m]
     return [[int(c) for c in row if lam_conf[y, c] > 0] for y, row in enumerate(order)]
 
@@ -145,6 +185,67 @@ def feedback(
         top_confused=top_confused(lam_np, m),
         n_correct=n_correct,
     )
+
+
+def feedback_in_blocks(
+    scores: torch.Tensor,
+    labels: torch.Tensor,
+    *,
+    lam: float = 0.9,
+    m: int = 5,
+    logit_scale: float = 100.0,
+    use_softmax: bool = True,
+    block_elements: int = 1 << 24,
+) -> Feedback:
+    """:func:`feedback` computed a block of images (rows of ``scores``) at a time.
+
+    Blocks of about ``block_elements`` scores keep the temporaries small however many classes there are;
+    counts are accumulated as (row, column) pairs, so the tables are exact (dense up to
+    :data:`DENSE_CLASSES`, sparse above, where a dense (C, C) table would not fit).
+    """
+    n_classes, n_img = int(scores.shape[1]), int(labels.numel())
+    rows = max(1, block_elements // max(1, n_classes))
+    n_correct, margin_sum = 0, 0.0
+    preds, corrects, conf_y, conf_c = [], [], [], []
+    for start in range(0, n_img, rows):
+        block = scores[start : start + rows]
+        lab = labels[start : start + rows]
+        marg = margins(block, lab)
+        corrects.append(marg > 0)  # a tie is not a win, as in feedback()
+        n_correct += int(corrects[-1].sum())
+        margin_sum += float(marg.sum(dtype=torch.float64))
+        preds.append(predictions(block))
+        hit_r, hit_c = torch.nonzero(
+            lambda_hits(block, lab, lam=lam, logit_scale=logit_scale, use_softmax=use_softmax), as_tuple=True
+        )
+        conf_y.append(lab[hit_r].cpu().numpy())
+        conf_c.append(hit_c.cpu().numpy())
+    pred_np = torch.cat(preds).cpu().numpy()
+    lab_np = labels.cpu().numpy()
+    per_count = np.bincount(lab_np, minlength=n_classes)
+    per_correct = np.bincount(lab_np[torch.cat(corrects).cpu().numpy()], minlength=n_classes)
+    conf = _table(lab_np, pred_np, n_classes, np.int64)
+    lam_conf = _table(np.concatenate(conf_y), np.concatenate(conf_c), n_classes, np.float32)
+    per_acc = np.divide(per_correct, per_count, out=np.full(n_classes, np.nan), where=per_count > 0)
+    return Feedback(
+        accuracy=n_correct / n_img,
+        mean_margin=margin_sum / n_img,
+        per_class_accuracy=per_acc,
+        per_class_count=per_count,
+        confusion=conf,
+        lam_confusion=lam_conf,
+        top_confused=top_confused(lam_conf, m),
+        n_correct=n_correct,
+    )
+
+
+def _table(rows: np.ndarray, cols: np.ndarray, n: int, dtype: type) -> Table:
+    """Count table of (row, column) pairs: dense up to DENSE_CLASSES classes, CSR above."""
+    if n <= DENSE_CLASSES:
+        out: np.ndarray = np.zeros((n, n), dtype=dtype)
+        np.add.at(out, (rows, cols), 1)
+        return out
+    return sp.csr_array((np.ones(len(rows), dtype=dtype), (rows, cols)), shape=(n, n))
 
 
 def similarity_matrix(

@@ -72,6 +72,7 @@ class ScoringSession:
         self.engine = ScoringEngine(image_emb, labels, len(self.classnames), device=device)
         self.lam, self.m, self.logit_scale = lam, m, logit_scale
         self.current: dict[str, list[str]] = {}
+        self._feedback: Feedback | None = None  # of the current descriptions; dropped when one changes
 
     def class_index(self, name: str) -> int:
         """Index of a class name, with an error that lists close names when it is unknown."""
@@ -96,9 +97,19 @@ class ScoringSession:
                 continue
             self.engine.set_class(self.class_index(name), self.embed(name, descs))
             self.current[name] = list(descs)
+            self._feedback = None
 
     def feedback(self) -> Feedback:
-        """Visual feedback on the current descriptions."""
+        """Visual feedback on the current descriptions (computed once per set of descriptions).
+
+        Every node of an iteration asks for the feedback of the same descriptions; with 1,000 classes one
+        computation is a large share of an iteration's non-LLM time, so it is kept until a class changes.
+        """
+        if self._feedback is None:
+            self._feedback = self._compute_feedback()
+        return self._feedback
+
+    def _compute_feedback(self) -> Feedback:
         return self.engine.feedback(lam=self.lam, m=self.m, logit_scale=self.logit_scale)
 
     def trial_feedback(self, classname: str, descriptions: Sequence[str]) -> Feedback:
@@ -108,9 +119,9 @@ class ScoringSession:
         saved_cen, saved_col = eng.centroids[c].clone(), eng.scores[:, c].clone()
         try:
             eng.set_class(c, self.embed(classname, descriptions))
-            return self.feedback()
+            return self._compute_feedback()
         finally:
-            eng.centroids[c], eng.scores[:, c] = saved_cen, saved_col
+            eng.set_column(c, saved_cen, saved_col)
 
     def evaluate_sets(self, classname: str, candidate_sets: Sequence[Sequence[str]]) -> CandidateScores:
         """Objective of each candidate description set for one class, in one vectorized sweep."""

@@ -8,6 +8,7 @@ from collections.abc import Awaitable, Mapping, Sequence
 from typing import Any, TypeVar
 
 import numpy as np
+import scipy.sparse as sp
 from langchain_core.messages import BaseMessage
 
 from visfeed.agents.context import RunContext
@@ -16,7 +17,7 @@ from visfeed.agents.schemas import ClassEntry, DescriptionBatch, OneClass, examp
 from visfeed.errors import BudgetExceeded
 from visfeed.state.models import Objective
 from visfeed.tools.llm import StructuredOutputError
-from visfeed.tools.scoring import Feedback
+from visfeed.tools.scoring import Feedback, Table
 from visfeed.tools.session import ScoringSession
 
 log = logging.getLogger(__name__)
@@ -105,23 +106,54 @@ def classes_to_mutate(fb: Feedback, scope: str) -> list[int]:
     ]
 
 
-def group_by_confusion(lam_conf: np.ndarray, targets: Sequence[int], size: int) -> list[list[int]]:
+def group_by_confusion(lam_conf: Table, targets: Sequence[int], size: int) -> list[list[int]]:
     """Groups of about ``size`` classes that confuse each other (one LLM call per group, as in the paper).
 
     Greedy and deterministic: seed a group with the most confused remaining class, then add the remaining
-    class most linked (symmetric lambda-confusion) to the group, until the group is full.
+    class most linked (symmetric lambda-confusion) to the group, until the group is full; ties go to the
+    earlier class in seed order. The links are kept sparse and each group keeps a running link vector
+    (one column added per member), so the work follows the confusions, not targets x targets pairs.
     """
     if not targets:
         return []
-    w = lam_conf + lam_conf.T
-    n_groups = -(-len(targets) // size)
-    per = -(-len(targets) // n_groups)
-    remaining = sorted(targets, key=lambda c: (-float(w[c, list(targets)].sum()), c))
+    ids = np.asarray(list(targets))
+    sub = sp.csr_array(lam_conf, dtype=np.float32)[ids][:, ids]  # counts: exact in float32
+    w = sp.csc_array(sub + sub.T)
+    n_groups = -(-len(ids) // size)
+    per = -(-len(ids) // n_groups)
+    totals = np.asarray(w.sum(axis=0)).ravel()
+    order = sorted(range(len(ids)), key=lambda i: (-float(totals[i]), int(ids[i])))
+    rank = np.empty(len(ids), dtype=np.int64)
+    rank[order] = np.arange(len(ids))
+    free = np.ones(len(ids), dtype=bool)
+    links = np.zeros(len(ids), dtype=np.float32)
+    nxt = 0  # position in seed order before which no class is free (classes only ever stop being free)
+
+    def first_free() -> int | None:
+        nonlocal nxt
+        while nxt < len(order) and not free[order[nxt]]:
+            nxt += 1
+        return order[nxt] if nxt < len(order) else None
+
     groups: list[list[int]] = []
-    while remaining:
-        group = [remaining.pop(0)]
-        while len(group) < per and remaining:
-            links = [float(w[r, group].sum()) for r in remaining]
-            group.append(remaining.pop(int(np.argmax(links))))
-        groups.append(sorted(group))
+    while (seed := first_free()) is not None:
+        group, touched = [seed], set()
+        free[seed] = False
+        while True:
+            lo, hi = w.indptr[group[-1]], w.indptr[group[-1] + 1]
+            links[w.indices[lo:hi]] += w.data[lo:hi]
+            touched.update(w.indices[lo:hi].tolist())
+            if len(group) >= per:
+                break
+            linked = [i for i in touched if free[i] and links[i] > 0]
+            if linked:
+                best = min(linked, key=lambda i: (-float(links[i]), int(rank[i])))
+            else:  # nothing linked: every free class has link 0, so the earliest in seed order
+                best = first_free()
+                if best is None:
+                    break
+            free[best] = False
+            group.append(best)
+        links[list(touched)] = 0.0
+        groups.append(sorted(int(ids[i]) for i in group))
     return groups

@@ -16,7 +16,7 @@ from langgraph.runtime import Runtime
 from visfeed.agents.context import RunContext, traced
 from visfeed.agents.nodes.common import ask_descriptions, chunks, gather_budgeted
 from visfeed.agents.prompting import PROSE_ASPECTS, messages, prose_requests, quoted
-from visfeed.agents.schemas import batch_to_map, names_other_class
+from visfeed.agents.schemas import NameMatcher, batch_to_map
 from visfeed.state.models import Candidate, GraphState
 from visfeed.tools.feedback_text import quote
 from visfeed.tools.session import ScoringSession
@@ -28,13 +28,13 @@ def drop_reasons(
     texts: list[str],
     confused: list[str],
     threshold: float,
-    check_names: bool,
+    names: NameMatcher | None,
 ) -> dict[str, str]:
-    """Text -> why it must go, for the texts of class ``name`` that fail the filter."""
+    """Text -> why it must go, for the texts of class ``name`` that fail the filter (``names``: check names)."""
     reasons: dict[str, str] = {}
-    if check_names:
+    if names is not None:
         for t in texts:
-            other = names_other_class(t, name, session.classnames)
+            other = names.other_class(t, name)
             if other is not None:
                 reasons[t] = f"names another class ({quote(other)})"
     rest = [t for t in texts if t not in reasons]
@@ -55,15 +55,14 @@ async def filter_similar(state: GraphState, runtime: Runtime[RunContext]) -> dic
     cfg, session, it = ctx.config, ctx.session, state.iteration + 1
     fb = ctx.feedback_for(state)
     confused = {n: [session.classnames[o] for o in fb.top_confused[session.class_index(n)]] for n in state.candidates}
+    names = NameMatcher(session.classnames) if cfg.drop_other_class_names else None
 
     def apply(cands: dict[str, list[Candidate]]) -> tuple[dict[str, list[Candidate]], dict[str, dict[str, str]]]:
         kept: dict[str, list[Candidate]] = {}
         dropped: dict[str, dict[str, str]] = {}
         for name, sets in cands.items():
             texts = list(dict.fromkeys(d for s in sets for d in s.descriptions))
-            reasons = drop_reasons(
-                session, name, texts, confused.get(name, []), cfg.similarity_threshold, cfg.drop_other_class_names
-            )
+            reasons = drop_reasons(session, name, texts, confused.get(name, []), cfg.similarity_threshold, names)
             if reasons:
                 dropped[name] = reasons
                 for t, why in reasons.items():

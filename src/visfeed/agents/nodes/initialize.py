@@ -12,7 +12,7 @@ from visfeed.agents.context import RunContext, traced
 from visfeed.agents.nodes.common import ask_descriptions, chunks, gather_budgeted
 from visfeed.agents.nodes.vocabulary import extend_vocabulary
 from visfeed.agents.prompting import PROSE_ASPECTS, messages, prose_requests, quoted
-from visfeed.agents.schemas import batch_to_map, clean_description, names_other_class
+from visfeed.agents.schemas import NameMatcher, batch_to_map, clean_description
 from visfeed.errors import BudgetExceeded, ConfigError
 from visfeed.state.models import Descriptions, GraphState, LineageEntry
 from visfeed.state.templates import parse_source
@@ -85,8 +85,9 @@ async def initialize(state: GraphState, runtime: Runtime[RunContext]) -> dict[st
             if not todo or budget_hit:
                 break
         if cfg.drop_other_class_names:
+            matcher = NameMatcher(names)
             for name, ds in descs.items():
-                kept = [d for d in ds if names_other_class(d, name, names) is None]
+                kept = [d for d in ds if matcher.other_class(d, name) is None]
                 descs[name] = kept
         for name in names:
             if not descs.get(name):

@@ -19,10 +19,15 @@ from visfeed.state.models import BankEntry, ClassChange, GraphState, LineageEntr
 def update_banks(
     banks: dict[str, MemoryBank], changes: dict[str, ClassChange], it: int, cap: int
 ) -> dict[str, MemoryBank]:
-    """New banks after one iteration's changes (inputs are not modified)."""
-    out = {n: b.model_copy(deep=True) for n, b in banks.items()}
+    """The new banks of the classes one iteration's changes touched (inputs are not modified).
+
+    Only those classes are returned: the ``banks`` field merges them in, so a checkpoint stores what
+    changed rather than every class's bank.
+    """
+    out: dict[str, MemoryBank] = {}
     for name, ch in changes.items():
-        bank = out.setdefault(name, MemoryBank())
+        old = banks.get(name)
+        bank = old.model_copy() if old is not None else MemoryBank()
         added = [d for d in ch.after if d not in ch.before]
         deleted = [d for d in ch.before if d not in ch.after]
         entries = [
@@ -45,17 +50,23 @@ def update_banks(
         fresh = [e for e in ch.rejected if e.text not in known]
         if fresh:
             bank.negative = [*bank.negative, *fresh][-cap:]
+        if old is None or bank.positive is not old.positive or bank.negative is not old.negative:
+            out[name] = bank
     return out
 
 
 @traced
 async def update_memory(state: GraphState, runtime: Runtime[RunContext]) -> dict[str, Any]:
-    """Update banks and lineage; close the iteration."""
+    """Update banks and lineage; close the iteration (only changed banks and lineage entries are written)."""
     ctx = runtime.context
     it = state.iteration + 1
     banks = update_banks(state.banks, state.changes, it, ctx.config.bank_size)
-    lineage = [e.model_copy() for e in state.lineage]
-    live = {(e.class_name, e.text): i for i, e in enumerate(lineage) if e.deleted_iteration is None}
+    live = {
+        (e.class_name, e.text): e
+        for e in state.lineage
+        if e.deleted_iteration is None and e.class_name in state.changes
+    }
+    lineage: list[LineageEntry] = []  # new entries and the closed versions of ended ones
     for name, ch in state.changes.items():
         for d in ch.after:
             if d in ch.before or (name, d) in live:
@@ -64,17 +75,17 @@ async def update_memory(state: GraphState, runtime: Runtime[RunContext]) -> dict
                 class_name=name, text=d, introduced_iteration=it, origin=ch.origins.get(d, "mutate"),
                 delta_correct=ch.delta_correct, delta_margin=ch.delta_margin,
             )  # fmt: skip
-            live[(name, d)] = len(lineage)
+            live[(name, d)] = entry
             lineage.append(entry)
             ctx.tracer.emit("lineage_add", **entry.model_dump())
         for d in ch.before:
             if d in ch.after or (name, d) not in live:
                 continue
-            i = live.pop((name, d))
             reason = (
                 f"crossover in iteration {it} chose a set without it "
                 f"({ch.delta_correct:+d} correct, {ch.delta_margin:+.4f} mean margin for the class's new set)"
             )
-            lineage[i] = lineage[i].model_copy(update={"deleted_iteration": it, "deleted_reason": reason})
-            ctx.tracer.emit("lineage_delete", **lineage[i].model_dump())
+            closed = live.pop((name, d)).model_copy(update={"deleted_iteration": it, "deleted_reason": reason})
+            lineage.append(closed)
+            ctx.tracer.emit("lineage_delete", **closed.model_dump())
     return {"banks": banks, "lineage": lineage, "changes": {}, "iteration": it, "usage": ctx.usage()}

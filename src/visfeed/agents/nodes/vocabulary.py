@@ -15,7 +15,7 @@ from collections.abc import Sequence
 
 from visfeed.agents.context import RunContext
 from visfeed.agents.prompting import messages, quoted
-from visfeed.agents.schemas import clean_description, junk_reason, names_other_class
+from visfeed.agents.schemas import NameMatcher, clean_description, junk_reason
 from visfeed.tools.llm.structured import message_text
 from visfeed.tools.visual_words import check_entry
 
@@ -28,11 +28,12 @@ _SPLIT = re.compile(r"[\n,;]+")
 def parse_vocabulary_reply(text: str, classnames: Sequence[str], prompt: str = "") -> list[str]:
     """Usable vocabulary entries in an LLM reply: one per line (or comma), junk and class names dropped."""
     out: list[str] = []
+    names = NameMatcher(classnames)
     for raw in _SPLIT.split(text):
         entry = clean_description(raw).casefold()
         if not entry or entry in out or check_entry(entry) is not None:
             continue
-        if junk_reason(entry, "", prompt, min_words=1) is not None or names_other_class(entry, "", classnames):
+        if junk_reason(entry, "", prompt, min_words=1) is not None or names.other_class(entry, ""):
             continue
         out.append(entry)
     return out
