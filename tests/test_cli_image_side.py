@@ -65,7 +65,7 @@ def _eval(
 def test_eval_fuses_every_method_and_a_second_eval_makes_no_call(
     world: dict[str, str], fault_server: FaultServer, tmp_path: Path
 ) -> None:
-    fault_server.responder = answers("lemon", "a lemon")  # every picture is "a lemon", by description and by label
+    fault_server.answer_by_body = answers("lemon", "a lemon")  # every picture is "a lemon", by description and by label
     res = runner.invoke(app, _eval(world, fault_server.url, tmp_path / "a.json"))
     assert res.exit_code == 0, res.output
     sent = fault_server.request_count
@@ -115,7 +115,7 @@ def test_a_provider_that_rejects_images_exits_2_naming_it(
 def test_a_run_with_the_image_side_records_it_and_reports_it(
     world: dict[str, str], fault_server: FaultServer, tmp_path: Path
 ) -> None:
-    fault_server.responder = answers("cherry", "a cherry")
+    fault_server.answer_by_body = answers("cherry", "a cherry")
     run_dir = tmp_path / "run"
     res = runner.invoke(app, [
         "optimize", "-q", "-d", "imagefolder", "--root", world["images"], "--backbone", world["backbone"],
@@ -148,7 +148,7 @@ def test_a_run_with_the_image_side_records_it_and_reports_it(
 def test_auto_weights_are_chosen_on_validation_and_shown(
     world: dict[str, str], fault_server: FaultServer, tmp_path: Path
 ) -> None:
-    fault_server.responder = answers("lemon", "a lemon")
+    fault_server.answer_by_body = answers("lemon", "a lemon")
     res = runner.invoke(app, _eval(world, fault_server.url, tmp_path / "f.json", "image,description", weights="auto"))
     assert res.exit_code == 0, res.output
     data = json.loads((tmp_path / "f.json").read_text())
@@ -168,7 +168,7 @@ def test_auto_weights_are_chosen_on_validation_and_shown(
 def test_the_label_question_sends_the_class_names_as_an_enum_and_an_unlisted_answer_counts_as_none(
     world: dict[str, str], fault_server: FaultServer, tmp_path: Path
 ) -> None:
-    fault_server.responder = answers("banana", "a banana")  # a name that is not a class, whatever the schema says
+    fault_server.answer_by_body = answers("banana", "a banana")  # a name that is not a class, whatever the schema says
     res = runner.invoke(
         app, _eval(world, fault_server.url, tmp_path / "g.json", "image,label", cache=tmp_path / "g.db")
     )

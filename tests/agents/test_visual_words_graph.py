@@ -59,7 +59,10 @@ def test_graph_offers_words_scores_the_control_and_traces_them(base_config, make
     result = optimize(cfg, resources=_with_words(make_resources(chat)))
     assert result.status == "completed", result.error
     # the no-LLM control is in result.json beside the other baselines, and scored on the test split
-    assert set(result.baselines) == {"names", "templates", "llm_oneshot", "waffle", "visual_words"}
+    assert set(result.baselines) == {
+        "names", "templates", "llm_oneshot", "waffle", "visual_words", "searched_words", "image_prototypes",
+        "linear_probe",
+    }  # fmt: skip
     stored = json.loads((cfg.run_dir / "result.json").read_text())
     assert stored["baselines"]["visual_words"]["test_accuracy"] is not None
     # every mutate prompt shows what the images look like, with the class's own attribute words first

@@ -119,7 +119,7 @@ class FaultServer:
     def __init__(self, *, default: Action | None = None, model: str = "fault-model") -> None:
         self.default = default or reply("{}")
         # Answers by request body (e.g. by the picture sent) where a fixed script cannot; None: script/default.
-        self.responder: Callable[[dict[str, Any]], Action | None] | None = None
+        self.answer_by_body: Callable[[dict[str, Any]], Action | None] | None = None
         self.model = model
         self.requests: list[Recorded] = []
         self.in_flight = 0
@@ -182,7 +182,7 @@ class FaultServer:
         with self._lock:
             if self._queue:
                 return self._queue.popleft()
-            responder = self.responder
+            responder = self.answer_by_body
         answer = responder(body) if responder is not None else None
         return answer if answer is not None else self.default
 

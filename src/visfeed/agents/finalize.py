@@ -107,7 +107,12 @@ def score_searched(library: ItemLibrary, found: SearchResult, res: RunResources,
 
 
 def score_image_line(res: RunResources, cfg: RunConfig, test: EmbeddedSplit) -> dict[str, MethodScore]:
-    """The image line (prototypes, linear probe) fitted on the feedback images, C chosen on validation."""
+    """The image line (prototypes, linear probe) fitted on the feedback images, C chosen on validation.
+
+    Empty for a single class: a classifier needs two classes to tell apart.
+    """
+    if len(res.classnames) < 2:
+        return {}
     val = res.validation
     line = fit_image_line(
         res.feedback.image_emb, res.feedback.labels, len(res.classnames),

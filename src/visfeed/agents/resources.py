@@ -102,10 +102,11 @@ def searched_words(data: ScoringData, extra: Sequence[str] = ()) -> tuple[ItemLi
     """The searched-words line: a search over name templates and visual-word sentences, no LLM.
 
     Per class: six name templates and sentences of its ten best visual words (ranked on the feedback
-    images); the set is searched on the feedback split and picked on validation. No LLM and no test image: the line an LLM loop must beat (issue 25). None without a vocabulary.
+    images); the set is searched on the feedback split and picked on validation. No LLM and no test image: the line an LLM loop must beat (issue 25). None without a vocabulary or
+    with a single class.
     """
     source = word_source(data)
-    if source is None:
+    if source is None or len(data.classnames) < 2:  # one class: nothing to choose between
         return None
     probe = source.probe(extra)
     items = [

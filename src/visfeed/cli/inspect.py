@@ -230,14 +230,15 @@ def eval_command(
         if searched is not None:  # no LLM: name templates and visual-word sentences, searched on feedback
             vectors = searched[0].vectors(searched[1].chosen)
             scores.setdefault("searched_words", []).append(100.0 * accuracy_of(vectors, test.image_emb, test.labels))
-        val = data.validation
-        line = fit_image_line(
-            data.feedback.image_emb, data.feedback.labels, len(data.classnames), seed=seed,
-            val_emb=val.image_emb if val is not None else None, val_labels=val.labels if val is not None else None,
-        )  # fmt: skip
-        for method in IMAGE_METHODS:  # the image line: not zero-shot, marked in the table
-            acc = accuracy(line.predict(method, test.image_emb), test.labels)
-            scores.setdefault(method + IMAGE_LINE_MARK, []).append(100.0 * acc)
+        if len(data.classnames) > 1:  # the image line: a classifier needs two classes
+            val = data.validation
+            line = fit_image_line(
+                data.feedback.image_emb, data.feedback.labels, len(data.classnames), seed=seed,
+                val_emb=val.image_emb if val is not None else None, val_labels=val.labels if val is not None else None,
+            )  # fmt: skip
+            for method in IMAGE_METHODS:  # the image line: not zero-shot, marked in the table
+                acc = accuracy(line.predict(method, test.image_emb), test.labels)
+                scores.setdefault(method + IMAGE_LINE_MARK, []).append(100.0 * acc)
         if side is not None:
             grid = _image_side(data, cfg, sets, test, side, mllm, mllm_base_url, mllm_max_calls, mllm_max_cost)
             for name, row in grid.scores.items():

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import atexit
 import contextlib
+import http.client
 import importlib.util
 import json
 import logging
@@ -282,7 +283,7 @@ class LocalLLMServer:
                 # Alive still: a child that lost the port race exits while another server answers on it.
                 if any(m.get("id") == self.model_alias for m in data.get("data", [])) and self._proc.poll() is None:
                     return
-            except (urllib.error.URLError, OSError, ValueError):
+            except (urllib.error.URLError, http.client.HTTPException, OSError, ValueError):
                 pass
             time.sleep(0.1)
         raise ProviderError(
@@ -305,7 +306,7 @@ class LocalLLMServer:
         try:
             with opener.open(request, timeout=self.startup_timeout_s) as resp:
                 json.loads(resp.read())
-        except (urllib.error.URLError, OSError, ValueError) as exc:
+        except (urllib.error.URLError, http.client.HTTPException, OSError, ValueError) as exc:
             died = self.death_error(grace_s=2.0)
             if died is not None:
                 raise died from None
