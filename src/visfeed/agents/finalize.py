@@ -12,7 +12,13 @@ from typing import Any
 
 import numpy as np
 
-from visfeed.agents.resources import EmbeddedSplit, RunResources, searched_words, visual_words_control
+from visfeed.agents.resources import (
+    EmbeddedSplit,
+    RunResources,
+    image_line,
+    searched_words,
+    visual_words_control,
+)
 from visfeed.errors import DataError
 from visfeed.evals.image_side import ImageSideResult, image_side_grid, open_mllm, projected, selection_split
 from visfeed.state.config import RunConfig
@@ -21,7 +27,7 @@ from visfeed.state.models import GraphState
 from visfeed.state.rundir import MethodScore
 from visfeed.state.templates import PromptSet
 from visfeed.tools.baselines import baseline_prompt_sets, description_prompts, prompt_objective, prompt_session
-from visfeed.tools.image_line import IMAGE_METHODS, accuracy, fit_image_line
+from visfeed.tools.image_line import IMAGE_METHODS, accuracy
 from visfeed.tools.item_search import ItemLibrary, SearchResult, accuracy_of
 
 log = logging.getLogger(__name__)
@@ -107,18 +113,11 @@ def score_searched(library: ItemLibrary, found: SearchResult, res: RunResources,
 
 
 def score_image_line(res: RunResources, cfg: RunConfig, test: EmbeddedSplit) -> dict[str, MethodScore]:
-    """The image line (prototypes, linear probe) fitted on the feedback images, C chosen on validation.
-
-    Empty for a single class: a classifier needs two classes to tell apart.
-    """
-    if len(res.classnames) < 2:
+    """The image line (prototypes, linear probe) on every split; empty for a single class."""
+    line = image_line(res, cfg.seed)
+    if line is None:
         return {}
     val = res.validation
-    line = fit_image_line(
-        res.feedback.image_emb, res.feedback.labels, len(res.classnames),
-        val_emb=val.image_emb if val is not None else None, val_labels=val.labels if val is not None else None,
-        seed=cfg.seed,
-    )  # fmt: skip
     log.info("linear probe: C = %g (%s)", line.probe_c, line.probe_c_source)
     return {
         method: MethodScore(

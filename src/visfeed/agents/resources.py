@@ -18,6 +18,7 @@ import numpy as np
 from visfeed.errors import DataError
 from visfeed.state.config import DEFAULT_MODEL, RunConfig
 from visfeed.tools.datasets.base import Split
+from visfeed.tools.image_line import ImageLine, fit_image_line
 from visfeed.tools.item_search import (
     NAME_TEMPLATES,
     ItemLibrary,
@@ -122,6 +123,17 @@ def searched_words(data: ScoringData, extra: Sequence[str] = ()) -> tuple[ItemLi
         val_emb=val.image_emb if val is not None else None, val_labels=val.labels if val is not None else None,
     )  # fmt: skip
     return library, result
+
+
+def image_line(data: ScoringData, seed: int) -> ImageLine | None:
+    """The image line fitted on the feedback images, the probe's C chosen on validation (None for one class)."""
+    if len(data.classnames) < 2:  # a classifier needs two classes to tell apart
+        return None
+    val = data.validation
+    return fit_image_line(
+        data.feedback.image_emb, data.feedback.labels, len(data.classnames), seed=seed,
+        val_emb=val.image_emb if val is not None else None, val_labels=val.labels if val is not None else None,
+    )  # fmt: skip
 
 
 def build_vlm(cfg: RunConfig) -> VLM:

@@ -173,7 +173,7 @@ def eval_command(
       visfeed eval -d flowers102 --root /data -D descriptors_flowers.json -D ivf:flowers_sota.txt
       visfeed eval --image-side image,description,label   # each method with and without fusion
     """
-    from visfeed.agents.resources import build_scoring, searched_words, visual_words_control
+    from visfeed.agents.resources import build_scoring, image_line, searched_words, visual_words_control
     from visfeed.state.config import RunConfig
     from visfeed.state.image_side import parse_image_side, short_weights
     from visfeed.state.rundir import IMAGE_LINE_MARK
@@ -186,7 +186,7 @@ def eval_command(
         waffle_prompts,
     )
     from visfeed.tools.description_files import read_description_file
-    from visfeed.tools.image_line import IMAGE_METHODS, accuracy, fit_image_line
+    from visfeed.tools.image_line import IMAGE_METHODS, accuracy
     from visfeed.tools.item_search import accuracy_of
 
     try:
@@ -230,13 +230,9 @@ def eval_command(
         if searched is not None:  # no LLM: name templates and visual-word sentences, searched on feedback
             vectors = searched[0].vectors(searched[1].chosen)
             scores.setdefault("searched_words", []).append(100.0 * accuracy_of(vectors, test.image_emb, test.labels))
-        if len(data.classnames) > 1:  # the image line: a classifier needs two classes
-            val = data.validation
-            line = fit_image_line(
-                data.feedback.image_emb, data.feedback.labels, len(data.classnames), seed=seed,
-                val_emb=val.image_emb if val is not None else None, val_labels=val.labels if val is not None else None,
-            )  # fmt: skip
-            for method in IMAGE_METHODS:  # the image line: not zero-shot, marked in the table
+        line = image_line(data, seed)
+        if line is not None:  # not zero-shot: marked in the table
+            for method in IMAGE_METHODS:
                 acc = accuracy(line.predict(method, test.image_emb), test.labels)
                 scores.setdefault(method + IMAGE_LINE_MARK, []).append(100.0 * acc)
         if side is not None:

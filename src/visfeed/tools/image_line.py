@@ -22,7 +22,8 @@ PROBE_CS = (0.01, 0.1, 1.0, 10.0, 100.0)
 """Inverse regularisation strengths the probe tries on the validation split."""
 
 
-def _normalise(x: np.ndarray) -> np.ndarray:
+def normalise_rows(x: np.ndarray) -> np.ndarray:
+    """Rows scaled to unit length (float64), so dot products are cosines."""
     x = np.asarray(x, dtype=np.float64)
     return x / np.maximum(np.linalg.norm(x, axis=1, keepdims=True), 1e-12)
 
@@ -33,9 +34,9 @@ def prototypes(emb: np.ndarray, labels: np.ndarray, n_classes: int) -> np.ndarra
     missing = sorted(set(range(n_classes)) - set(labels.tolist()))
     if missing:
         raise DataError(f"image prototypes need at least one feedback image per class; classes {missing[:5]} have none")
-    x = _normalise(emb)
+    x = normalise_rows(emb)
     means = np.stack([x[labels == c].mean(axis=0) for c in range(n_classes)])
-    return _normalise(means)
+    return normalise_rows(means)
 
 
 def accuracy(pred: np.ndarray, labels: np.ndarray) -> float:
@@ -55,7 +56,7 @@ class ImageLine:
 
     def predict(self, method: str, emb: np.ndarray) -> np.ndarray:
         """Predicted class indices of ``emb`` by ``method`` (one of :data:`IMAGE_METHODS`)."""
-        x = _normalise(emb)
+        x = normalise_rows(emb)
         if method == "image_prototypes":
             return np.asarray((x @ self.prototypes.T).argmax(axis=1))
         if method == "linear_probe":
@@ -78,10 +79,10 @@ def fit_image_line(
 ) -> ImageLine:
     """Prototypes and a logistic-regression probe on the feedback embeddings; the probe's C picked on validation."""
     protos = prototypes(train_emb, train_labels, n_classes)
-    x = _normalise(train_emb)
+    x = normalise_rows(train_emb)
     y = np.asarray(train_labels)
     if val_emb is not None and val_labels is not None and len(val_labels):
-        xv = _normalise(val_emb)
+        xv = normalise_rows(val_emb)
         scored = [(accuracy(_probe(c, seed).fit(x, y).predict(xv), val_labels), -i, c) for i, c in enumerate(PROBE_CS)]
         best_c = max(scored)[2]  # ties: the stronger regularisation (earlier in PROBE_CS)
         source = "validation"

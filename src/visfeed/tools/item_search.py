@@ -23,11 +23,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from visfeed.errors import EmbeddingError
-
-
-def _normalise(x: np.ndarray) -> np.ndarray:
-    x = np.asarray(x, dtype=np.float64)
-    return x / np.maximum(np.linalg.norm(x, axis=-1, keepdims=True), 1e-12)
+from visfeed.tools.image_line import accuracy, normalise_rows
 
 
 @dataclass
@@ -48,11 +44,11 @@ class ItemLibrary:
                 raise EmbeddingError(
                     f"item library: class {self.classnames[c]!r} has {len(t)} items, {e.shape[0]} rows"
                 )
-        self.emb = [_normalise(e) for e in self.emb]
+        self.emb = [normalise_rows(e) for e in self.emb]
 
     def vectors(self, chosen: Sequence[Sequence[int]]) -> np.ndarray:
         """(C, D) class vectors of one assignment (normalised means of the chosen items)."""
-        return _normalise(np.stack([self.emb[c][list(idx)].mean(axis=0) for c, idx in enumerate(chosen)]))
+        return normalise_rows(np.stack([self.emb[c][list(idx)].mean(axis=0) for c, idx in enumerate(chosen)]))
 
 
 @dataclass
@@ -80,8 +76,7 @@ def _fitness_terms(logits: np.ndarray, labels: np.ndarray) -> tuple[float, float
 
 def accuracy_of(vectors: np.ndarray, image_emb: np.ndarray, labels: np.ndarray) -> float:
     """Top-1 accuracy of class vectors on images (cosine)."""
-    pred = (_normalise(image_emb) @ vectors.T).argmax(axis=1)
-    return float((pred == np.asarray(labels)).mean()) if len(labels) else 0.0
+    return accuracy((normalise_rows(image_emb) @ vectors.T).argmax(axis=1), labels)
 
 
 def _candidates(current: list[int], n_items: int) -> list[list[int]]:
@@ -129,7 +124,7 @@ def search_items(
     val_labels: Sequence[int] | np.ndarray | None = None,
 ) -> SearchResult:
     """Greedy per-class search of item sets on the feedback images; the round picked on validation."""
-    x = _normalise(image_emb)
+    x = normalise_rows(image_emb)
     y = np.asarray(labels, dtype=np.int64)
     chosen = [sorted(set(s)) for s in init]
     if len(chosen) != len(library.classnames) or any(not s for s in chosen):
@@ -158,7 +153,7 @@ def search_items(
             weights = np.zeros((len(cands), len(library.texts[c])))
             for k, s in enumerate(cands):
                 weights[k, s] = 1.0 / len(s)
-            cand_cols = logit_scale * x @ _normalise(weights @ library.emb[c]).T  # (N, K)
+            cand_cols = logit_scale * x @ normalise_rows(weights @ library.emb[c]).T  # (N, K)
             fit = _class_candidates_fitness(logits, y, c, cand_cols, ce_weight)
             current = _class_candidates_fitness(logits, y, c, logits[:, [c]], ce_weight)[0]
             best = int(np.argmax(fit))
