@@ -3,8 +3,10 @@
 Runs the default optimization for N seeds (each seed: its own world split and LLM sampling seed) and
 writes, on the test split, mean and std of test accuracy (percent) for class names, the 80-template
 ensemble, one-shot LLM descriptions, the WaffleCLIP control, the visual-words control (no LLM) and the
-optimized descriptions; then the same runs with ``visual_words`` off (the ablation,
-``optimized_no_words``; skip it with --no-ablation); plus wall time, the non-LLM fraction of wall time,
+optimized descriptions, ProAPO and ProAPO+words (its search over templates, the name, the one-shot
+descriptions and visual-word sentences), the searched words and the image line; then the same runs with
+the LLM's items withheld (``library_llm_items: false``, the LLM's share: ``optimized_no_llm_items``; skip it
+with --no-ablation); LLM calls and seconds per method; plus wall time, the non-LLM fraction of wall time,
 and accuracy per iteration and per LLM call.
 
     python benchmarks/worth.py --seeds 3 --out benchmarks/results/worth.json
@@ -30,14 +32,17 @@ from visfeed.state.rundir import CONFIG_FILE, load_result
 from visfeed.tools.builtin_models import shipped_tower_id
 from visfeed.tools.image_line import IMAGE_METHODS
 
-BASELINES = ("names", "templates", "llm_oneshot", "waffle", "visual_words", "searched_words")
+BASELINES = ("names", "templates", "llm_oneshot", "waffle", "visual_words", "searched_words", "proapo", "proapo_words")
 """The rows that use no labelled image: what the optimized descriptions must beat."""
 METHODS = (*BASELINES, "optimized", *IMAGE_METHODS)
 
 
-def run_seed(seed: int, runs_dir: Path, overrides: dict[str, Any]) -> dict[str, Any]:
+def run_seed(seed: int, runs_dir: Path, overrides: dict[str, Any], cache_dir: Path) -> dict[str, Any]:
+    """One seed's run; runs of one seed share an LLM response cache, so the ablation's one-shot descriptions
+    are the full run's (the same prompts, the same per-call seeds) and cost no LLM time."""
     run_dir = runs_dir / f"seed{seed}"
-    cfg = RunConfig.load(None, {"seed": seed, "run_dir": run_dir, **overrides})
+    cache = cache_dir / f"llm_cache_seed{seed}.sqlite"
+    cfg = RunConfig.load(None, {"seed": seed, "run_dir": run_dir, "llm_cache": cache, **overrides})
     t0 = time.perf_counter()
     if load_result(run_dir) is not None:
         stored = RunConfig.load(run_dir / CONFIG_FILE)
@@ -51,7 +56,13 @@ def run_seed(seed: int, runs_dir: Path, overrides: dict[str, Any]) -> dict[str, 
         raise SystemExit(f"seed {seed}: run ended with status {result.status!r}: {result.error}")
     scores = {**result.baselines, "optimized": result.optimized}
     acc = {m: scores[m].test_accuracy for m in METHODS if m in scores}
+    oneshot_calls = result.history[0].llm_calls if result.history else 0
+    uses_oneshot = ("llm_oneshot", "proapo", "proapo_words")
     return {
+        "llm_calls": {m: (oneshot_calls if m in uses_oneshot else 0) for m in acc}
+        | {"optimized": result.history[-1].llm_calls if result.history else 0},
+        "search_s": {m: s.search_s for m, s in scores.items() if s.search_s is not None}
+        | {"optimized": result.timings.get("wall_s", 0.0)},
         "seed": seed,
         "status": result.status,
         "test_accuracy": {m: 100.0 * float(a) for m, a in acc.items() if a is not None},
@@ -72,7 +83,7 @@ def main() -> None:
     ap.add_argument("--runs-dir", type=Path, default=None, help="default: runs/worth/<shipped tower hash>")
     ap.add_argument("--config", type=Path, default=None, help="optional YAML/TOML config for every seed")
     ap.add_argument("--set", action="append", default=[], metavar="FIELD=VALUE", help="config override (YAML value)")
-    ap.add_argument("--no-ablation", action="store_true", help="skip the runs with visual_words off")
+    ap.add_argument("--no-ablation", action="store_true", help="skip the runs with the LLM's items withheld")
     args = ap.parse_args()
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
     import yaml
@@ -85,14 +96,17 @@ def main() -> None:
         overrides[key] = yaml.safe_load(value)
     tower = shipped_tower_id()
     runs_dir = args.runs_dir or Path("runs/worth") / tower
-    per_seed = [run_seed(s, runs_dir, overrides) for s in range(args.seeds)]
+    per_seed = [run_seed(s, runs_dir, overrides, runs_dir) for s in range(args.seeds)]
     ablation = (
         []
         if args.no_ablation
-        else [run_seed(s, runs_dir / "no_words", {**overrides, "visual_words": False}) for s in range(args.seeds)]
+        else [
+            run_seed(s, runs_dir / "no_llm_items", {**overrides, "library_llm_items": False}, runs_dir)
+            for s in range(args.seeds)
+        ]
     )
     methods = {m: _spread([r["test_accuracy"][m] for r in per_seed if m in r["test_accuracy"]]) for m in METHODS}
-    methods["optimized_no_words"] = _spread([r["test_accuracy"]["optimized"] for r in ablation])
+    methods["optimized_no_llm_items"] = _spread([r["test_accuracy"]["optimized"] for r in ablation])
     methods = {m: v for m, v in methods.items() if v is not None}
     baselines = [methods[m]["mean"] for m in BASELINES if m in methods]
     wall = sum(r["timings"].get("wall_s", 0.0) for r in per_seed)
@@ -115,10 +129,16 @@ def main() -> None:
         "runs": per_seed,
         "ablation_runs": ablation,
     }
-    write_json_atomic(args.out, out)
     for m, v in methods.items():
         mark = "  (image line: fitted on the labelled feedback images)" if m in IMAGE_METHODS else ""
-        print(f"{m:18s} {v['mean']:6.2f} ± {v['std']:5.2f}  (test accuracy %){mark}")
+        runs = ablation if m == "optimized_no_llm_items" else per_seed
+        key = "optimized" if m == "optimized_no_llm_items" else m
+        calls = statistics.fmean(r["llm_calls"].get(key, 0) for r in runs)
+        secs = [r["search_s"][key] for r in runs if key in r["search_s"]]
+        took = f"{statistics.fmean(secs):7.1f} s" if secs else "      -  "
+        v |= {"llm_calls_mean": calls, "seconds_mean": statistics.fmean(secs) if secs else None}
+        print(f"{m:24s} {v['mean']:6.2f} ± {v['std']:5.2f}  {calls:6.1f} LLM calls  {took}{mark}")
+    write_json_atomic(args.out, out)
     print(f"gain over best baseline: {out['gain_over_best_baseline_points']:+.2f} points")
     print(f"wall {wall:.1f}s, non-LLM fraction {out['non_llm_fraction']:.3f} -> {args.out}")
 

@@ -124,6 +124,7 @@ def base_config(tmp_path: Path) -> Callable[..., RunConfig]:
             "patience": 2,
             "device": "cpu",
             "mutate_scope": "all",
+            "crossover": "auto",  # the classic crossover's mechanics; library mode has its own tests
             "max_concurrency": 2,
             "llm_cache": tmp_path / name / "llm_cache.sqlite",
         }

@@ -31,6 +31,7 @@ _STATE_TYPES = (
     "BankEntry",
     "MemoryBank",
     "Candidate",
+    "LibraryItem",
     "ClassChange",
     "LineageEntry",
     "IterationRecord",

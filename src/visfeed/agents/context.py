@@ -56,7 +56,7 @@ class RunContext:
         The session is shared by the nodes and rebuilt empty on resume, so a node that reads feedback
         starts here: it scores the sets of the state it was given, never those another node left behind.
         """
-        self.session.set_descriptions(state.descriptions)
+        self.session.set_descriptions(state.prompts_of(state.descriptions))
         return self.session.feedback()
 
     def usage(self) -> Usage:

@@ -8,6 +8,8 @@ backbone, so ``result.json`` compares like with like.
 from __future__ import annotations
 
 import logging
+import time
+from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
@@ -16,6 +18,7 @@ from visfeed.agents.resources import (
     EmbeddedSplit,
     RunResources,
     image_line,
+    proapo_lines,
     searched_words,
     visual_words_control,
 )
@@ -48,7 +51,8 @@ def score_methods(
     """
     control = visual_words_control(res, cfg, state.vocabulary_extra)
     sets = baseline_prompt_sets(res.classnames, state.initial, cfg.resolved_template, cfg.seed, control)
-    sets["optimized"] = description_prompts(state.best or state.descriptions, cfg.resolved_template)
+    best = state.best or state.descriptions
+    sets["optimized"] = description_prompts(state.prompts_of(best), cfg.session_template)
     test = res.test_loader()
     out: dict[str, MethodScore] = {}
     details: dict[str, Any] = {"split": "test", "classnames": list(res.classnames)}
@@ -89,9 +93,19 @@ def score_methods(
             test_accuracy=te_acc,
             prompts_per_class=sum(len(v) for v in prompts.values()) / max(1, len(prompts)),
         )
+    t0 = time.perf_counter()
     searched = searched_words(res, state.vocabulary_extra)
     if searched is not None:
-        out["searched_words"] = score_searched(*searched, res, test)
+        out["searched_words"] = score_searched(*searched, res, test).model_copy(
+            update={"search_s": time.perf_counter() - t0}
+        )
+    t0 = time.perf_counter()
+    lines = proapo_lines(res, cfg, state.initial, state.vocabulary_extra)
+    for method, found in lines.items():
+        log.info("%s: templates %s; snapshot %d picked on %s", method, found.templates.templates,
+                 found.found.picked, found.found.picked_on)  # fmt: skip
+        out[method] = score_vectors(found.library.vectors(found.found.chosen), found.found.chosen, res, test)
+        out[method].search_s = found.seconds
     out.update(score_image_line(res, cfg, test))
     side = cfg.resolved_image_side
     if side is not None:
@@ -101,14 +115,20 @@ def score_methods(
 
 def score_searched(library: ItemLibrary, found: SearchResult, res: RunResources, test: EmbeddedSplit) -> MethodScore:
     """The searched-words line on every split (its set was picked on validation; the test is scored here once)."""
-    vec = library.vectors(found.chosen)
-    val = res.validation
     log.info("searched words: round %d picked on %s", found.round_picked, found.picked_on)
+    return score_vectors(library.vectors(found.chosen), found.chosen, res, test)
+
+
+def score_vectors(
+    vec: np.ndarray, chosen: Sequence[Sequence[int]], res: RunResources, test: EmbeddedSplit
+) -> MethodScore:
+    """A searched line's class vectors on every split (chosen on feedback/validation; the test scored once)."""
+    val = res.validation
     return MethodScore(
         feedback_accuracy=accuracy_of(vec, res.feedback.image_emb, res.feedback.labels),
         validation_accuracy=accuracy_of(vec, val.image_emb, val.labels) if val is not None else None,
         test_accuracy=accuracy_of(vec, test.image_emb, test.labels),
-        prompts_per_class=sum(map(len, found.chosen)) / max(1, len(found.chosen)),
+        prompts_per_class=sum(map(len, chosen)) / max(1, len(chosen)),
     )
 
 

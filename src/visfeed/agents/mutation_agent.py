@@ -64,7 +64,7 @@ async def agent_mutate_group(
     cfg, session = ctx.config, ctx.session
     names = [session.classnames[c] for c in group]
     feedback = compact_feedback(group, session.classnames, state.descriptions, session.feedback(), words=words)
-    banks = render_banks(state.banks, names, cfg.bank_shown)
+    banks = render_banks(state.banks, names, cfg.bank_shown, search=cfg.crossover == "library")
     exclude = {n: [*state.descriptions.get(n, [])] for n in names}
     forced = ctx.client.handle.forces_tools
     probe = ctx.words.probe(state.vocabulary_extra) if ctx.words is not None else None

@@ -75,8 +75,12 @@ def quoted(names: Sequence[str]) -> str:
     return ", ".join(quote(n) for n in names)
 
 
-def render_banks(banks: Mapping[str, MemoryBank], classes: Sequence[str], shown: int) -> str:
-    """Memory shown to the LLM: what helped and what hurt, per class (most recent first)."""
+def render_banks(banks: Mapping[str, MemoryBank], classes: Sequence[str], shown: int, *, search: bool = False) -> str:
+    """Memory shown to the LLM: what helped and what hurt, per class (most recent first).
+
+    ``search``: the library crossover's words: what the search kept in the class's set and what it dropped.
+    """
+    good_label, bad_label = ("kept by the search", "dropped by the search") if search else ("helped", "hurt")
     if shown <= 0:
         return ""
     lines = []
@@ -87,9 +91,9 @@ def render_banks(banks: Mapping[str, MemoryBank], classes: Sequence[str], shown:
         good = [e.text for e in reversed(bank.positive) if e.action != "deleted"][:shown]
         bad = [e.text for e in reversed(bank.negative) if e.action != "deleted"][:shown]
         if good:
-            lines.append(f"{quote(name)} helped: {'; '.join(good)}")
+            lines.append(f"{quote(name)} {good_label}: {'; '.join(good)}")
         if bad:
-            lines.append(f"{quote(name)} hurt (do not reuse): {'; '.join(bad)}")
+            lines.append(f"{quote(name)} {bad_label} (do not reuse): {'; '.join(bad)}")
     return ("\nMemory of earlier edits:\n" + "\n".join(lines) + "\n") if lines else ""
 
 

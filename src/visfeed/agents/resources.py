@@ -9,9 +9,9 @@ selection can ever see it.
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
@@ -25,10 +25,12 @@ from visfeed.tools.item_search import (
     SearchResult,
     build_library,
     search_items,
+    single,
     word_items,
 )
 from visfeed.tools.llm import ProviderHandle, resolve_provider
-from visfeed.tools.session import TextEncoder
+from visfeed.tools.proapo import ProapoResult, proapo
+from visfeed.tools.session import FALLBACK_LOGIT_SCALE, TextEncoder
 from visfeed.tools.visual_words import Vocabulary, WordSource, control_descriptions, load_vocabulary
 
 AGENT_CHAT_FORMAT = "chatml-function-calling"  # llama.cpp's chat format with tools (and forced tool choice)
@@ -111,8 +113,8 @@ def searched_words(data: ScoringData, extra: Sequence[str] = ()) -> tuple[ItemLi
         return None
     probe = source.probe(extra)
     items = [
-        [*((t.format(name), "template") for t in NAME_TEMPLATES),
-         *((w, "words") for w in word_items(probe.words(c, (), k=10, per_category=10).own))]
+        [*(single(t.format(name), "template") for t in NAME_TEMPLATES),
+         *(single(w, "words") for w in word_items(probe.words(c, (), k=10, per_category=10).own))]
         for c, name in enumerate(data.classnames)
     ]  # fmt: skip
     library = build_library(data.classnames, items, lambda texts: data.encoder.embed_texts(texts))
@@ -123,6 +125,40 @@ def searched_words(data: ScoringData, extra: Sequence[str] = ()) -> tuple[ItemLi
         val_emb=val.image_emb if val is not None else None, val_labels=val.labels if val is not None else None,
     )  # fmt: skip
     return library, result
+
+
+PROAPO_METHODS = ("proapo", "proapo_words")
+"""ProAPO's rows: its library (templates, the name, the run's one-shot descriptions), and with visual words."""
+
+
+def proapo_lines(
+    data: ScoringData, cfg: RunConfig, oneshot: Mapping[str, Sequence[str]], extra: Sequence[str] = ()
+) -> dict[str, ProapoResult]:
+    """ProAPO's search on the feedback split, picked on validation: without and with visual-word sentences.
+
+    Both share stage 1 (the template set). No LLM call: the descriptions are the run's one-shot ones. Empty
+    for a single class; ``proapo_words`` only with a vocabulary.
+    """
+    if len(data.classnames) < 2:
+        return {}
+    names = list(data.classnames)
+    fb, val = data.feedback, data.validation
+    common: dict[str, Any] = {
+        "embed": data.encoder.embed_texts, "image_emb": fb.image_emb, "labels": fb.labels,
+        "scale": data.logit_scale or FALLBACK_LOGIT_SCALE, "seed": cfg.seed,
+        "val_emb": val.image_emb if val is not None else None, "val_labels": val.labels if val is not None else None,
+    }  # fmt: skip
+    descs = [list(oneshot.get(n, [])) for n in names]
+    run_template = cfg.resolved_template
+    out = {"proapo": proapo(names, descs, [[] for _ in names], run_template=run_template, **common)}
+    source = word_source(data)
+    if source is not None:
+        probe = source.probe(extra)
+        words = [word_items(probe.words(c, (), k=10, per_category=10).own) for c in range(len(names))]
+        out["proapo_words"] = proapo(
+            names, descs, words, run_template=run_template, templates=out["proapo"].templates, **common
+        )
+    return out
 
 
 def image_line(data: ScoringData, seed: int) -> ImageLine | None:

@@ -36,6 +36,7 @@ from visfeed.state.rundir import (
     CHECKPOINTS,
     CONFIG_FILE,
     EVALUATION_FILE,
+    LIBRARY_FILE,
     RESULT_FILE,
     RunResult,
     default_run_dir,
@@ -184,7 +185,7 @@ async def _arun(
             res.classnames,
             split.image_emb,
             split.labels,
-            template=cfg.resolved_template,
+            template=cfg.session_template,
             device=cfg.device,
             lam=cfg.lam,
             m=cfg.top_m,
@@ -269,8 +270,12 @@ def _final_result(
     tracer.emit("evaluation", split="test", methods={k: v.model_dump() for k, v in scores.items()})
     eval_s = time.perf_counter() - t_eval
     best = state.best or state.descriptions
-    write_json_atomic(run_dir / "descriptions.json", description_prompts(best, cfg.resolved_template))
+    write_json_atomic(run_dir / "descriptions.json", description_prompts(state.prompts_of(best), cfg.session_template))
     write_json_atomic(run_dir / "descriptions_raw.json", best)
+    if state.library:  # every item the search could choose, and which it chose
+        write_json_atomic(run_dir / LIBRARY_FILE, {
+            n: [{**x.model_dump(), "chosen": x.text in best[n]} for x in items] for n, items in state.library.items()
+        })  # fmt: skip
     wall = time.perf_counter() - t0
     llm_wall = _llm_wall(client)
     nodes: dict[str, float] = {}

@@ -161,9 +161,10 @@ def eval_command(
         float | None, typer.Option("--mllm-max-cost", min=0, help="Budget: most MLLM spend in USD.")
     ] = None,
 ) -> None:
-    """Score the baselines (names, 80 templates, WaffleCLIP, the visual-words control) and description files.
+    """Score the baselines and description files: mean and spread over seeds.
 
-    Mean and spread over seeds.
+    Baselines: names, 80 templates, WaffleCLIP, the visual-words control, the searched words, ProAPO (here
+    without an LLM: templates, names and visual-word sentences) and the image line.
 
     Examples:
       visfeed eval                                          # baselines on the synthetic world
@@ -173,7 +174,7 @@ def eval_command(
       visfeed eval -d flowers102 --root /data -D descriptors_flowers.json -D ivf:flowers_sota.txt
       visfeed eval --image-side image,description,label   # each method with and without fusion
     """
-    from visfeed.agents.resources import build_scoring, image_line, searched_words, visual_words_control
+    from visfeed.agents.resources import build_scoring, image_line, proapo_lines, searched_words, visual_words_control
     from visfeed.state.config import RunConfig
     from visfeed.state.image_side import parse_image_side, short_weights
     from visfeed.state.rundir import IMAGE_LINE_MARK
@@ -230,6 +231,9 @@ def eval_command(
         if searched is not None:  # no LLM: name templates and visual-word sentences, searched on feedback
             vectors = searched[0].vectors(searched[1].chosen)
             scores.setdefault("searched_words", []).append(100.0 * accuracy_of(vectors, test.image_emb, test.labels))
+        for method, found in proapo_lines(data, cfg, {}).items():  # no LLM here: templates, names, words
+            vectors = found.library.vectors(found.found.chosen)
+            scores.setdefault(method, []).append(100.0 * accuracy_of(vectors, test.image_emb, test.labels))
         line = image_line(data, seed)
         if line is not None:  # not zero-shot: marked in the table
             for method in IMAGE_METHODS:

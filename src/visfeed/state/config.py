@@ -25,7 +25,7 @@ from visfeed.state.llm import LLMSettings, LLMTransport
 from visfeed.state.templates import DEFAULT_TEMPLATE, NAMELESS_TEMPLATE, check_template
 
 DEFAULT_MODEL = "visfeed-market"  # open_clip model name of the embedded default backbone (visfeed.tools.builtin_models)
-CrossoverMode = Literal["auto", "exhaustive", "greedy", "beam", "llm"]
+CrossoverMode = Literal["library", "auto", "exhaustive", "greedy", "beam", "llm"]
 MutationMode = Literal["structured", "agent", "auto"]
 AnswerFormat = Literal["auto", "json", "prose"]
 PROSE_SENTENCES_PER_CALL = 2  # what one plain-prose description request asks for
@@ -120,6 +120,12 @@ class RunConfig(BaseModel):
 
     # ----------------------------------------------------------------- method
     seed: int = Field(default=0, description="Seed of every random choice (data split, RNG, LLM sampling seed).")
+    reproducible: bool = Field(
+        default=False,
+        description="One LLM request in flight at a time, sent in a fixed order, so the same seed gives the same "
+        "answers from a local server (which reuses the previous prompt's cache: with 2 requests in flight their "
+        "order, and so the sampled text, varies). Slower on servers that answer requests in parallel.",
+    )
     lam: float = Field(default=0.9, gt=0, le=1, description="Lambda of the lambda-confusion feedback (paper: 0.9).")
     top_m: int = Field(default=5, ge=1, le=50, description="Most confused classes shown per class (paper: 5).")
     logit_scale: float | None = Field(
@@ -144,9 +150,11 @@ class RunConfig(BaseModel):
         description="Classes per LLM call, grouped by lambda-confusion; None: 10 (paper) for remote models, 1 for "
         "the local model, which returns empty multi-class answers far too often.",
     )
-    mutate_scope: Literal["all", "confused"] = Field(
-        default="confused",
-        description="'confused': mutate only classes with errors or near misses; 'all': every class.",
+    mutate_scope: Literal["auto", "all", "confused"] = Field(
+        default="auto",
+        description="'confused': mutate only classes with errors or near misses; 'all': every class; 'auto': all "
+        "with the library crossover (its search fits the few shots perfectly, so errors name no class), else "
+        "confused.",
     )
     bank_size: int = Field(default=10, ge=1, le=100, description="Entries kept per memory bank per class (paper: 10).")
     bank_shown: int = Field(default=4, ge=0, le=100, description="Bank entries per class shown in a mutation prompt.")
@@ -162,10 +170,20 @@ class RunConfig(BaseModel):
     )
     drop_other_class_names: bool = Field(default=True, description="Filter: drop descriptions that name another class.")
     crossover: CrossoverMode = Field(
-        default="auto",
-        description="'exhaustive': every union of proposal sets and the current set; 'greedy'/'beam': "
+        default="library",
+        description="'library': every class keeps an item library (name templates, one-shot descriptions, "
+        "visual-word sentences, every proposal) and a search assembles its set each iteration (docs/method.md); "
+        "'exhaustive': every union of proposal sets and the current set; 'greedy'/'beam': "
         "description-level search; 'llm': LLM recombination then selection; 'auto': exhaustive when small, "
         "else beam.",
+    )
+    library_rounds: int = Field(
+        default=8, ge=1, le=100, description="Library crossover: most rounds of the item search per iteration."
+    )
+    library_llm_items: bool = Field(
+        default=True,
+        description="Library crossover: the LLM's descriptions join the libraries (false: the same run with the "
+        "LLM's items withheld, which measures the LLM's share; no mutation call is made).",
     )
     exhaustive_limit: int = Field(default=256, ge=1, description="Most candidate unions evaluated exhaustively.")
     beam_width: int = Field(default=4, ge=1, le=64, description="Beam width of the beam crossover.")
@@ -293,10 +311,23 @@ class RunConfig(BaseModel):
         return NAMELESS_TEMPLATE if self.backbone == DEFAULT_MODEL else DEFAULT_TEMPLATE
 
     @property
+    def resolved_mutate_scope(self) -> Literal["all", "confused"]:
+        """The mutation scope actually used (see ``mutate_scope``)."""
+        if self.mutate_scope != "auto":
+            return self.mutate_scope
+        return "all" if self.crossover == "library" else "confused"
+
+    @property
+    def session_template(self) -> str:
+        """The template sessions score the state with: library items carry their own prompts."""
+        return NAMELESS_TEMPLATE if self.crossover == "library" else self.resolved_template
+
+    @property
     def llm_settings(self) -> LLMSettings:
         """What the LLM client gets: the ``llm`` knobs plus the resolved temperature, token cap and the seed."""
+        knobs = self.llm.model_dump() | ({"max_concurrency": 1} if self.reproducible else {})
         return LLMSettings(
-            **self.llm.model_dump(),
+            **knobs,
             temperature=self.resolved_temperature,
             max_tokens=self.resolved_max_tokens,
             seed=self.seed,

@@ -13,7 +13,7 @@ classes adds about what one iteration changed, not the whole state, per node.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import Annotated, Any, Literal, TypeVar
 
 from langgraph.channels import DeltaChannel
@@ -126,6 +126,22 @@ class Candidate(BaseModel):
     descriptions: list[str] = Field(description="The proposed descriptions.")
 
 
+class LibraryItem(BaseModel):
+    """One candidate of a class's item library: what the search may put in the class's set.
+
+    ``text`` is what people and the LLM read (a description, a visual-word sentence, a class-name template);
+    ``prompts`` are the sentences the text tower embeds for it (one per template of the run's template set),
+    so the class vector is the normalised mean over every prompt of its chosen items.
+    """
+
+    model_config = ConfigDict(frozen=True)
+
+    text: str = Field(description="The item as shown (unique within its class).")
+    source: str = Field(description="Where it came from: 'name', 'oneshot', 'words', 'visual_words', 'mutate:k=0', ...")
+    prompts: list[str] = Field(description="The prompt sentences embedded for it.")
+    iteration: int = Field(default=0, description="Iteration that added it (0: before the loop).")
+
+
 class ClassChange(BaseModel):
     """What crossover did to one class in one iteration (consumed by update_memory)."""
 
@@ -204,6 +220,14 @@ class GraphState(BaseModel):
     banks: Annotated[dict[str, MemoryBank], _delta(merge_keys)] = Field(
         default_factory=dict, description="Memory banks per class (a write holds the classes it changed)."
     )
+    library: Annotated[dict[str, list[LibraryItem]], _delta(merge_keys)] = Field(
+        default_factory=dict,
+        description="Item library per class (crossover 'library'): every item the search may choose; a write "
+        "holds the classes that gained items. ``descriptions`` then hold the chosen items' texts.",
+    )
+    templates: Annotated[list[str], replace] = Field(
+        default_factory=list, description="The template set the library's name and description items use."
+    )
     history: Annotated[list[IterationRecord], _delta(append_all)] = Field(
         default_factory=list, description="Objective per iteration (append-only)."
     )
@@ -219,3 +243,17 @@ class GraphState(BaseModel):
     vocabulary_extra: Annotated[list[str], replace] = Field(
         default_factory=list, description="Visual words the LLM added to the vocabulary (vocabulary_extend)."
     )
+
+    def prompts_of(self, descriptions: Mapping[str, Sequence[str]]) -> dict[str, list[str]]:
+        """What a scoring session embeds for ``descriptions``.
+
+        With an item library (crossover 'library'): the chosen items' prompts; otherwise the texts themselves
+        (the session's template joins the class name).
+        """
+        if not self.library:
+            return {n: list(d) for n, d in descriptions.items()}
+        out: dict[str, list[str]] = {}
+        for name, texts in descriptions.items():
+            by_text = {it.text: it for it in self.library[name]}
+            out[name] = [p for t in texts for p in by_text[t].prompts]
+        return out

@@ -23,6 +23,7 @@ log = logging.getLogger(__name__)
 
 CONFIG_FILE, RESULT_FILE, CHECKPOINTS = "config.yaml", "result.json", "checkpoints.sqlite"
 EVALUATION_FILE = "evaluation.json"  # per-class test accuracy and confusion, before and after
+LIBRARY_FILE = "library.json"  # crossover "library": every item per class, its source and whether it was chosen
 TRACE_FILE = "trace.jsonl"
 
 
@@ -36,6 +37,9 @@ class MethodScore(BaseModel):
     uses_images: bool = Field(
         default=False,
         description="Fitted on the labelled feedback images (the image line), not zero-shot: a reference line.",
+    )
+    search_s: float | None = Field(
+        default=None, description="Seconds its search took at the end of the run (the searched lines: no LLM call)."
     )
 
 

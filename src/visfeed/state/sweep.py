@@ -26,11 +26,13 @@ from visfeed.state.templates import parse_source
 #: The rows a sweep summary can show, in table order: what ``result.json`` scores for every run.
 #: ``image_prototypes`` and ``linear_probe`` are the image line: fitted on the labelled feedback images.
 Method = Literal[
-    "names", "templates", "llm_oneshot", "waffle", "visual_words", "searched_words", "optimized",
+    "names", "templates", "llm_oneshot", "waffle", "visual_words", "searched_words", "proapo", "proapo_words",
+    "optimized",
     "image_prototypes", "linear_probe",
 ]  # fmt: skip
 METHODS: tuple[Method, ...] = (
-    "names", "templates", "llm_oneshot", "waffle", "visual_words", "searched_words", "optimized",
+    "names", "templates", "llm_oneshot", "waffle", "visual_words", "searched_words", "proapo", "proapo_words",
+    "optimized",
     "image_prototypes", "linear_probe",
 )  # fmt: skip
 SWEEP_FILE = "sweep.yaml"  # the spec as run, written into the sweep directory

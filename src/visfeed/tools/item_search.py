@@ -6,7 +6,7 @@ search over a class's own visual-word sentences beat the LLM loop by 8 points (i
 that search as a pure function over embeddings, so any item source (templates, visual-word sentences,
 LLM proposals) plugs in as rows of a library:
 
-- a class's vector is the normalised mean of its chosen items' (normalised) embeddings;
+- a class's vector is the normalised mean of its chosen items' prompts' (normalised) embeddings;
 - fitness on the feedback shots is accuracy − ``ce_weight`` × mean cross-entropy of the scaled cosine
   logits (the cross-entropy term keeps the 8 shots from being overfit by a set that just scrapes them);
 - each round visits every class and takes its best single change (add, remove or replace one item) if it
@@ -23,17 +23,26 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from visfeed.errors import EmbeddingError
+from visfeed.state.models import LibraryItem
 from visfeed.tools.image_line import accuracy, normalise_rows
 
 
 @dataclass
 class ItemLibrary:
-    """Per class: candidate item texts, their sources ('template', 'words', 'llm', ...) and embeddings."""
+    """Per class: candidate item texts, their sources ('template', 'words', 'llm', ...) and embeddings.
+
+    An item's row is the *sum* of its prompts' normalised embeddings (one prompt: the embedding itself) and
+    ``counts`` its number of prompts. The class vector is the normalised sum of the chosen rows (CLIP's and
+    ProAPO's ensemble), or, with ``mean_of_cosines``, their mean over every chosen prompt: the centroid a
+    scoring session computes from the chosen items' prompts together (the method's ensembled score).
+    """
 
     classnames: list[str]
     texts: list[list[str]]
     sources: list[list[str]]
     emb: list[np.ndarray]
+    counts: list[np.ndarray] | None = None
+    mean_of_cosines: bool = False
 
     def __post_init__(self) -> None:
         n = len(self.classnames)
@@ -44,11 +53,29 @@ class ItemLibrary:
                 raise EmbeddingError(
                     f"item library: class {self.classnames[c]!r} has {len(t)} items, {e.shape[0]} rows"
                 )
-        self.emb = [normalise_rows(e) for e in self.emb]
+        self.emb = [np.asarray(e, dtype=np.float64) for e in self.emb]
+        if self.counts is None:
+            self.counts = [np.ones(len(t)) for t in self.texts]
+
+    def columns(self, c: int, sets: Sequence[Sequence[int]]) -> np.ndarray:
+        """(K, D) vectors of class ``c`` for each candidate item set."""
+        assert self.counts is not None
+        w = np.zeros((len(sets), len(self.texts[c])))
+        for k, s in enumerate(sets):
+            w[k, list(s)] = 1.0
+        sums = w @ self.emb[c]
+        if self.mean_of_cosines:
+            return sums / (w @ self.counts[c])[:, None]
+        return normalise_rows(sums)
 
     def vectors(self, chosen: Sequence[Sequence[int]]) -> np.ndarray:
-        """(C, D) class vectors of one assignment (normalised means of the chosen items)."""
-        return normalise_rows(np.stack([self.emb[c][list(idx)].mean(axis=0) for c, idx in enumerate(chosen)]))
+        """(C, D) class vectors of one assignment."""
+        return np.concatenate([self.columns(c, [idx]) for c, idx in enumerate(chosen)])
+
+    def index(self, c: int, texts: Sequence[str]) -> list[int]:
+        """Item indices of class ``c`` for ``texts`` (texts not in the library are skipped)."""
+        at = {t: i for i, t in enumerate(self.texts[c])}
+        return sorted({at[t] for t in texts if t in at})
 
 
 @dataclass
@@ -150,10 +177,7 @@ def search_items(
             cands = _candidates(chosen[c], len(library.texts[c]))
             if not cands:
                 continue
-            weights = np.zeros((len(cands), len(library.texts[c])))
-            for k, s in enumerate(cands):
-                weights[k, s] = 1.0 / len(s)
-            cand_cols = logit_scale * x @ normalise_rows(weights @ library.emb[c]).T  # (N, K)
+            cand_cols = logit_scale * x @ library.columns(c, cands).T  # (N, K)
             fit = _class_candidates_fitness(logits, y, c, cand_cols, ce_weight)
             current = _class_candidates_fitness(logits, y, c, logits[:, [c]], ce_weight)[0]
             best = int(np.argmax(fit))
@@ -194,18 +218,37 @@ def word_items(words: Sequence[str], *, singles: int = 10, pairs_of: int = 5) ->
 
 
 def build_library(
-    classnames: Sequence[str], items: Sequence[Sequence[tuple[str, str]]], embed: Callable[[list[str]], np.ndarray]
+    classnames: Sequence[str],
+    items: Sequence[Sequence[LibraryItem]],
+    embed: Callable[[list[str]], np.ndarray],
+    *,
+    mean_of_cosines: bool = False,
 ) -> ItemLibrary:
-    """An :class:`ItemLibrary` from per-class ``(text, source)`` items, embedded in one call."""
-    flat = [text for per_class in items for text, _ in per_class]
-    emb = np.asarray(embed(flat)) if flat else np.zeros((0, 0))
+    """An :class:`ItemLibrary` from per-class items, every prompt embedded in one call."""
+    flat = [p for per_class in items for it in per_class for p in it.prompts]
+    emb = normalise_rows(np.asarray(embed(flat))) if flat else np.zeros((0, 0))
     out, start = [], 0
     for per_class in items:
-        out.append(emb[start : start + len(per_class)])
-        start += len(per_class)
+        rows = []
+        for it in per_class:
+            rows.append(emb[start : start + len(it.prompts)].sum(axis=0))
+            start += len(it.prompts)
+        out.append(np.stack(rows) if rows else np.zeros((0, emb.shape[1] if emb.ndim == 2 else 0)))
     return ItemLibrary(
         classnames=list(classnames),
-        texts=[[t for t, _ in per_class] for per_class in items],
-        sources=[[s for _, s in per_class] for per_class in items],
+        texts=[[it.text for it in per_class] for per_class in items],
+        sources=[[it.source for it in per_class] for per_class in items],
         emb=out,
+        counts=[np.array([len(it.prompts) for it in per_class], dtype=np.float64) for per_class in items],
+        mean_of_cosines=mean_of_cosines,
     )
+
+
+def single(text: str, source: str) -> LibraryItem:
+    """An item that is its own one prompt (a name template, a visual-word sentence)."""
+    return LibraryItem(text=text, source=source, prompts=[canonical(text)])
+
+
+def canonical(prompt: str) -> str:
+    """A prompt as scoring sessions embed it (no surrounding space, no final period), so both agree."""
+    return prompt.strip().rstrip(".")

@@ -17,11 +17,12 @@ from langgraph.runtime import Runtime
 
 from visfeed.agents.class_crossover import crossover_class
 from visfeed.agents.context import RunContext, traced
+from visfeed.agents.library import library_crossover
 from visfeed.agents.nodes.common import ask_descriptions, chunks, gather_budgeted
 from visfeed.agents.prompting import messages, quoted
 from visfeed.agents.schemas import batch_to_map
 from visfeed.agents.search import union
-from visfeed.state.models import Candidate, ClassChange, GraphState
+from visfeed.state.models import Candidate, ClassChange, GraphState, LibraryItem
 from visfeed.tools.feedback_text import quote
 
 log = logging.getLogger(__name__)
@@ -70,7 +71,10 @@ async def crossover(state: GraphState, runtime: Runtime[RunContext]) -> dict[str
     changes: dict[str, ClassChange] = {}
     descriptions = {n: list(v) for n, v in state.descriptions.items()}
     n_evaluated = 0
-    for name in session.classnames:
+    grown: dict[str, list[LibraryItem]] = {}
+    if cfg.crossover == "library":
+        descriptions, changes, grown = library_crossover(ctx, state, it)
+    for name in session.classnames if cfg.crossover != "library" else ():
         cands = state.candidates.get(name)
         if not cands:
             continue
@@ -97,6 +101,7 @@ async def crossover(state: GraphState, runtime: Runtime[RunContext]) -> dict[str
     )
     return {
         "descriptions": descriptions,
+        "library": grown,
         "candidates": {},
         "changes": changes,
         "usage": ctx.usage(),

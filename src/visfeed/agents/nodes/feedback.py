@@ -20,7 +20,7 @@ async def feedback(state: GraphState, runtime: Runtime[RunContext]) -> dict[str,
     obj = objective_of(session)
     val = None
     if cfg.use_validation and ctx.val_session is not None:
-        ctx.val_session.set_descriptions(state.descriptions)
+        ctx.val_session.set_descriptions(state.prompts_of(state.descriptions))
         val = objective_of(ctx.val_session)
     selection = val if val is not None else obj
     improved = selection.better_than(state.best_objective)

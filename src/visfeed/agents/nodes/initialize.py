@@ -9,6 +9,7 @@ from typing import Any
 from langgraph.runtime import Runtime
 
 from visfeed.agents.context import RunContext, traced
+from visfeed.agents.library import initial_library
 from visfeed.agents.nodes.common import ask_descriptions, chunks, gather_budgeted
 from visfeed.agents.nodes.vocabulary import extend_vocabulary
 from visfeed.agents.prompting import PROSE_ASPECTS, messages, prose_requests, quoted
@@ -95,14 +96,21 @@ async def initialize(state: GraphState, runtime: Runtime[RunContext]) -> dict[st
                 ctx.tracer.emit("init_fallback", class_name=name)
                 descs[name] = [FALLBACK_DESCRIPTION]
         descs = {n: descs[n] for n in names}
+    update: dict[str, Any] = {"descriptions": descs}
+    origins = {(n, d): origin for n in names for d in descs[n]}
+    if cfg.crossover == "library":  # iteration 0 is the search's pick from each class's library
+        update = initial_library(ctx, state.model_copy(update={"vocabulary_extra": extra}), descs)
+        origins = {(n, x.text): x.source for n in names for x in update["library"][n]}
     lineage = [
-        LineageEntry(class_name=n, text=d, introduced_iteration=0, origin=origin) for n in names for d in descs[n]
+        LineageEntry(class_name=n, text=d, introduced_iteration=0, origin=origins[(n, d)])
+        for n in names
+        for d in update["descriptions"][n]
     ]
     for e in lineage:
         ctx.tracer.emit("lineage_add", **e.model_dump())
-    ctx.notify("initialized", classes=len(names), descriptions=sum(len(v) for v in descs.values()))
+    ctx.notify("initialized", classes=len(names), descriptions=sum(len(v) for v in update["descriptions"].values()))
     return {
-        "descriptions": descs,
+        **update,
         "initial": descs,
         "lineage": lineage,
         "usage": ctx.usage(),

@@ -45,7 +45,7 @@ async def mutate(state: GraphState, runtime: Runtime[RunContext]) -> dict[str, A
     cfg, session, it = ctx.config, ctx.session, state.iteration + 1
     fb = ctx.feedback_for(state)
     names = session.classnames
-    targets = classes_to_mutate(fb, cfg.mutate_scope)
+    targets = classes_to_mutate(fb, cfg.resolved_mutate_scope)
     groups = group_by_confusion(fb.lam_confusion, targets, cfg.group_size)
     ctx.notify("mutate", iteration=it, classes=len(targets), groups=len(groups))
     seen = offered_words(ctx, state, fb, targets, it)
@@ -57,7 +57,8 @@ async def mutate(state: GraphState, runtime: Runtime[RunContext]) -> dict[str, A
             ctx.tracer.emit("proposal", iteration=it, class_name=name, origin="visual_words", descriptions=descs)
     jobs: list[tuple[list[str], str]] = []
     coros: list[Any] = []
-    for gi, group in enumerate(groups):
+    asks_llm = cfg.crossover != "library" or cfg.library_llm_items  # withheld items need no call
+    for gi, group in enumerate(groups if asks_llm else []):
         gnames = [names[c] for c in group]
         if use_agent(ctx):
             coros.append(agent_mutate_group(ctx, state, group, it, gi, words=seen))
@@ -65,7 +66,7 @@ async def mutate(state: GraphState, runtime: Runtime[RunContext]) -> dict[str, A
             continue
         text = compact_feedback(group, names, state.descriptions, fb, words=seen)
         confused = {names[c]: [names[o] for o in fb.top_confused[c]] for c in group}
-        banks = render_banks(state.banks, gnames, cfg.bank_shown)
+        banks = render_banks(state.banks, gnames, cfg.bank_shown, search=cfg.crossover == "library")
         for k in range(cfg.proposals_per_class):
             msgs = messages(
                 "mutate", feedback=text, banks=banks, classes=quoted(gnames), n=cfg.n_new,
@@ -93,7 +94,10 @@ async def mutate(state: GraphState, runtime: Runtime[RunContext]) -> dict[str, A
         if result is None:
             continue
         if isinstance(result, DescriptionBatch):
-            exclude = {n: [*state.descriptions.get(n, []), *_rejected(state, n)] for n in gnames}
+            exclude = {
+                n: [*state.descriptions.get(n, []), *_rejected(state, n), *(x.text for x in state.library.get(n, []))]
+                for n in gnames
+            }
             proposed = batch_to_map(result, gnames, limit=cfg.n_new, exclude=exclude)
         else:
             proposed = result

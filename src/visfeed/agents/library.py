@@ -1,0 +1,118 @@
+"""The loop's core with ``crossover: library``: every class keeps an item library, a search assembles its set.
+
+Why: a search over a class's own visual-word sentences, with no LLM, beat the LLM loop's crossover by 5-8
+points (issue 25): choosing *which* sentences a class averages, with a cross-entropy-regularised fitness
+on the few shots and the round picked on validation, is worth more than accepting whole proposals. So the
+loop is that search plus what the LLM adds:
+
+- before the loop, each class's library holds name templates, the one-shot LLM descriptions and sentences
+  of its best visual words; the search's pick is iteration 0 (so the loop starts where the searched-words
+  line ends, with the one-shot descriptions among the items);
+- each iteration the LLM's proposals (and the no-LLM visual-words proposal against today's confusers) join
+  the libraries; the search runs again from the current sets over every item; the feedback node's
+  validation split picks the iteration and stops the loop;
+- the memory banks learn which new items the search kept (positive) and which it dropped (negative), and
+  the next prompts show them.
+
+The state holds item *texts* (``descriptions``, what people and the LLM read) and the library (texts,
+sources, prompts); sessions score the chosen items' prompts with the nameless template, so the search's
+vectors and the sessions' centroids are the same.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+from visfeed.agents.context import RunContext
+from visfeed.state.models import BankEntry, ClassChange, Descriptions, GraphState, LibraryItem
+from visfeed.tools.item_search import NAME_TEMPLATES, ItemLibrary, build_library, search_items, single, word_items
+from visfeed.tools.proapo import description_item
+from visfeed.tools.session import ScoringSession
+
+TEMPLATES = ["{}"]
+"""The template set of description items: the class name once, joined by the run's template."""
+
+
+def _library(items: Mapping[str, Sequence[LibraryItem]], session: ScoringSession) -> ItemLibrary:
+    names = session.classnames
+    return build_library(names, [list(items[n]) for n in names], session.encoder.embed_texts, mean_of_cosines=True)
+
+
+def _search(ctx: RunContext, library: ItemLibrary, init: list[list[int]]) -> list[list[int]]:
+    """The item search on the feedback split, its round picked on validation (never the test split)."""
+    fb, val = ctx.session.engine, ctx.val_session.engine if ctx.val_session is not None else None
+    found = search_items(
+        library, fb.x.cpu().numpy(), fb.labels.cpu().numpy(), init=init, rounds=ctx.config.library_rounds,
+        val_emb=val.x.cpu().numpy() if val is not None else None,
+        val_labels=val.labels.cpu().numpy() if val is not None else None,
+    )  # fmt: skip
+    ctx.tracer.emit("library_search", round_picked=found.round_picked, picked_on=found.picked_on, rounds=found.rounds)
+    return found.chosen
+
+
+def initial_library(ctx: RunContext, state: GraphState, initial: Descriptions) -> dict[str, Any]:
+    """Iteration 0 of library mode: the libraries and the search's pick among them (a state update)."""
+    cfg, names = ctx.config, ctx.session.classnames
+    probe = ctx.words.probe(state.vocabulary_extra) if ctx.words is not None else None
+    items: dict[str, list[LibraryItem]] = {}
+    for c, name in enumerate(names):
+        own = [*(single(t.format(name), "name") for t in NAME_TEMPLATES)]
+        if cfg.library_llm_items:
+            own += [description_item(name, d, TEMPLATES, cfg.resolved_template, "oneshot") for d in initial[name]]
+        if probe is not None:
+            own += [single(w, "words") for w in word_items(probe.words(c, (), k=10, per_category=10).own)]
+        items[name] = list({it.text: it for it in own}.values())
+    library = _library(items, ctx.session)
+    chosen = _search(ctx, library, [list(range(len(NAME_TEMPLATES)))] * len(names))
+    descriptions = {n: [library.texts[c][i] for i in chosen[c]] for c, n in enumerate(names)}
+    return {"library": items, "templates": TEMPLATES, "descriptions": descriptions}
+
+
+def library_crossover(
+    ctx: RunContext, state: GraphState, it: int
+) -> tuple[dict[str, list[str]], dict[str, ClassChange], dict[str, list[LibraryItem]]]:
+    """Add the iteration's proposals to the libraries and search every class's set again.
+
+    Returns the new descriptions, the per-class changes (kept proposals are additions; dropped ones come
+    back as ``rejected``, the negative bank) and the libraries of the classes that gained items.
+    """
+    cfg, session, names = ctx.config, ctx.session, ctx.session.classnames
+    grown: dict[str, list[LibraryItem]] = {}
+    proposed: dict[str, list[str]] = {}
+    for name, cands in state.candidates.items():
+        have = {x.text for x in state.library[name]}
+        new = [
+            description_item(name, d, state.templates, cfg.resolved_template, c.origin, it)
+            for c in cands
+            if cfg.library_llm_items or c.origin == "visual_words"
+            for d in c.descriptions
+        ]
+        new = [x for x in {x.text: x for x in new}.values() if x.text not in have]
+        if new:
+            grown[name] = [*state.library[name], *new]
+            proposed[name] = [x.text for x in new]
+    items = {n: grown.get(n, state.library[n]) for n in names}
+    library = _library(items, session)
+    before_obj = session.objective()
+    init = [library.index(c, state.descriptions[n]) for c, n in enumerate(names)]
+    chosen = _search(ctx, library, init)
+    descriptions = {n: [library.texts[c][i] for i in chosen[c]] for c, n in enumerate(names)}
+    session.set_descriptions(state.model_copy(update={"library": items}).prompts_of(descriptions))
+    n1, m1 = session.objective()
+    origins = {x.text: x.source for n in names for x in items[n]}
+    changes: dict[str, ClassChange] = {}
+    for name in names:
+        before, after = state.descriptions[name], descriptions[name]
+        dropped = [t for t in proposed.get(name, []) if t not in after]
+        if before == after and not dropped:
+            continue
+        changes[name] = ClassChange(
+            before=before, after=after, origins={t: origins[t] for t in after if t not in before},
+            delta_correct=n1 - before_obj[0], delta_margin=m1 - before_obj[1],
+            rejected=[
+                BankEntry(text=t, action="proposed", iteration=it, delta_correct=0, delta_margin=0.0)
+                for t in dropped
+            ],
+        )  # fmt: skip
+    return descriptions, changes, grown
