@@ -77,3 +77,13 @@ def test_no_selection_reads_the_test_split(base_config, make_resources, seed: in
         assert (a[m].feedback_accuracy, a[m].validation_accuracy, a[m].prompts_per_class) == (
             b[m].feedback_accuracy, b[m].validation_accuracy, b[m].prompts_per_class
         ), m  # fmt: skip
+
+
+def test_the_agent_tries_its_descriptions_through_the_library_search(base_config, make_resources) -> None:
+    chat = fruit_chat()
+    res = dataclasses.replace(make_resources(chat, tools=True, validation=True), vocabulary=_vocab())
+    cfg = base_config("agent", crossover="library", mutation_mode="agent", max_iterations=1, patience=2)
+    result = optimize(cfg, resources=res)
+    assert result.status == "completed", result.error
+    trials = [e for e in read_trace(cfg.run_dir, events={"tool_call"}) if e["tool"] == "score_descriptions"]
+    assert trials and all(e["summary"].startswith("The search would keep") for e in trials if e["valid"])

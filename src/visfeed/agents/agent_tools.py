@@ -50,8 +50,11 @@ def _spec(name: str, description: str, properties: dict[str, Any]) -> dict[str, 
     }
 
 
-def agent_tool_specs(names: Sequence[str], n: int) -> list[dict[str, Any]]:
-    """``score_descriptions`` and ``submit_descriptions`` constrained to the group ``names`` and ``n`` texts."""
+def agent_tool_specs(names: Sequence[str], n: int, score_help: str | None = None) -> list[dict[str, Any]]:
+    """``score_descriptions`` and ``submit_descriptions`` constrained to the group ``names`` and ``n`` texts.
+
+    ``score_help``: what a trial does when it is not the default replacement trial (the library search).
+    """
     class_name = {"type": "string", "enum": list(names)}
     entry = {
         "type": "object",
@@ -61,7 +64,8 @@ def agent_tool_specs(names: Sequence[str], n: int) -> list[dict[str, Any]]:
     return [
         _spec(
             SCORE,
-            "Try candidate descriptions for one class: returns the accuracy they would give and the confusions "
+            score_help
+            or "Try candidate descriptions for one class: returns the accuracy they would give and the confusions "
             "they would cause, without changing anything.",
             {"class_name": class_name, "descriptions": _descriptions(n)},
         ),

@@ -24,9 +24,21 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import Any
 
+from langchain_core.tools import BaseTool, StructuredTool
+
+from visfeed.agents.agent_tools import SCORE
 from visfeed.agents.context import RunContext
 from visfeed.state.models import BankEntry, ClassChange, Descriptions, GraphState, LibraryItem
-from visfeed.tools.item_search import NAME_TEMPLATES, ItemLibrary, build_library, search_items, single, word_items
+from visfeed.tools.item_search import (
+    NAME_TEMPLATES,
+    ItemLibrary,
+    SearchResult,
+    accuracy_of,
+    build_library,
+    search_items,
+    single,
+    word_items,
+)
 from visfeed.tools.proapo import description_item
 from visfeed.tools.session import ScoringSession
 
@@ -39,16 +51,52 @@ def _library(items: Mapping[str, Sequence[LibraryItem]], session: ScoringSession
     return build_library(names, [list(items[n]) for n in names], session.encoder.embed_texts, mean_of_cosines=True)
 
 
-def _search(ctx: RunContext, library: ItemLibrary, init: list[list[int]]) -> list[list[int]]:
+def _search(
+    ctx: RunContext, library: ItemLibrary, init: list[list[int]], classes: Sequence[int] | None = None
+) -> SearchResult:
     """The item search on the feedback split, its round picked on validation (never the test split)."""
     fb, val = ctx.session.engine, ctx.val_session.engine if ctx.val_session is not None else None
-    found = search_items(
+    return search_items(
         library, fb.x.cpu().numpy(), fb.labels.cpu().numpy(), init=init, rounds=ctx.config.library_rounds,
         val_emb=val.x.cpu().numpy() if val is not None else None,
-        val_labels=val.labels.cpu().numpy() if val is not None else None,
+        val_labels=val.labels.cpu().numpy() if val is not None else None, seed=ctx.config.seed, classes=classes,
     )  # fmt: skip
+
+
+def _traced_search(ctx: RunContext, library: ItemLibrary, init: list[list[int]]) -> list[list[int]]:
+    found = _search(ctx, library, init)
     ctx.tracer.emit("library_search", round_picked=found.round_picked, picked_on=found.picked_on, rounds=found.rounds)
     return found.chosen
+
+
+def library_trial(ctx: RunContext, state: GraphState, name: str, descriptions: Sequence[str]) -> dict[str, Any]:
+    """The agent's view of the search: which of ``descriptions`` would it keep for class ``name``.
+
+    They join a copy of the class's library (nothing is kept) and the class's set is searched again, the
+    others fixed; returns the kept and dropped texts and the class's feedback accuracy after and its change.
+    """
+    cfg, names = ctx.config, ctx.session.classnames
+    c = names.index(name)
+    have = {x.text for x in state.library[name]}
+    new = [description_item(name, d, state.templates, cfg.resolved_template, "agent-trial") for d in descriptions]
+    new = [x for x in {x.text: x for x in new}.values() if x.text not in have]
+    items = {n: [*state.library[n], *new] if n == name else state.library[n] for n in names}
+    library = _library(items, ctx.session)
+    init = [library.index(k, state.descriptions[n]) for k, n in enumerate(names)]
+    found = _search(ctx, library, init, classes=[c])
+    fb = ctx.session.engine
+    x, y = fb.x.cpu().numpy(), fb.labels.cpu().numpy()
+    own = y == c
+    before = accuracy_of(library.vectors(init), x[own], y[own])
+    after = accuracy_of(library.vectors(found.chosen), x[own], y[own])
+    kept = [library.texts[c][i] for i in found.chosen[c]]
+    return {
+        "class_name": name,
+        "kept": [d for d in (x.text for x in new) if d in kept],
+        "dropped": [d for d in (x.text for x in new) if d not in kept],
+        "class_accuracy": after,
+        "class_accuracy_change": after - before,
+    }
 
 
 def initial_library(ctx: RunContext, state: GraphState, initial: Descriptions) -> dict[str, Any]:
@@ -64,7 +112,7 @@ def initial_library(ctx: RunContext, state: GraphState, initial: Descriptions) -
             own += [single(w, "words") for w in word_items(probe.words(c, (), k=10, per_category=10).own)]
         items[name] = list({it.text: it for it in own}.values())
     library = _library(items, ctx.session)
-    chosen = _search(ctx, library, [list(range(len(NAME_TEMPLATES)))] * len(names))
+    chosen = _traced_search(ctx, library, [list(range(len(NAME_TEMPLATES)))] * len(names))
     descriptions = {n: [library.texts[c][i] for i in chosen[c]] for c, n in enumerate(names)}
     return {"library": items, "templates": TEMPLATES, "descriptions": descriptions}
 
@@ -96,7 +144,7 @@ def library_crossover(
     library = _library(items, session)
     before_obj = session.objective()
     init = [library.index(c, state.descriptions[n]) for c, n in enumerate(names)]
-    chosen = _search(ctx, library, init)
+    chosen = _traced_search(ctx, library, init)
     descriptions = {n: [library.texts[c][i] for i in chosen[c]] for c, n in enumerate(names)}
     session.set_descriptions(state.model_copy(update={"library": items}).prompts_of(descriptions))
     n1, m1 = session.objective()
@@ -116,3 +164,26 @@ def library_crossover(
             ],
         )  # fmt: skip
     return descriptions, changes, grown
+
+
+TRIAL_HELP = (
+    "Try candidate descriptions for one class: the library search runs with them added and returns which it "
+    "would keep in the class's set and the class accuracy it would reach, without changing anything."
+)
+
+
+def library_trial_tool(ctx: RunContext, state: GraphState) -> BaseTool:
+    """:func:`library_trial` as the agent's ``score_descriptions`` tool (text for the model, result as artifact)."""
+
+    def score_descriptions(class_name: str, descriptions: list[str]) -> tuple[str, dict[str, Any]]:
+        r = library_trial(ctx, state, class_name, descriptions)
+        text = (
+            f"The search would keep {'; '.join(r['kept']) or 'none of them'} and drop "
+            f"{'; '.join(r['dropped']) or 'none'}; {class_name} accuracy {r['class_accuracy']:.0%} "
+            f"({r['class_accuracy_change']:+.0%})."
+        )
+        return text, r
+
+    return StructuredTool.from_function(
+        score_descriptions, name=SCORE, description=TRIAL_HELP, response_format="content_and_artifact"
+    )

@@ -31,6 +31,7 @@ from visfeed.agents.agent_tools import (
     check_submission,
     max_argument_tokens,
 )
+from visfeed.agents.library import TRIAL_HELP, library_trial_tool
 from visfeed.agents.prompting import FOCUSES, load_prompt, messages, quoted, render_banks
 from visfeed.agents.schemas import DescriptionBatch, batch_to_map, example_batch
 from visfeed.errors import OutputParseError, ProviderError
@@ -69,7 +70,12 @@ async def agent_mutate_group(
     forced = ctx.client.handle.forces_tools
     probe = ctx.words.probe(state.vocabulary_extra) if ctx.words is not None else None
     session_tools = {t.name: t for t in make_scoring_tools(session, probe)}
-    specs: list[BaseTool | dict[str, Any]] = [*agent_tool_specs(names, cfg.n_new)]
+    library = cfg.crossover == "library"
+    if library:  # a trial is the library search with the candidates added, not a replacement set
+        session_tools[SCORE] = library_trial_tool(ctx, state)
+    specs: list[BaseTool | dict[str, Any]] = [
+        *agent_tool_specs(names, cfg.n_new, score_help=TRIAL_HELP if library else None)
+    ]
     system = load_prompt("agent").substitute(n=cfg.n_new)
     if not forced:  # a model that chooses its tools gets all of them
         specs += [t for name, t in session_tools.items() if name != SCORE]

@@ -106,14 +106,21 @@ def accuracy_of(vectors: np.ndarray, image_emb: np.ndarray, labels: np.ndarray) 
     return accuracy((normalise_rows(image_emb) @ vectors.T).argmax(axis=1), labels)
 
 
-def _candidates(current: list[int], n_items: int) -> list[list[int]]:
-    """Every set one change away: add one item, remove one (keeping one), replace one."""
+def _candidates(current: list[int], n_items: int, cap: int, rng: np.random.Generator) -> list[list[int]]:
+    """Every set one change away: add one item, remove one (keeping one), replace one.
+
+    Above ``cap`` sets, every add and remove and a seeded sample of the replacements (large libraries).
+    """
     cur = set(current)
     rest = [i for i in range(n_items) if i not in cur]
     out = [sorted([*current, i]) for i in rest]
     if len(current) > 1:
         out += [[j for j in current if j != i] for i in current]
-    out += [sorted([*(j for j in current if j != i), r]) for i in current for r in rest]
+    swaps = [(i, r) for i in current for r in rest]
+    if len(out) + len(swaps) > cap:
+        keep = rng.choice(len(swaps), size=max(0, cap - len(out)), replace=False)
+        swaps = [swaps[k] for k in sorted(keep)]
+    out += [sorted([*(j for j in current if j != i), r]) for i, r in swaps]
     return out
 
 
@@ -149,8 +156,16 @@ def search_items(
     logit_scale: float = 100.0,
     val_emb: np.ndarray | None = None,
     val_labels: Sequence[int] | np.ndarray | None = None,
+    max_candidates: int = 512,
+    seed: int = 0,
+    classes: Sequence[int] | None = None,
 ) -> SearchResult:
-    """Greedy per-class search of item sets on the feedback images; the round picked on validation."""
+    """Greedy per-class search of item sets on the feedback images; the round picked on validation.
+
+    ``max_candidates``: most sets one class tries per round (replacements sampled above it, seeded);
+    ``classes``: search only these (the others keep their ``init`` sets).
+    """
+    rng = np.random.default_rng(seed)
     x = normalise_rows(image_emb)
     y = np.asarray(labels, dtype=np.int64)
     chosen = [sorted(set(s)) for s in init]
@@ -170,11 +185,11 @@ def search_items(
         history.append([list(s) for s in chosen])
 
     record(0)
+    logits = logit_scale * x @ library.vectors(chosen).T  # kept in step: one column changes at a time
     for r in range(1, rounds + 1):
         changed = False
-        for c in range(len(library.classnames)):
-            logits = logit_scale * x @ library.vectors(chosen).T
-            cands = _candidates(chosen[c], len(library.texts[c]))
+        for c in range(len(library.classnames)) if classes is None else classes:
+            cands = _candidates(chosen[c], len(library.texts[c]), max_candidates, rng)
             if not cands:
                 continue
             cand_cols = logit_scale * x @ library.columns(c, cands).T  # (N, K)
@@ -183,6 +198,7 @@ def search_items(
             best = int(np.argmax(fit))
             if fit[best] > current + 1e-12:
                 chosen[c] = cands[best]
+                logits[:, c] = cand_cols[:, best]
                 changed = True
         record(r)
         if not changed:
