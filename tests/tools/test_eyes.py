@@ -18,7 +18,8 @@ from visfeed.tools.eyes.chat import EyesChat
 from visfeed.tools.eyes.network import Eyes, Seen, describe, load_image_bytes
 from visfeed.tools.image_side import classify_prompt
 from visfeed.tools.llm import LLMClient, ProviderHandle, ResponseCache, resolve_provider
-from visfeed.tools.llm.vision import DESCRIBE_PROMPT, ask_about_images, image_message, label_schema
+from visfeed.tools.llm.images import image_message
+from visfeed.tools.llm.vision import DESCRIBE_PROMPT, ask_about_images, label_schema
 
 
 @pytest.fixture(scope="module")

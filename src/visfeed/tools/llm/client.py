@@ -44,10 +44,10 @@ from visfeed.tools.llm.accounting import (
     usage_of,
 )
 from visfeed.tools.llm.cache import ResponseCache, dump_message, load_message, request_key
-from visfeed.tools.llm.providers import ProviderHandle
+from visfeed.tools.llm.handle import ProviderHandle
+from visfeed.tools.llm.images import IMAGE_TOKENS, images_in
 from visfeed.tools.llm.retry import backoff_delay, classify
 from visfeed.tools.llm.structured import SendCall, StructuredOutputError, ask_with_repairs, message_text, schema_json
-from visfeed.tools.llm.vision import IMAGE_TOKENS, images_in
 
 log = logging.getLogger(__name__)
 
