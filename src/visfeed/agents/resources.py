@@ -9,6 +9,7 @@ selection can ever see it.
 from __future__ import annotations
 
 import logging
+import os
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
@@ -202,7 +203,8 @@ def provider_handle(cfg: RunConfig) -> ProviderHandle:
     """The config's LLM provider (a local server starts when the handle's chat model is first needed).
 
     The agent mode on the embedded model needs llama.cpp's tool-calling chat format; it is chosen for the
-    user unless they named another one.
+    user unless they named another one. The process environment (``OPENAI_API_KEY``, ``*_proxy``) is
+    read here, where a run meets its process, and handed to the provider.
     """
     chat_format = cfg.local_chat_format
     if chat_format is None and cfg.is_local and cfg.mutation_mode == "agent":
@@ -214,6 +216,7 @@ def provider_handle(cfg: RunConfig) -> ProviderHandle:
         timeout_s=cfg.llm.timeout_s,
         local_seed=cfg.seed,
         local_chat_format=chat_format,
+        env=os.environ,
     )
 
 

@@ -1,0 +1,39 @@
+"""A run and the image side read the process environment themselves and hand it to the provider.
+
+Tools read no environment variables (tests/tools/llm/test_llm_providers.py); these are the callers that
+keep what a user sees unchanged: ``OPENAI_API_KEY`` in the shell still reaches the provider.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from visfeed.agents.resources import provider_handle
+from visfeed.errors import ConfigError
+from visfeed.evals.image_side import open_mllm
+from visfeed.state.config import RunConfig
+
+KEY = "sk-from-the-shell-0123"
+
+
+def test_a_run_gives_its_provider_the_key_from_the_shell(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    cfg = RunConfig(provider="openai:gpt-4o-mini", run_dir=tmp_path)
+    monkeypatch.delenv("OPENAI_API_KEY", raising=False)
+    with pytest.raises(ConfigError, match="set OPENAI_API_KEY"):
+        provider_handle(cfg)
+    monkeypatch.setenv("OPENAI_API_KEY", KEY)
+    handle = provider_handle(cfg)
+    assert handle.provider == "openai" and handle.redact(KEY) == "***"  # the shell's key is the one held
+
+
+def test_the_image_side_gives_its_provider_the_key_from_the_shell(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    monkeypatch.delenv("OPENAI_API_KEY", raising=False)
+    with pytest.raises(ConfigError, match="set OPENAI_API_KEY"):
+        open_mllm("openai:gpt-4o-mini", base_url=None, cache_path=tmp_path / "c.sqlite", seed=0)
+    monkeypatch.setenv("OPENAI_API_KEY", KEY)
+    handle, client = open_mllm("openai:gpt-4o-mini", base_url=None, cache_path=tmp_path / "c.sqlite", seed=0)
+    assert handle.redact(KEY) == "***" and client.handle is handle
