@@ -12,6 +12,7 @@ import logging
 import os
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import TYPE_CHECKING
 
 import numpy as np
@@ -137,16 +138,23 @@ def image_line(data: ScoringData, seed: int) -> ImageLine | None:
     )  # fmt: skip
 
 
+def cache_dir() -> Path:
+    """Visfeed's cache folder: ``$VISFEED_CACHE_DIR`` or ``~/.cache/visfeed``, read here, where a run meets its process."""
+    from visfeed.tools.builtin_models import visfeed_cache_dir
+
+    return visfeed_cache_dir(os.environ)
+
+
 def build_vlm(cfg: RunConfig) -> VLM:
     """The config's backbone with the shared embedding cache (the embedded default when none is named)."""
-    from visfeed.tools.builtin_models import default_pretrained, visfeed_cache_dir
+    from visfeed.tools.builtin_models import default_pretrained
     from visfeed.tools.cache import EmbeddingCache
     from visfeed.tools.vlm import VLM, BackboneRef
 
     pretrained = cfg.pretrained
     if pretrained is None and cfg.backbone == DEFAULT_MODEL:
-        pretrained = str(default_pretrained())
-    cache = EmbeddingCache(cfg.embedding_cache or visfeed_cache_dir() / "embeddings.sqlite")
+        pretrained = str(default_pretrained(cache_dir()))
+    cache = EmbeddingCache(cfg.embedding_cache or cache_dir() / "embeddings.sqlite")
     return VLM(BackboneRef(cfg.backbone, pretrained, cfg.allow_download), cache, device=cfg.device)
 
 
@@ -155,7 +163,7 @@ def build_scoring(cfg: RunConfig) -> ScoringData:
     from visfeed.tools.datasets import load_for_config
 
     vocabulary = load_vocabulary(cfg.vocabulary)  # a bad file is a usage error, raised before any work
-    splits, report = load_for_config(cfg)
+    splits, report = load_for_config(cfg, cache_dir())
     vlm = build_vlm(cfg)
     cache = vlm.cache
 
