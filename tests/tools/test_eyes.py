@@ -11,7 +11,8 @@ from langchain_core.messages import HumanMessage
 
 from support.scripted_provider import ScriptedChat
 from visfeed.errors import ProviderError
-from visfeed.evals.world.eyes import EyesConfig, random_batch, train_eyes
+from visfeed.evals.world.eyes import random_batch, train_eyes
+from visfeed.evals.world.settings import EyesConfig
 from visfeed.state.llm import LLMSettings
 from visfeed.tools.datasets.world.vocab import ATTRIBUTES
 from visfeed.tools.eyes.chat import EyesChat
