@@ -27,7 +27,7 @@ import torch
 
 from visfeed.fileio import sha256_file, write_json_atomic
 from visfeed.state.config import RunConfig
-from visfeed.tools.builtin_models import shipped_checkpoint
+from visfeed.tools.builtin_models import shipped_checkpoint, visfeed_cache_dir
 from visfeed.tools.embedding_job import EmbedJob, embed_split, split_paths
 
 N_CLASSES = 26  # the shipped market world
@@ -42,13 +42,15 @@ def main() -> int:
     args = ap.parse_args()
     cfg = RunConfig(dataset="world", k_shot=1, n_val=0, n_test=max(1, args.images // N_CLASSES), device="cpu")
     t0 = time.perf_counter()
-    paths = split_paths(cfg, "test")
+    paths = split_paths(cfg, "test", visfeed_cache_dir(os.environ))
     render_s = time.perf_counter() - t0
     results: dict[str, dict] = {}
     with tempfile.TemporaryDirectory() as tmp:
 
         def run(name: str, workers: int | None) -> None:
-            job = EmbedJob(device="cpu", cache=Path(tmp) / name / "embeddings.sqlite")
+            job = EmbedJob(
+                device="cpu", cache=Path(tmp) / name / "embeddings.sqlite", cache_dir=visfeed_cache_dir(os.environ)
+            )
             report = embed_split(job, paths, shard_size=args.shard_size, ray_workers=workers)
             results[name] = report.model_dump(exclude={"folder"})
             print(f"{name}: {report.embedded} images in {report.wall_s:.1f} s = {report.images_per_s:.0f} images/s; "

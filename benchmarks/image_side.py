@@ -221,7 +221,9 @@ def main() -> None:
     ap.add_argument("--runs-dir", type=Path, default=None, help="worth runs; default runs/worth/<shipped tower hash>")
     ap.add_argument("--mllm", default="eyes", help="multimodal provider (default: the embedded eyes + SmolLM2)")
     ap.add_argument("--base-url", default=None, help="for --mllm openai-compatible:MODEL")
-    ap.add_argument("--cache", type=Path, default=visfeed_cache_dir() / "mllm_cache.sqlite", help="response cache")
+    ap.add_argument(
+        "--cache", type=Path, default=visfeed_cache_dir(os.environ) / "mllm_cache.sqlite", help="response cache"
+    )
     ap.add_argument("--per-class", type=int, default=10, help="test pictures per class (the first N of the split)")
     ap.add_argument("--val-per-class", type=int, default=10, help="validation pictures per class the weights see")
     ap.add_argument("--world-spec", type=Path, default=None, help="another world (without worth runs), e.g. garden")

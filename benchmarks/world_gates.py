@@ -32,6 +32,7 @@ from visfeed.tools.builtin_models import (
     default_pretrained,
     register_builtin_models,
     shipped_tower_id,
+    visfeed_cache_dir,
 )
 
 
@@ -48,7 +49,11 @@ def main() -> int:
     register_builtin_models()
     t0 = time.time()
     with tempfile.TemporaryDirectory() as tmp:
-        ckpt = assemble_checkpoint(args.tower, Path(tmp) / "full.pt") if args.tower else default_pretrained()
+        ckpt = (
+            assemble_checkpoint(args.tower, Path(tmp) / "full.pt")
+            if args.tower
+            else default_pretrained(visfeed_cache_dir(os.environ))
+        )
         model, _, preprocess = open_clip.create_model_and_transforms(DEFAULT_MODEL, pretrained=str(ckpt))
     tokenizer = open_clip.get_tokenizer(DEFAULT_MODEL)
     metrics = measure(model, preprocess, tokenizer, seed=args.seed, threads=args.threads)

@@ -1,6 +1,8 @@
 """The package's layers point one way: cli -> agents/evals -> tools -> state (errors, fileio below all).
 
-Every module is parsed (not imported), so an import inside a function counts as much as one at the top.
+Every module is parsed (not imported), so an import inside a function (or under ``TYPE_CHECKING``)
+counts as much as one at the top. Besides the layers: no two modules import each other, however long the
+way round, and inside tools/ the LLM and dataset packages sit below the scoring and feedback stages.
 """
 
 from __future__ import annotations
@@ -18,11 +20,25 @@ FORBIDDEN = {
 }
 STATE_ALLOWED = {"errors", "fileio", "state"}
 
+#: tools/ packages below the scoring and feedback stages: they never import any of :data:`SCORING_AND_FEEDBACK`.
+TOOLS_BELOW_SCORING = {"llm", "datasets"}
+#: The modules (or packages) of tools/ that score descriptions or build the loop's feedback from scores.
+SCORING_AND_FEEDBACK = {
+    "scoring", "engine", "session", "index", "fusion", "image_line", "image_side", "item_search",
+    "feedback_text", "baselines", "lc_tools", "visual_words", "concepts",
+}  # fmt: skip
+
 
 def layer_of(module: str) -> str:
     """``visfeed.tools.llm.client`` -> ``tools``; the cli modules (``cli.py``, ``cli_*.py``, ``cli/``) -> ``cli``."""
     top = module.split(".")[1] if "." in module else ""
     return "cli" if top == "cli" or top.startswith("cli_") else top
+
+
+def tools_part(module: str) -> str | None:
+    """``visfeed.tools.llm.client`` -> ``llm``; ``visfeed.tools`` and modules outside tools/ -> None."""
+    parts = module.split(".")
+    return parts[2] if len(parts) > 2 and parts[1] == "tools" else None
 
 
 def module_name(path: Path, root: Path = PACKAGE) -> str:
@@ -65,6 +81,82 @@ def violations(root: Path = PACKAGE) -> list[str]:
     return out
 
 
+def import_graph(root: Path = PACKAGE) -> dict[str, set[str]]:
+    """Module -> the modules of the package it imports.
+
+    ``from pkg import name`` points at the submodule ``pkg.name`` when there is one (else at ``pkg``),
+    because that is what the statement loads; the implicit import of a parent package is not an edge, or
+    every ``__init__`` that re-exports its submodules would be a circle.
+    """
+    modules = {module_name(p, root): p for p in root.rglob("*.py")}
+    graph: dict[str, set[str]] = {m: set() for m in modules}
+    for module, path in modules.items():
+        package = module.split(".") if path.name == "__init__.py" else module.split(".")[:-1]
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"), filename=str(path))):
+            if isinstance(node, ast.Import):
+                graph[module] |= {a.name for a in node.names if a.name in modules}
+            elif isinstance(node, ast.ImportFrom):
+                if node.level:
+                    base = package[: len(package) - node.level + 1]
+                    target = ".".join([*base, node.module] if node.module else base)
+                else:
+                    target = node.module or ""
+                for alias in node.names:
+                    sub = f"{target}.{alias.name}"
+                    graph[module].add(sub if sub in modules else target)
+        graph[module] &= modules.keys()
+        graph[module].discard(module)
+    return graph
+
+
+def import_circles(root: Path = PACKAGE) -> list[list[str]]:
+    """The package's import circles: each strongly connected group of two or more modules, sorted."""
+    graph = import_graph(root)
+    index: dict[str, int] = {}
+    low: dict[str, int] = {}
+    stack: list[str] = []
+    on_stack: set[str] = set()
+    circles: list[list[str]] = []
+
+    def visit(module: str) -> None:  # Tarjan's algorithm; the package is small enough for recursion
+        index[module] = low[module] = len(index)
+        stack.append(module)
+        on_stack.add(module)
+        for target in sorted(graph[module]):
+            if target not in index:
+                visit(target)
+                low[module] = min(low[module], low[target])
+            elif target in on_stack:
+                low[module] = min(low[module], index[target])
+        if low[module] == index[module]:
+            group = []
+            while True:
+                member = stack.pop()
+                on_stack.discard(member)
+                group.append(member)
+                if member == module:
+                    break
+            if len(group) > 1:
+                circles.append(sorted(group))
+
+    for module in sorted(graph):
+        if module not in index:
+            visit(module)
+    return sorted(circles)
+
+
+def tools_order_violations(root: Path = PACKAGE) -> list[str]:
+    """One line per import from tools/llm or tools/datasets into a scoring or feedback module."""
+    out = []
+    for path in sorted(root.rglob("*.py")):
+        if tools_part(module_name(path, root)) not in TOOLS_BELOW_SCORING:
+            continue
+        for line, target in visfeed_imports(path, root):
+            if tools_part(target) in SCORING_AND_FEEDBACK:
+                out.append(f"{path.relative_to(root.parent)}:{line}: imports {target}")
+    return out
+
+
 def test_no_import_points_up_a_layer() -> None:
     assert violations() == []
 
@@ -90,3 +182,38 @@ def test_a_violating_import_is_caught(tmp_path: Path) -> None:
         "tools imports visfeed.evals (evals)",
         "tools imports visfeed.cli (cli)",
     ]
+
+
+def test_no_module_imports_itself_round_a_circle() -> None:
+    assert import_circles() == []
+
+
+def test_llm_and_datasets_sit_below_scoring_and_feedback() -> None:
+    assert tools_order_violations() == []
+    assert {p.stem for p in (PACKAGE / "tools").iterdir()} >= SCORING_AND_FEEDBACK  # the names still exist
+
+
+def test_a_circle_and_an_order_violation_are_caught(tmp_path: Path) -> None:
+    """A circle closed inside a function or under TYPE_CHECKING is found; ``from pkg import sub`` is no circle."""
+    pkg = tmp_path / "visfeed"
+    (pkg / "tools" / "llm").mkdir(parents=True)
+    (pkg / "tools" / "datasets").mkdir(parents=True)
+    (pkg / "__init__.py").write_text("")
+    (pkg / "tools" / "__init__.py").write_text("")
+    (pkg / "tools" / "llm" / "__init__.py").write_text("from visfeed.tools.llm.client import Client\n")
+    (pkg / "tools" / "llm" / "client.py").write_text("from visfeed.tools.llm import vision\n")
+    (pkg / "tools" / "llm" / "vision.py").write_text(
+        "from typing import TYPE_CHECKING\nif TYPE_CHECKING:\n    from .client import Client\n"
+    )
+    (pkg / "tools" / "datasets" / "__init__.py").write_text("from visfeed.tools.datasets.registry import load\n")
+    (pkg / "tools" / "datasets" / "registry.py").write_text(
+        "from visfeed.tools.datasets import folder\ndef load():\n    from visfeed.tools.session import S\n"
+    )
+    (pkg / "tools" / "datasets" / "folder.py").write_text("")
+    (pkg / "tools" / "session.py").write_text("def f():\n    from visfeed.tools import scoring\n")
+    (pkg / "tools" / "scoring.py").write_text("from visfeed.tools.session import f\n")
+    assert import_circles(pkg) == [
+        ["visfeed.tools.llm.client", "visfeed.tools.llm.vision"],
+        ["visfeed.tools.scoring", "visfeed.tools.session"],
+    ]
+    assert [v.split(": ", 1)[1] for v in tools_order_violations(pkg)] == ["imports visfeed.tools.session"]

@@ -11,14 +11,16 @@ from langchain_core.messages import HumanMessage
 
 from support.scripted_provider import ScriptedChat
 from visfeed.errors import ProviderError
-from visfeed.evals.world.eyes import EyesConfig, random_batch, train_eyes
+from visfeed.evals.world.eyes import random_batch, train_eyes
+from visfeed.evals.world.settings import EyesConfig
 from visfeed.state.llm import LLMSettings
 from visfeed.tools.datasets.world.vocab import ATTRIBUTES
 from visfeed.tools.eyes.chat import EyesChat
 from visfeed.tools.eyes.network import Eyes, Seen, describe, load_image_bytes
 from visfeed.tools.image_side import classify_prompt
 from visfeed.tools.llm import LLMClient, ProviderHandle, ResponseCache, resolve_provider
-from visfeed.tools.llm.vision import DESCRIBE_PROMPT, ask_about_images, image_message, label_schema
+from visfeed.tools.llm.images import image_message
+from visfeed.tools.llm.vision import DESCRIBE_PROMPT, ask_about_images, label_schema
 
 
 @pytest.fixture(scope="module")

@@ -8,6 +8,7 @@ backbone, so ``result.json`` compares like with like.
 from __future__ import annotations
 
 import logging
+import os
 import time
 from collections.abc import Sequence
 from typing import Any
@@ -162,7 +163,7 @@ def score_image_side(
     handle, client = open_mllm(
         cfg.mllm,
         base_url=cfg.mllm_base_url,
-        cache_path=cfg.llm_cache or visfeed_cache_dir() / "mllm_cache.sqlite",
+        cache_path=cfg.llm_cache or visfeed_cache_dir(os.environ) / "mllm_cache.sqlite",
         seed=cfg.seed,
         max_concurrency=cfg.llm.max_concurrency,
     )

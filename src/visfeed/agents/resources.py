@@ -9,8 +9,10 @@ selection can ever see it.
 from __future__ import annotations
 
 import logging
+import os
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -172,16 +174,23 @@ def image_line(data: ScoringData, seed: int) -> ImageLine | None:
     )  # fmt: skip
 
 
+def cache_dir() -> Path:
+    """Visfeed's cache folder: ``$VISFEED_CACHE_DIR`` or ``~/.cache/visfeed``, read here, where a run meets its process."""
+    from visfeed.tools.builtin_models import visfeed_cache_dir
+
+    return visfeed_cache_dir(os.environ)
+
+
 def build_vlm(cfg: RunConfig) -> VLM:
     """The config's backbone with the shared embedding cache (the embedded default when none is named)."""
-    from visfeed.tools.builtin_models import default_pretrained, visfeed_cache_dir
+    from visfeed.tools.builtin_models import default_pretrained
     from visfeed.tools.cache import EmbeddingCache
     from visfeed.tools.vlm import VLM, BackboneRef
 
     pretrained = cfg.pretrained
     if pretrained is None and cfg.backbone == DEFAULT_MODEL:
-        pretrained = str(default_pretrained())
-    cache = EmbeddingCache(cfg.embedding_cache or visfeed_cache_dir() / "embeddings.sqlite")
+        pretrained = str(default_pretrained(cache_dir()))
+    cache = EmbeddingCache(cfg.embedding_cache or cache_dir() / "embeddings.sqlite")
     return VLM(BackboneRef(cfg.backbone, pretrained, cfg.allow_download), cache, device=cfg.device)
 
 
@@ -190,7 +199,7 @@ def build_scoring(cfg: RunConfig) -> ScoringData:
     from visfeed.tools.datasets import load_for_config
 
     vocabulary = load_vocabulary(cfg.vocabulary)  # a bad file is a usage error, raised before any work
-    splits, report = load_for_config(cfg)
+    splits, report = load_for_config(cfg, cache_dir())
     vlm = build_vlm(cfg)
     cache = vlm.cache
 
@@ -238,7 +247,8 @@ def provider_handle(cfg: RunConfig) -> ProviderHandle:
     """The config's LLM provider (a local server starts when the handle's chat model is first needed).
 
     The agent mode on the embedded model needs llama.cpp's tool-calling chat format; it is chosen for the
-    user unless they named another one.
+    user unless they named another one. The process environment (``OPENAI_API_KEY``, ``*_proxy``) is
+    read here, where a run meets its process, and handed to the provider.
     """
     chat_format = cfg.local_chat_format
     if chat_format is None and cfg.is_local and cfg.mutation_mode == "agent":
@@ -250,6 +260,7 @@ def provider_handle(cfg: RunConfig) -> ProviderHandle:
         timeout_s=cfg.llm.timeout_s,
         local_seed=cfg.seed,
         local_chat_format=chat_format,
+        env=os.environ,
     )
 
 

@@ -301,13 +301,14 @@ def doctor(
 
     Example: visfeed doctor
     """
+    from visfeed.tools.builtin_models import visfeed_cache_dir
     from visfeed.tools.doctor import Check, healthy, run_checks
 
     def show(check: Check) -> None:
         mark = "[green]  ok[/green]" if check.ok else ("[red]FAIL[/red]" if check.required else "[yellow]warn[/yellow]")
         out.print(f"{mark} [bold]{escape(check.name)}[/bold]: {escape(check.detail)}")
 
-    checks = run_checks(server=not no_server, on_check=show)
+    checks = run_checks(server=not no_server, on_check=show, cache_dir=visfeed_cache_dir(os.environ))
     if not healthy(checks):
         console.print("[red]visfeed cannot run its main job here[/red]: fix the FAIL lines above")
         raise typer.Exit(1)

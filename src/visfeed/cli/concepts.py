@@ -98,7 +98,7 @@ def build(
       visfeed concepts build -o trees/market --resume
     """
     from visfeed.agents.concepts import build_tree
-    from visfeed.agents.resources import build_scoring, provider_handle
+    from visfeed.agents.resources import build_scoring, cache_dir, provider_handle
     from visfeed.state.concepts import DEFAULT_CLUE_TEMPLATE, ConceptSettings
     from visfeed.tools.concepts.grounding import ImageEvidence
     from visfeed.tools.datasets import load_for_config
@@ -113,7 +113,7 @@ def build(
     )  # fmt: skip
     evidence = None
     if llm_only:
-        classnames = list(load_for_config(cfg)[0].classnames)
+        classnames = list(load_for_config(cfg, cache_dir())[0].classnames)
     else:
         data = build_scoring(cfg)
         classnames = data.classnames

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
@@ -54,16 +55,18 @@ def embed_command(
         from visfeed.tools.ray_support import import_ray
 
         import_ray()  # a missing extra is a usage error, raised before any work
+    cache_dir = visfeed_cache_dir(os.environ)  # the CLI reads $VISFEED_CACHE_DIR; the tools take the folder
     job = EmbedJob(
         backbone=cfg.backbone,
         pretrained=cfg.pretrained,
         allow_download=cfg.allow_download,
         device=cfg.device,
-        cache=cfg.embedding_cache or visfeed_cache_dir() / "embeddings.sqlite",
+        cache=cfg.embedding_cache or cache_dir / "embeddings.sqlite",
+        cache_dir=cache_dir,
     )
     report = embed_split(
         job,
-        split_paths(cfg, split),
+        split_paths(cfg, split, cache_dir),
         shard_size=shard_size,
         ray_workers=workers if use_ray else None,
         ray_address=ray_address,

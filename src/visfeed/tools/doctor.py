@@ -131,8 +131,8 @@ def check_local_server() -> Check:
     return _required("local LLM server", answered)
 
 
-def check_backbone() -> Check:
-    """Load the embedded backbone through open_clip and embed one sentence."""
+def check_backbone(cache_dir: Path | None = None) -> Check:
+    """Load the embedded backbone through open_clip and embed one sentence (assembled under ``cache_dir``)."""
     import torch
 
     from visfeed.state.config import DEFAULT_MODEL
@@ -143,7 +143,7 @@ def check_backbone() -> Check:
     try:
         model: Any
         model, _, tokenizer, identity = load_open_clip(
-            BackboneRef(DEFAULT_MODEL, str(default_pretrained()), False), torch.device("cpu")
+            BackboneRef(DEFAULT_MODEL, str(default_pretrained(cache_dir)), False), torch.device("cpu")
         )
         with torch.no_grad():
             emb = model.encode_text(tokenizer(["a photo of a lemon"]), normalize=True)
@@ -177,12 +177,17 @@ def check_chromium() -> Check:
     return Check(name="chromium", ok=path is not None, required=False, detail=detail)
 
 
-def run_checks(*, server: bool = True, on_check: Callable[[Check], None] | None = None) -> list[Check]:
-    """Every check in order; ``server=False`` skips starting the LLM server (the slow one)."""
+def run_checks(
+    *, server: bool = True, on_check: Callable[[Check], None] | None = None, cache_dir: Path | None = None
+) -> list[Check]:
+    """Every check in order; ``server=False`` skips starting the LLM server (the slow one).
+
+    ``cache_dir``: visfeed's cache folder, where the backbone check assembles the default checkpoint.
+    """
     steps: list[Callable[[], Check]] = [check_packages, check_llama_build, check_model_file]
     if server:
         steps.append(check_local_server)
-    steps += [check_backbone, check_torch, check_chromium]
+    steps += [lambda: check_backbone(cache_dir), check_torch, check_chromium]
     checks = []
     for step in steps:
         check = step()

@@ -38,6 +38,10 @@ class EmbedJob(BaseModel):
     allow_download: bool = False
     device: str = "auto"
     cache: Path = Field(description="The SQLite embedding cache file; shards go beside it.")
+    cache_dir: Path | None = Field(
+        default=None,
+        description="visfeed's cache folder (the default backbone's assembled checkpoint); None: ~/.cache/visfeed.",
+    )
     batch_size: int = Field(default=256, ge=1, description="Images per forward pass.")
 
     def load_vlm(self) -> VLM:
@@ -46,7 +50,7 @@ class EmbedJob(BaseModel):
 
         pretrained = self.pretrained
         if pretrained is None and self.backbone == DEFAULT_MODEL:
-            pretrained = str(default_pretrained())
+            pretrained = str(default_pretrained(self.cache_dir))
         ref = BackboneRef(self.backbone, pretrained, self.allow_download)
         return VLM(ref, EmbeddingCache(self.cache), device=self.device, batch_size=self.batch_size, num_workers=0)
 
@@ -88,11 +92,11 @@ class ShardEmbedder:
         return {"n": np.asarray([len(paths)], dtype=np.int64), "t0": np.asarray([t0]), "t1": np.asarray([time.time()])}
 
 
-def split_paths(cfg: RunConfig, split: SplitName) -> list[str]:
-    """Image files of one split (or all) of the config's dataset, as a run would load them."""
+def split_paths(cfg: RunConfig, split: SplitName, cache_dir: Path | None = None) -> list[str]:
+    """Image files of one split (or all) of the config's dataset, as a run would load them (``cache_dir``: the world's)."""
     from visfeed.tools.datasets import load_for_config
 
-    splits, _ = load_for_config(cfg)
+    splits, _ = load_for_config(cfg, cache_dir)
     parts = {"feedback": splits.feedback, "validation": splits.validation, "test": splits.test}
     chosen = [s for name, s in parts.items() if s is not None and split in (name, "all")]
     return list(dict.fromkeys(p for s in chosen for p in s.paths))

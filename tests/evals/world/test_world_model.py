@@ -13,7 +13,7 @@ from visfeed.state.config import DEFAULT_MODEL
 from visfeed.tools.builtin_models import create_default_model, register_builtin_models, shipped_checkpoint
 
 _SCRIPT = r"""
-import json, socket, sys
+import json, os, socket, sys
 def _no_network(*a, **k):
     raise OSError("network access attempted while loading the default model")
 socket.socket.connect = _no_network
@@ -23,11 +23,11 @@ import numpy as np, open_clip, torch
 from PIL import Image
 from transformers import AutoModel, AutoTokenizer
 from visfeed.state.config import DEFAULT_MODEL
-from visfeed.tools.builtin_models import default_pretrained, minilm_dir, register_builtin_models
+from visfeed.tools.builtin_models import default_pretrained, minilm_dir, register_builtin_models, visfeed_cache_dir
 
 register_builtin_models()
 register_builtin_models()
-model, _, preprocess = open_clip.create_model_and_transforms(DEFAULT_MODEL, pretrained=str(default_pretrained()))
+model, _, preprocess = open_clip.create_model_and_transforms(DEFAULT_MODEL, pretrained=str(default_pretrained(visfeed_cache_dir(os.environ))))
 tokenizer = open_clip.get_tokenizer(DEFAULT_MODEL)
 model.eval()
 texts = ["a photo of a lemon.", "a small red round fruit with a green stem", "Its skin is violet."]
@@ -122,3 +122,13 @@ def test_a_minilm_that_does_not_fit_fails_loudly(monkeypatch: pytest.MonkeyPatch
     monkeypatch.setattr(safetensors.torch, "load_file", tampered)
     with pytest.raises(ModelError, match=named.replace(".", r"\.")):
         create_default_model()
+
+
+def test_the_cache_folder_comes_from_the_environment_it_is_given(monkeypatch: pytest.MonkeyPatch) -> None:
+    """``VISFEED_CACHE_DIR`` counts only in the mapping the caller passes; the process's own is not read."""
+    from visfeed.tools.builtin_models import visfeed_cache_dir
+
+    monkeypatch.setenv("VISFEED_CACHE_DIR", "/somewhere/else")
+    assert visfeed_cache_dir() == Path.home() / ".cache" / "visfeed"
+    assert visfeed_cache_dir({"VISFEED_CACHE_DIR": "~/vc"}) == Path.home() / "vc"
+    assert visfeed_cache_dir(os.environ) == Path("/somewhere/else")

@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 import asyncio
+import os
 import sys
+import urllib.request
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 import pytest
 from langchain_core.messages import HumanMessage
@@ -17,6 +20,7 @@ from visfeed.errors import ConfigError, ProviderError
 from visfeed.state.llm import LLMSettings
 from visfeed.tools.llm import LLMClient, ProviderHandle, resolve_provider
 from visfeed.tools.llm.local_server import missing_local_modules
+from visfeed.tools.llm.providers import BUILTIN_PROVIDERS, ProviderRequest, proxy_for
 
 
 class TransientError(Exception):
@@ -60,8 +64,78 @@ def test_compatible_needs_a_base_url_and_model() -> None:
 
 
 def test_unknown_provider_lists_the_choices() -> None:
-    with pytest.raises(ConfigError, match=r"unknown LLM provider 'gpt5'.*openai-compatible:MODEL"):
+    with pytest.raises(ConfigError, match=r"unknown LLM provider 'gpt5'.*local, eyes, openai:MODEL, openai-compatible"):
         resolve_provider("gpt5")
+
+
+def test_builtin_providers_are_builders_loaded_by_name() -> None:
+    """Each registry line names an importable builder; a new one is reached without an edit to the resolver."""
+    import importlib
+
+    for name, ref in BUILTIN_PROVIDERS.items():
+        module, _, attr = ref.partition(":")
+        assert callable(getattr(importlib.import_module(module), attr)), name
+    seen: list[tuple[str | None, ProviderRequest]] = []
+
+    def builder(rest: str | None, req: ProviderRequest) -> ProviderHandle:
+        seen.append((rest, req))
+        return ProviderHandle(provider="toy", model=rest or "default", chat_model=make_scripted())
+
+    module = type(sys)("toy_builtin_provider")
+    module.build = builder  # type: ignore[attr-defined]
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setitem(sys.modules, "toy_builtin_provider", module)
+        mp.setitem(BUILTIN_PROVIDERS, "toy", "toy_builtin_provider:build")
+        handle = resolve_provider("toy:m-1", timeout_s=7.0, options={"k": 1}, env={"OPENAI_API_KEY": "sk-toy"})
+    assert (handle.provider, handle.model) == ("toy", "m-1")
+    rest, req = seen[0]
+    assert rest == "m-1" and req.timeout_s == 7.0 and req.options == {"k": 1}
+    assert "sk-toy" not in repr(req)  # a request may be logged: its environment and key are not shown
+
+
+def test_the_process_environment_is_not_read(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Tools take the environment from their caller: the key in os.environ counts only when it is passed."""
+    monkeypatch.setenv("OPENAI_API_KEY", "sk-from-the-process")
+    with pytest.raises(ConfigError, match="OPENAI_API_KEY"):
+        resolve_provider("openai:gpt-4o-mini")
+    handle = resolve_provider("openai:gpt-4o-mini", env=os.environ)
+    assert handle.redact("key sk-from-the-process") == "key ***"  # the passed key is the handle's secret
+
+
+PROXY_ENVS = [
+    {},
+    {"HTTPS_PROXY": "http://corp:3128"},
+    {"HTTPS_PROXY": "http://upper:1", "https_proxy": "http://lower:2"},
+    {"HTTPS_PROXY": "http://upper:1", "https_proxy": ""},
+    {"https_proxy": "http://p:1", "NO_PROXY": "api.openai.com"},
+    {"HTTPS_PROXY": "http://p:1", "HTTP_PROXY": "http://q:2", "no_proxy": ".example.org, gpu-box"},
+    {"HTTP_PROXY": "http://p:1", "REQUEST_METHOD": "GET"},
+    {"http_proxy": "http://p:1", "REQUEST_METHOD": "GET"},
+    {"http_proxy": "http://p:1", "no_proxy": "*"},
+    {"http_proxy": "http://p:1", "https_proxy": "http://p:1", "no_proxy": " * , gpu-box:8000, EXAMPLE.org"},
+]
+URLS = ["https://api.openai.com/v1", "http://gpu-box:8000/v1", "http://127.0.0.1:8080/v1", "https://a.example.org/v1"]
+
+
+@pytest.mark.parametrize("env", PROXY_ENVS)
+def test_proxies_from_env_match_what_urllib_read_from_the_process(
+    env: dict[str, str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The proxy a provider gets from ``env`` is the one it got before, when urllib read ``os.environ``."""
+    for name in list(os.environ):
+        if name.lower().endswith("_proxy") or name == "REQUEST_METHOD":
+            monkeypatch.delenv(name)
+    for name, value in env.items():
+        monkeypatch.setenv(name, value)
+    for url in URLS:
+        host = urlsplit(url).hostname or ""
+        loopback = host in ("127.0.0.1", "localhost", "::1")
+        before = (
+            None
+            if loopback or urllib.request.proxy_bypass(host)
+            else urllib.request.getproxies().get("https" if url.startswith("https") else "http")
+        )
+        assert proxy_for(url, env) == before, (url, env)
 
 
 def test_factory_string_plugin_runs_through_the_client() -> None:

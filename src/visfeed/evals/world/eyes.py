@@ -19,7 +19,7 @@ import math
 import os
 import time
 from collections.abc import Callable, Iterator
-from dataclasses import asdict, dataclass
+from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
@@ -29,27 +29,10 @@ import torch.nn.functional as F
 from torch.utils.data import DataLoader, IterableDataset, get_worker_info
 
 from visfeed.evals.world.captions import complete, image_codes
+from visfeed.evals.world.settings import EyesConfig
 from visfeed.tools.datasets.world.render import IMAGE_SIZE, render_array
 from visfeed.tools.datasets.world.vocab import ATTRIBUTES, VOCABULARY
 from visfeed.tools.eyes.network import HIDDEN, Eyes, EyesNet, save_eyes, to_batch
-
-
-@dataclass(frozen=True)
-class EyesConfig:
-    """Settings of one eyes training run (all recorded in the run record)."""
-
-    seed: int = 0
-    images: int = 24_576
-    batch_size: int = 128
-    lr: float = 3e-3
-    weight_decay: float = 1e-4
-    widths: tuple[int, int, int, int] = (32, 64, 128, 128)
-    depth: int = 2
-    workers: int = 1
-    threads: int = 1
-    eval_images: int = 1_000
-    minutes: float | None = None
-    """Wall-clock budget of the training loop (None: see all ``images``)."""
 
 
 def random_batch(rng: np.random.Generator, n: int) -> tuple[np.ndarray, np.ndarray]:

@@ -6,6 +6,7 @@ Shared by ``benchmarks/world_gates.py`` (shipped checkpoint, loaded through open
 
 from __future__ import annotations
 
+import os
 import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -17,6 +18,7 @@ from PIL import Image
 
 from visfeed.evals.world.gates import evaluate, passes
 from visfeed.evals.world.train import encode_texts
+from visfeed.tools.builtin_models import visfeed_cache_dir
 from visfeed.tools.datasets.world.splits import world_splits
 
 
@@ -63,7 +65,7 @@ def measure(
     """Gate figures (percent) and ``images_per_s`` on the test split of a world (default: market)."""
     torch.set_num_threads(threads)
     model.eval()
-    splits = world_splits(spec, seed=seed, n_test=n_test)
+    splits = world_splits(spec, seed=seed, n_test=n_test, cache_dir=visfeed_cache_dir(os.environ))
     x = load_images(splits.test.paths, preprocess)
     images = embed_images(model, x)
 

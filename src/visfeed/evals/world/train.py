@@ -14,9 +14,9 @@ import copy
 import hashlib
 import logging
 import math
+import os
 import time
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -26,6 +26,7 @@ import torch.nn.functional as F
 from torch.utils.data import DataLoader, IterableDataset, get_worker_info
 
 from visfeed.evals.world.captions import caption_pool, complete, constraint_codes, image_codes, twin
+from visfeed.evals.world.settings import TrainConfig
 from visfeed.fileio import write_atomic
 from visfeed.state.config import DEFAULT_MODEL
 from visfeed.tools.builtin_models import MINILM_PREFIX, create_default_model, model_config, visfeed_cache_dir
@@ -35,25 +36,6 @@ log = logging.getLogger(__name__)
 
 MEAN = (0.48145466, 0.4578275, 0.40821073)  # open_clip's default (OpenAI) image normalisation
 STD = (0.26862954, 0.26130258, 0.27577711)
-
-
-@dataclass(frozen=True)
-class TrainConfig:
-    """Settings of one training run (all recorded in the run record)."""
-
-    seed: int = 0
-    images: int = 640_000
-    batch_size: int = 256
-    lr: float = 2e-3
-    weight_decay: float = 0.05
-    warmup_frac: float = 0.03
-    pool_size: int = 32_000
-    twins: int = 64  # hard-negative twins per batch
-    checkpoint_every: int = 0  # steps between partial checkpoints (<out>.partial.pt); 0 = none
-    workers: int = 1
-    threads: int = 1
-    init_logit_scale: float = math.log(20.0)
-    max_logit_scale: float = math.log(100.0)
 
 
 def normalize_uint8(batch: torch.Tensor) -> torch.Tensor:
@@ -116,7 +98,7 @@ def caption_features(model: Any, tokenizer: Any, texts: list[str]) -> np.ndarray
     The text transformer is frozen, so these never change during training; only the projection learns.
     """
     h = hashlib.sha256(("\n".join(texts) + "|pooled|" + DEFAULT_MODEL).encode("utf-8")).hexdigest()[:16]
-    path = visfeed_cache_dir() / "world" / f"captions-{h}.npy"
+    path = visfeed_cache_dir(os.environ) / "world" / f"captions-{h}.npy"  # evals meet the process: they read it
     width = model.text.transformer.config.hidden_size
     if path.is_file():
         emb = np.load(path)

@@ -14,7 +14,7 @@ and SHAP values readable.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Any, Literal
+from typing import Any, Literal, get_args
 
 import numpy as np
 import pandas as pd
@@ -30,7 +30,8 @@ from sklearn.utils.validation import check_is_fitted, validate_data
 from visfeed.errors import ConfigError
 
 ClassifierKind = Literal["part_vote", "logistic", "forest"]
-CLASSIFIERS: tuple[ClassifierKind, ...] = ("part_vote", "logistic", "forest")
+CLASSIFIERS: tuple[ClassifierKind, ...] = get_args(ClassifierKind)
+"""Every classifier kind, in the order fitted and reported: the type's own list, so the two cannot drift."""
 
 
 def logistic(C: float = 1.0, max_iter: int = 2000) -> Pipeline:

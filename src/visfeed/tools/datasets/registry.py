@@ -166,7 +166,9 @@ def load_dataset_with_report(
 
 def _load_world(options: WorldOptions, *, k_shot: int, seed: int) -> LoadedDataset:
     """Render (or reuse) the world's splits; every image is drawn from the spec, so nothing is ever skipped."""
-    splits = world_splits(options.spec, seed=seed, k_shot=k_shot, n_val=options.n_val, n_test=options.n_test)
+    splits = world_splits(
+        options.spec, seed=seed, k_shot=k_shot, n_val=options.n_val, n_test=options.n_test, cache_dir=options.cache_dir
+    )
     spec = str(options.spec) if options.spec is not None else "the shipped market spec"
     report = LoadReport(
         dataset=WORLD,
@@ -207,14 +209,17 @@ def load_dataset(name: str, root: Path | None, **options: Any) -> DatasetSplits:
     return load_dataset_with_report(name, root, **options).splits
 
 
-def load_for_config(cfg: RunConfig) -> LoadedDataset:
-    """The dataset a run config names, split as its runs split it (same seed, shots and world sizes)."""
+def load_for_config(cfg: RunConfig, cache_dir: Path | None = None) -> LoadedDataset:
+    """The dataset a run config names, split as its runs split it (same seed, shots and world sizes).
+
+    ``cache_dir``: visfeed's cache folder, where the world is rendered (see :class:`WorldOptions`).
+    """
     return load_dataset_with_report(
         cfg.dataset,
         cfg.dataset_root,
         k_shot=cfg.k_shot,
         seed=cfg.seed,
         download=cfg.allow_download,
-        world=WorldOptions(spec=cfg.world_spec, n_val=cfg.n_val, n_test=cfg.n_test),
+        world=WorldOptions(spec=cfg.world_spec, n_val=cfg.n_val, n_test=cfg.n_test, cache_dir=cache_dir),
         stanford_dogs=StanfordDogsOptions(breeds=cfg.dogs_breeds, crop=cfg.dogs_crop, crop_dir=cfg.dogs_crop_dir),
     )

@@ -31,8 +31,9 @@ from pydantic import BaseModel, ConfigDict, Field, PrivateAttr
 
 from visfeed.errors import OutputParseError, ProviderError
 from visfeed.tools.eyes.network import Eyes, load_image_bytes
+from visfeed.tools.llm.images import images_in
 from visfeed.tools.llm.structured import message_text, parse_structured, schema_json
-from visfeed.tools.llm.vision import DESCRIBE_PROMPT, images_in
+from visfeed.tools.llm.vision import DESCRIBE_PROMPT
 
 SEEING_SYSTEM = (
     "You cannot see pictures. A careful observer looked at the picture for you and wrote what it shows. "

@@ -23,6 +23,7 @@ from langchain_core.messages import AIMessage, BaseMessage
 
 from visfeed.errors import CacheError
 from visfeed.fileio import connect_sqlite
+from visfeed.tools.llm.images import image_digest
 
 if TYPE_CHECKING:
     from visfeed.state.llm import LLMSettings
@@ -52,8 +53,6 @@ def _content_material(content: str | list[Any]) -> str | list[Any]:
     """
     if isinstance(content, str):
         return content
-    from visfeed.tools.llm.vision import image_digest
-
     return [image_digest(block) or block for block in content]
 
 

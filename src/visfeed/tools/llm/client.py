@@ -17,7 +17,6 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import logging
-import random
 import threading
 import time
 import weakref
@@ -30,7 +29,6 @@ from langchain_core.messages import AIMessage, BaseMessage
 from langchain_core.tools import BaseTool
 from langchain_core.utils.function_calling import convert_to_openai_tool
 from pydantic import BaseModel, ValidationError
-from tenacity import AsyncRetrying, RetryCallState, retry_if_exception, stop_after_attempt
 
 from visfeed.errors import ConfigError, OutputParseError, ProviderError
 from visfeed.state.llm import LLMSettings
@@ -44,10 +42,10 @@ from visfeed.tools.llm.accounting import (
     usage_of,
 )
 from visfeed.tools.llm.cache import ResponseCache, dump_message, load_message, request_key
-from visfeed.tools.llm.providers import ProviderHandle
-from visfeed.tools.llm.retry import backoff_delay, classify
+from visfeed.tools.llm.handle import ProviderHandle
+from visfeed.tools.llm.images import IMAGE_TOKENS, images_in
+from visfeed.tools.llm.retry import RetryPolicy, classify
 from visfeed.tools.llm.structured import SendCall, StructuredOutputError, ask_with_repairs, message_text, schema_json
-from visfeed.tools.llm.vision import IMAGE_TOKENS, images_in
 
 log = logging.getLogger(__name__)
 
@@ -75,7 +73,7 @@ class LLMClient:
         self.on_call = on_call
         self.records: list[LLMCallRecord] = []
         self._totals = UsageTotals()
-        self._rng = random.Random(self.settings.seed)
+        self._retry = RetryPolicy(handle, self.settings)
         self._lock = threading.Lock()
         self._semaphores: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, asyncio.Semaphore] = (
             weakref.WeakKeyDictionary()
@@ -278,32 +276,6 @@ class LLMClient:
                 sem = self._semaphores[loop] = asyncio.Semaphore(self.settings.max_concurrency)
         return sem
 
-    def _worth_retrying(self, exc: BaseException) -> bool:
-        """Transient failures are retried, unless the local server behind them has died."""
-        if not classify(exc).retryable:
-            return False
-        return self.handle.dead_server_error(grace_s=1.0) is None
-
-    def _wait(self, state: RetryCallState) -> float:
-        exc = state.outcome.exception() if state.outcome is not None else None
-        failure = classify(exc) if exc is not None else None
-        s = self.settings
-        with self._lock:
-            delay = backoff_delay(
-                state.attempt_number,
-                base_s=s.backoff_base_s,
-                max_s=s.backoff_max_s,
-                retry_after=failure.retry_after if failure else None,
-                max_retry_after_s=s.max_retry_after_s,
-                rng=self._rng,
-            )
-        log.warning(
-            "%s:%s attempt %d failed (%s); retrying in %.2fs",
-            self.handle.provider, self.handle.model, state.attempt_number,
-            self.handle.redact(failure.reason) if failure else "?", delay,
-        )  # fmt: skip
-        return delay
-
     async def _send(
         self,
         messages: list[BaseMessage],
@@ -335,14 +307,8 @@ class LLMClient:
         settled = False
         try:
             async with self._semaphore():
-                retrying = AsyncRetrying(
-                    stop=stop_after_attempt(s.max_retries + 1),
-                    wait=self._wait,
-                    retry=retry_if_exception(self._worth_retrying),
-                    reraise=True,
-                )
                 try:
-                    async for attempt in retrying:
+                    async for attempt in self._retry.retrying():
                         with attempt:
                             attempts += 1
                             out = await asyncio.wait_for(call(h.pick_chat_model()), timeout=s.timeout_s)

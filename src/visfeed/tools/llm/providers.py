@@ -6,7 +6,12 @@ and on any LangChain chat model a user plugs in. :func:`resolve_provider` turns 
 output, whether tools work, how to pass sampling parameters, whether calls cost money) and ownership of
 the local server's lifetime. Plug-ins are a ``package.module:factory`` string or an installed package's
 entry point in the ``visfeed.llm_providers`` group; a factory returns a ``BaseChatModel`` (or a ready
-``ProviderHandle`` when it wants to declare capabilities).
+``ProviderHandle`` when it wants to declare capabilities). Providers that ship with visfeed but build on
+this package (the eyes, :mod:`visfeed.tools.eyes.provider`) are named in :data:`BUILTIN_PROVIDERS` by
+``module:builder`` and loaded on first use, as entry points are, so nothing here imports them back.
+
+Nothing here reads the process environment: the caller passes it (``env``), so a key or proxy comes
+from where the caller says, and tests need no patched ``os.environ``.
 """
 
 from __future__ import annotations
@@ -14,10 +19,9 @@ from __future__ import annotations
 import importlib
 import importlib.metadata
 import logging
-import os
-import urllib.request
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit, urlunsplit
@@ -43,6 +47,35 @@ _NO_KEY = "sk-no-key-required"
 _FUNCTION_CALLING_FORMATS = {"chatml-function-calling", "functionary", "functionary-v2"}
 
 
+@dataclass(frozen=True)
+class ProviderRequest:
+    """Everything :func:`resolve_provider` was asked, for the builders of :data:`BUILTIN_PROVIDERS`."""
+
+    base_url: str | None = None
+    api_key: str | None = field(default=None, repr=False)
+    temperature: float | None = None
+    timeout_s: float = 120.0
+    structured_mode: StructuredMode | None = None
+    supports_tools: bool | None = None
+    local_chat_format: str | None = None
+    local_n_ctx: int = 4096
+    local_seed: int = 0
+    local_n_threads: int | None = None
+    local_replicas: int = 1
+    local_log_path: str | Path | None = None
+    options: Mapping[str, Any] = field(default_factory=dict)
+    env: Mapping[str, str] = field(default_factory=dict, repr=False)
+
+
+ProviderBuilder = Callable[[str | None, ProviderRequest], ProviderHandle]
+"""A built-in provider: (the part of the spec after ``NAME:`` or None, the request) -> its handle."""
+
+BUILTIN_PROVIDERS: dict[str, str] = {
+    "eyes": "visfeed.tools.eyes.provider:eyes_provider",
+}
+"""Providers shipped with visfeed outside this package: name -> ``module:builder`` (a :data:`ProviderBuilder`)."""
+
+
 def _redact_url(url: str) -> str:
     """The URL without user info, query or fragment (it enters cache keys and logs)."""
     parts = urlsplit(url)
@@ -52,15 +85,53 @@ def _redact_url(url: str) -> str:
     return urlunsplit((parts.scheme, netloc, parts.path.rstrip("/"), "", ""))
 
 
-def _env_proxy(url: str) -> str | None:
-    host = urlsplit(url).hostname or ""
-    if host in ("127.0.0.1", "localhost", "::1") or urllib.request.proxy_bypass(host):
+def env_proxies(env: Mapping[str, str]) -> dict[str, str]:
+    """Scheme -> proxy from ``*_proxy`` variables in ``env``, read the way urllib reads ``os.environ``.
+
+    Any case counts, a lower-case name wins over its upper-case twin (an empty lower-case one removes
+    it), and under CGI (``REQUEST_METHOD`` set) an upper-case ``HTTP_PROXY`` is ignored: a client can set
+    that one through a ``Proxy:`` header. ``no_proxy`` lands under ``"no"``.
+    """
+    proxies = {name.lower()[:-6]: value for name, value in env.items() if value and name.lower().endswith("_proxy")}
+    if "REQUEST_METHOD" in env:
+        proxies.pop("http", None)
+    for name, value in env.items():
+        if name.endswith("_proxy"):  # lower-case names, applied last
+            if value:
+                proxies[name.lower()[:-6]] = value
+            else:
+                proxies.pop(name.lower()[:-6], None)
+    return proxies
+
+
+def _bypassed(host: str, no_proxy: str) -> bool:
+    """Whether ``no_proxy`` (``*``, or comma-separated names of the host or a domain above it) exempts ``host``."""
+    if no_proxy == "*":
+        return True
+    host = host.lower()
+    for name in (n.strip().lstrip(".").lower() for n in no_proxy.split(",")):
+        if name and (host == name or host.endswith("." + name)):
+            return True
+    return False
+
+
+def proxy_for(url: str, env: Mapping[str, str]) -> str | None:
+    """The proxy ``env`` names for ``url`` (none for loopback or a ``no_proxy`` host)."""
+    parts = urlsplit(url)
+    host = parts.hostname or ""
+    proxies = env_proxies(env)
+    if host in ("127.0.0.1", "localhost", "::1") or _bypassed(host, proxies.get("no", "")):
         return None
-    return urllib.request.getproxies().get(urlsplit(url).scheme)
+    return proxies.get(parts.scheme)
 
 
 def _chat_openai(
-    model: str, base_url: str | None, api_key: str, temperature: float | None, timeout_s: float
+    model: str,
+    base_url: str | None,
+    api_key: str,
+    temperature: float | None,
+    timeout_s: float,
+    env: Mapping[str, str],
 ) -> BaseChatModel:
     from visfeed.tools.llm.openai_chat import CompatChatOpenAI
 
@@ -72,7 +143,9 @@ def _chat_openai(
         timeout=timeout_s,
         max_retries=0,  # the client retries, with backoff and accounting
         use_responses_api=False,
-        http_async_client=per_loop_async_client(timeout_s, proxy=_env_proxy(base_url or "https://api.openai.com/v1")),
+        http_async_client=per_loop_async_client(
+            timeout_s, proxy=proxy_for(base_url or "https://api.openai.com/v1", env)
+        ),
     )
 
 
@@ -97,80 +170,79 @@ def resolve_provider(
     """Build the provider named by ``spec``.
 
     - ``local`` (or ``local:/path/model.gguf``): the embedded SmolLM2 behind ``llama_cpp.server``.
-    - ``eyes`` (or ``eyes:/path/eyes.pt``): the embedded stand-in for a multimodal LLM (the eyes network
-      plus the local SmolLM2 for questions beyond describing); ``options={"no_text": True}`` leaves
-      SmolLM2 out.
-    - ``openai:MODEL``: OpenAI; the key is ``api_key`` or ``OPENAI_API_KEY``.
+    - ``openai:MODEL``: OpenAI; the key is ``api_key`` or ``OPENAI_API_KEY`` in ``env``.
     - ``openai-compatible:MODEL``: any OpenAI-compatible server at ``base_url`` (vLLM, Ollama,
-      llama.cpp, LM Studio); key from ``api_key`` or ``OPENAI_API_KEY``, else a placeholder.
+      llama.cpp, LM Studio); key from ``api_key`` or ``OPENAI_API_KEY`` in ``env``, else a placeholder.
+    - ``eyes`` (or ``eyes:/path/eyes.pt``), and any other name in :data:`BUILTIN_PROVIDERS`: built by
+      its module (:func:`visfeed.tools.eyes.provider.eyes_provider`: the embedded stand-in for a
+      multimodal LLM; ``options={"no_text": True}`` leaves its SmolLM2 out).
     - ``NAME`` or ``NAME:MODEL``: a factory registered under the ``visfeed.llm_providers`` entry point.
     - ``package.module:factory``: any callable returning a ``BaseChatModel`` (or a ``ProviderHandle``).
 
     ``local_replicas`` starts that many local servers (``llama_cpp.server`` answers one request at a
     time) so that ``max_concurrency`` > 1 really runs calls in parallel; give each ``local_n_threads``
-    so that replicas times threads fits the cores. ``options`` are keyword arguments for plug-in factories. ``env`` (default: ``os.environ``) is where
-    API keys are looked up.
+    so that replicas times threads fits the cores. ``options`` are keyword arguments for plug-in
+    factories. ``env`` is where ``OPENAI_API_KEY`` and the ``*_proxy`` variables are looked up; nothing
+    here reads ``os.environ``: a caller that wants the process environment passes it (a run's builder,
+    :func:`visfeed.agents.resources.provider_handle`, and :func:`visfeed.evals.image_side.open_mllm` do).
     """
-    env = os.environ if env is None else env
+    req = ProviderRequest(
+        base_url=base_url, api_key=api_key, temperature=temperature, timeout_s=timeout_s,
+        structured_mode=structured_mode, supports_tools=supports_tools, local_chat_format=local_chat_format,
+        local_n_ctx=local_n_ctx, local_seed=local_seed, local_n_threads=local_n_threads,
+        local_replicas=local_replicas, local_log_path=local_log_path, options=dict(options or {}), env=dict(env or {}),
+    )  # fmt: skip
     spec = spec.strip()
     kind, _, rest = spec.partition(":")
     if kind == "local":
-        return _local_handle(
-            rest or None, temperature, timeout_s, structured_mode, supports_tools,
-            local_chat_format, local_n_ctx, local_seed, local_n_threads, local_replicas, local_log_path,
-        )  # fmt: skip
-    if kind == "eyes":
-        return _eyes_handle(
-            rest or None,
-            timeout_s,
-            local_seed,
-            local_n_threads,
-            local_log_path,
-            no_text=bool(options and options.get("no_text")),
-        )
+        return _local_handle(rest or None, req)
     if kind in ("openai", "openai-compatible"):
-        if not rest:
-            raise ConfigError(f"provider {spec!r} needs a model name, e.g. '{kind}:gpt-4o-mini'")
-        if kind == "openai":
-            key = api_key or env.get("OPENAI_API_KEY")
-            if not key:
-                raise ConfigError(
-                    f"provider {spec!r} needs an OpenAI API key: set OPENAI_API_KEY, or use "
-                    "--provider local for the embedded offline model"
-                )
-        else:
-            if not base_url:
-                raise ConfigError(f"provider {spec!r} needs a base URL, e.g. --base-url http://localhost:8000/v1")
-            key = api_key or env.get("OPENAI_API_KEY") or _NO_KEY
-        model, url = rest, base_url
-        return ProviderHandle(
-            provider=kind,
-            model=model,
-            factory=lambda: _chat_openai(model, url, key, temperature, timeout_s),
-            supports_tools=True if supports_tools is None else supports_tools,
-            structured_mode=structured_mode or ("openai_json_schema" if kind == "openai" else "json_object_schema"),
-            call_style=kind,  # type: ignore[arg-type]
-            endpoint=_redact_url(url) if url else None,
-            default_params={"temperature": temperature},
-            secrets=(key,),
-            accepts_images=True,  # the model may still refuse: vision.ask_about_images turns that into a clear error
-        )
-    return _plugin_handle(spec, options or {}, structured_mode, supports_tools)
+        return _openai_handle(spec, kind, rest, req)
+    if kind in BUILTIN_PROVIDERS:
+        return _builtin_handle(kind, rest or None, req)
+    return _plugin_handle(spec, req.options, structured_mode, supports_tools)
 
 
-def _local_handle(
-    model_path: str | None,
-    temperature: float | None,
-    timeout_s: float,
-    structured_mode: StructuredMode | None,
-    supports_tools: bool | None,
-    chat_format: str | None,
-    n_ctx: int,
-    seed: int,
-    n_threads: int | None,
-    replicas: int,
-    log_path: str | Path | None,
-) -> ProviderHandle:
+def _openai_handle(spec: str, kind: str, model: str, req: ProviderRequest) -> ProviderHandle:
+    """OpenAI, or any server that speaks its API at ``req.base_url``."""
+    if not model:
+        raise ConfigError(f"provider {spec!r} needs a model name, e.g. '{kind}:gpt-4o-mini'")
+    if kind == "openai":
+        key = req.api_key or req.env.get("OPENAI_API_KEY")
+        if not key:
+            raise ConfigError(
+                f"provider {spec!r} needs an OpenAI API key: set OPENAI_API_KEY, or use "
+                "--provider local for the embedded offline model"
+            )
+    else:
+        if not req.base_url:
+            raise ConfigError(f"provider {spec!r} needs a base URL, e.g. --base-url http://localhost:8000/v1")
+        key = req.api_key or req.env.get("OPENAI_API_KEY") or _NO_KEY
+    url, temperature, timeout_s, env = req.base_url, req.temperature, req.timeout_s, req.env
+    return ProviderHandle(
+        provider=kind,
+        model=model,
+        factory=lambda: _chat_openai(model, url, key, temperature, timeout_s, env),
+        supports_tools=True if req.supports_tools is None else req.supports_tools,
+        structured_mode=req.structured_mode or ("openai_json_schema" if kind == "openai" else "json_object_schema"),
+        call_style=kind,  # type: ignore[arg-type]
+        endpoint=_redact_url(url) if url else None,
+        default_params={"temperature": temperature},
+        secrets=(key,),
+        accepts_images=True,  # the model may still refuse: vision.ask_about_images turns that into a clear error
+    )
+
+
+def _builtin_handle(name: str, rest: str | None, req: ProviderRequest) -> ProviderHandle:
+    """The handle of a provider in :data:`BUILTIN_PROVIDERS`, its module imported now."""
+    module, _, attr = BUILTIN_PROVIDERS[name].partition(":")
+    builder: ProviderBuilder = getattr(importlib.import_module(module), attr)
+    return builder(rest, req)
+
+
+def _local_handle(model_path: str | None, req: ProviderRequest) -> ProviderHandle:
+    """The embedded SmolLM2 (or the GGUF file at ``model_path``) behind ``req.local_replicas`` local servers."""
+    replicas, log_path, chat_format = req.local_replicas, req.local_log_path, req.local_chat_format
     missing = missing_local_modules(need_model_package=model_path is None)
     if missing:
         raise ProviderError(
@@ -182,9 +254,9 @@ def _local_handle(
     servers = [
         LocalLLMServer(
             model_path,
-            n_ctx=n_ctx,
-            seed=seed,
-            n_threads=n_threads,
+            n_ctx=req.local_n_ctx,
+            seed=req.local_seed,
+            n_threads=req.local_n_threads,
             chat_format=chat_format,
             log_path=None if log_path is None else Path(f"{log_path}.{i}" if i else log_path),
         )
@@ -200,7 +272,7 @@ def _local_handle(
             for srv in servers:
                 srv.stop()
             raise
-        return [_chat_openai(alias, url, _NO_KEY, temperature, timeout_s) for url in urls]
+        return [_chat_openai(alias, url, _NO_KEY, req.temperature, req.timeout_s, req.env) for url in urls]
 
     # The cache identity of a local model is its file, not the (per-run) port.
     endpoint = None if model_path is None else f"file:{Path(model_path).name}:{_size(model_path)}"
@@ -208,55 +280,14 @@ def _local_handle(
         provider="local",
         model=alias if model_path is not None else DEFAULT_LOCAL_MODEL,
         factory=build,
-        supports_tools=(chat_format in _FUNCTION_CALLING_FORMATS) if supports_tools is None else supports_tools,
-        structured_mode=structured_mode or "json_object_schema",
+        supports_tools=(chat_format in _FUNCTION_CALLING_FORMATS) if req.supports_tools is None else req.supports_tools,
+        structured_mode=req.structured_mode or "json_object_schema",
         call_style="openai-compatible",
         endpoint=endpoint,
         free=True,
         servers=servers,
-        default_params={"temperature": temperature},
+        default_params={"temperature": req.temperature},
         accepts_images=False,
-    )
-
-
-def _eyes_handle(
-    checkpoint: str | None,
-    timeout_s: float,
-    seed: int,
-    n_threads: int | None,
-    log_path: str | Path | None,
-    *,
-    no_text: bool = False,
-) -> ProviderHandle:
-    """The embedded stand-in for a multimodal LLM: the eyes network, with SmolLM2 as its language half.
-
-    The text model answers greedily and briefly (a label guess is a few words); ``no_text`` leaves it out,
-    so the eyes can only describe (tests, and machines without the 'local' extra).
-    """
-    from visfeed.fileio import sha256_file
-    from visfeed.tools.eyes.chat import TEXT_MAX_TOKENS, EyesChat, behaviour_key
-    from visfeed.tools.eyes.network import Eyes, shipped_eyes
-
-    path = Path(checkpoint) if checkpoint else shipped_eyes()
-    eyes = Eyes.load(path)
-    text = None if no_text else _local_handle(
-        None, 0.0, timeout_s, None, None, None, 4096, seed, n_threads, 1, log_path
-    )  # fmt: skip
-
-    def build() -> BaseChatModel:
-        language = None if text is None else text.chat_model.bind(extra_body={"max_tokens": TEXT_MAX_TOKENS}, seed=seed)
-        return EyesChat(eyes=eyes, text_model=language, model_name=f"eyes-{sha256_file(path)[:12]}")
-
-    return ProviderHandle(
-        provider="eyes",
-        model=f"eyes-{sha256_file(path)[:12]}" + ("" if text is None else f"+{text.model}"),
-        factory=build,
-        call_style="generic",
-        structured_mode="native",  # EyesChat.with_structured_output: the text model's grammar-constrained answer
-        endpoint=f"eyes-behaviour:{behaviour_key()}",  # cached answers follow the wording and prompt, too
-        free=True,
-        servers=[] if text is None else text.servers,
-        accepts_images=True,
     )
 
 
@@ -294,7 +325,7 @@ def _plugin_handle(
                 "with the package installed"
             ) from exc
     else:
-        known = ", ".join(["local", "eyes", "openai:MODEL", "openai-compatible:MODEL", *sorted(eps)])
+        known = ", ".join(["local", *BUILTIN_PROVIDERS, "openai:MODEL", "openai-compatible:MODEL", *sorted(eps)])
         raise ConfigError(f"unknown LLM provider {spec!r}; use one of {known}, or 'package.module:factory'")
     if not callable(factory):
         raise ConfigError(f"LLM provider factory {spec!r} is not callable")

@@ -1,5 +1,8 @@
 """Which provider failures are worth retrying, how long to wait, and the final error.
 
+:class:`RetryPolicy` puts these together for one provider: the client asks it for the retrying loop of
+each logical call and knows nothing of what is retried or for how long.
+
 Why in one place: the client talks to OpenAI's SDK, to OpenAI-compatible servers through the same SDK,
 and to arbitrary LangChain plug-ins whose exceptions we cannot import. Classification therefore looks at
 exception types we know (openai, httpx, asyncio) and, for the rest, at an HTTP status carried by the
@@ -11,14 +14,22 @@ from __future__ import annotations
 import asyncio
 import email.utils
 import json
+import logging
 import random
 import re
+import threading
 import time
 from dataclasses import dataclass
 from typing import Any
 
 import httpx
 import openai
+from tenacity import AsyncRetrying, RetryCallState, retry_if_exception, stop_after_attempt
+
+from visfeed.state.llm import LLMSettings
+from visfeed.tools.llm.handle import ProviderHandle
+
+log = logging.getLogger(__name__)
 
 RETRYABLE_STATUS = frozenset({408, 409, 425, 429, 500, 502, 503, 504, 520, 522, 524, 529})
 # Bodies that say the request itself is wrong: sending it again gets the same answer. llama-cpp-python's
@@ -127,3 +138,48 @@ def backoff_delay(
     if retry_after is not None:
         delay = max(delay, min(retry_after, max_retry_after_s))
     return delay
+
+
+class RetryPolicy:
+    """When one provider's calls are tried again and how long each waits (jitter drawn from the settings' seed)."""
+
+    def __init__(self, handle: ProviderHandle, settings: LLMSettings) -> None:
+        self.handle = handle
+        self.settings = settings
+        self._rng = random.Random(settings.seed)
+        self._lock = threading.Lock()  # calls on several threads draw jitter from one generator
+
+    def retrying(self) -> AsyncRetrying:
+        """The attempt loop of one logical call: ``max_retries`` more tries, the last error re-raised."""
+        return AsyncRetrying(
+            stop=stop_after_attempt(self.settings.max_retries + 1),
+            wait=self._wait,
+            retry=retry_if_exception(self._worth_retrying),
+            reraise=True,
+        )
+
+    def _worth_retrying(self, exc: BaseException) -> bool:
+        """Transient failures are retried, unless the local server behind them has died."""
+        if not classify(exc).retryable:
+            return False
+        return self.handle.dead_server_error(grace_s=1.0) is None
+
+    def _wait(self, state: RetryCallState) -> float:
+        exc = state.outcome.exception() if state.outcome is not None else None
+        failure = classify(exc) if exc is not None else None
+        s = self.settings
+        with self._lock:
+            delay = backoff_delay(
+                state.attempt_number,
+                base_s=s.backoff_base_s,
+                max_s=s.backoff_max_s,
+                retry_after=failure.retry_after if failure else None,
+                max_retry_after_s=s.max_retry_after_s,
+                rng=self._rng,
+            )
+        log.warning(
+            "%s:%s attempt %d failed (%s); retrying in %.2fs",
+            self.handle.provider, self.handle.model, state.attempt_number,
+            self.handle.redact(failure.reason) if failure else "?", delay,
+        )  # fmt: skip
+        return delay

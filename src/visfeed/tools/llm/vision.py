@@ -1,37 +1,29 @@
 """Questions about pictures to multimodal chat models, through the same client as every text call.
 
 Why no second client: caching, budgets, retries, bounded concurrency and accounting must hold for image
-calls exactly as for text, so a picture is just a LangChain content block (base64 ``image_url``, the form
-OpenAI, llama.cpp ``llama-server --mmproj``, vLLM, Ollama and LM Studio all read) in a message sent by
-:class:`~visfeed.tools.llm.client.LLMClient`. What this module adds: building those messages, the image
-part of cache keys (the sha256 of the picture's bytes, so the key is the content, not the path), a token
-estimate for budgets and cost projections, one clear error when a provider turns pictures away, and the
-label question as structured output whose schema is an enum of the class names (OpenAI's json_schema,
-llama.cpp's grammar from ``json_object`` + schema), so the guess is always one of them.
+calls exactly as for text, so a picture is just a content block (:mod:`visfeed.tools.llm.images`, which
+the client and the cache use too) in a message sent by :class:`~visfeed.tools.llm.client.LLMClient`.
+What this module adds on top of the client: the paper's two questions, one clear error when a provider
+turns pictures away, the label question as structured output whose schema is an enum of the class names
+(OpenAI's json_schema, llama.cpp's grammar from ``json_object`` + schema), so the guess is always one of
+them, and the worst-case cost of a pass before any call.
 """
 
 from __future__ import annotations
 
 import asyncio
-import base64
-import binascii
-import hashlib
 import logging
-import mimetypes
 from collections.abc import Awaitable, Sequence
-from pathlib import Path
-from typing import TYPE_CHECKING, Any, Literal
+from typing import Any, Literal
 
-from langchain_core.messages import BaseMessage, HumanMessage
 from pydantic import BaseModel, Field, create_model
 
-from visfeed.errors import ConfigError, DataError, ProviderError
+from visfeed.errors import ConfigError, ProviderError
 from visfeed.tools.llm.accounting import ModelPrice, estimate_cost, estimate_tokens
+from visfeed.tools.llm.client import LLMClient
 from visfeed.tools.llm.handle import ProviderHandle
+from visfeed.tools.llm.images import IMAGE_TOKENS, image_message
 from visfeed.tools.llm.structured import StructuredOutputError, message_text
-
-if TYPE_CHECKING:
-    from visfeed.tools.llm.client import LLMClient
 
 log = logging.getLogger(__name__)
 
@@ -42,61 +34,8 @@ CLASSIFY_PROMPT = (
 )
 """The two questions of "What do you see?" (arXiv 2405.15668), word for word."""
 
-IMAGE_TOKENS = 85
-"""Prompt tokens one picture is assumed to cost (OpenAI's low-detail tile) when projecting and budgeting."""
-
 _REJECT_STATUS = frozenset({400, 404, 415, 422, 500, 501})
 _REJECT_WORDS = ("image", "vision", "multimodal", "mmproj", "content type", "image_url")
-
-
-def data_url(data: bytes, mime: str) -> str:
-    """A ``data:`` URL holding ``data`` in base64."""
-    return f"data:{mime};base64,{base64.b64encode(data).decode('ascii')}"
-
-
-def image_block(path: str | Path) -> dict[str, Any]:
-    """The LangChain/OpenAI content block of an image file, inlined as base64."""
-    try:
-        data = Path(path).read_bytes()
-    except OSError as exc:
-        raise DataError(f"cannot read image {path}: {exc}") from exc
-    mime = mimetypes.guess_type(str(path))[0] or "image/png"
-    return {"type": "image_url", "image_url": {"url": data_url(data, mime)}}
-
-
-def image_message(path: str | Path, prompt: str) -> HumanMessage:
-    """One user turn: the question, then the picture."""
-    return HumanMessage(content=[{"type": "text", "text": prompt}, image_block(path)])
-
-
-def decode_image_block(block: Any) -> bytes | None:
-    """The picture's bytes if ``block`` is an inline ``image_url`` block, else None."""
-    if not isinstance(block, dict) or block.get("type") != "image_url":
-        return None
-    ref = block.get("image_url")
-    url = ref.get("url") if isinstance(ref, dict) else ref
-    if not isinstance(url, str) or not url.startswith("data:") or "," not in url:
-        return None
-    head, _, payload = url.partition(",")
-    try:
-        return base64.b64decode(payload, validate=True) if head.endswith(";base64") else payload.encode()
-    except (binascii.Error, ValueError):
-        return None
-
-
-def image_digest(block: Any) -> dict[str, str] | None:
-    """The cache-key form of an inline image block (its bytes' sha256), or None for other blocks."""
-    data = decode_image_block(block)
-    return None if data is None else {"type": "image", "sha256": hashlib.sha256(data).hexdigest()}
-
-
-def images_in(messages: Sequence[BaseMessage]) -> list[bytes]:
-    """Every inline picture in ``messages``, in order."""
-    found = []
-    for m in messages:
-        if isinstance(m.content, list):
-            found += [d for d in (decode_image_block(b) for b in m.content) if d is not None]
-    return found
 
 
 def check_accepts_images(handle: ProviderHandle) -> None:

@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import hashlib
+from functools import partial
 from pathlib import Path
 
 import pytest
@@ -24,9 +25,10 @@ def _digest(path: str) -> str:
 
 
 def test_splits_are_disjoint_deterministic_and_reused(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setenv("VISFEED_CACHE_DIR", str(tmp_path / "cache"))
+    monkeypatch.setenv("VISFEED_CACHE_DIR", str(tmp_path / "env-cache"))  # tools read no environment
     spec = _spec(tmp_path)
-    a = world_splits(spec, seed=3, k_shot=2, n_val=2, n_test=4)
+    split = partial(world_splits, cache_dir=tmp_path / "cache")
+    a = split(spec, seed=3, k_shot=2, n_val=2, n_test=4)
     assert a.name == "mini" and a.classnames == ["lemon", "lime", "cherry"]
     assert len(a.feedback) == 6 and a.validation is not None and len(a.validation) == 6 and len(a.test) == 12
     assert sorted(set(a.test.labels)) == [0, 1, 2]
@@ -35,24 +37,26 @@ def test_splits_are_disjoint_deterministic_and_reused(tmp_path: Path, monkeypatc
     assert sum(len(c) for c in contents) == 24  # no two images alike, within or across splits
     assert not (contents[0] & contents[1]) and not (contents[1] & contents[2]) and not (contents[0] & contents[2])
     mtime = Path(a.test.paths[0]).stat().st_mtime_ns
-    b = world_splits(spec, seed=3, k_shot=2, n_val=2, n_test=4)
+    b = split(spec, seed=3, k_shot=2, n_val=2, n_test=4)
     assert b == a and Path(b.test.paths[0]).stat().st_mtime_ns == mtime  # reused, not re-rendered
     # a fresh render elsewhere gives the same pixels
-    c = world_splits(spec, seed=3, k_shot=2, n_val=2, n_test=4, root=tmp_path / "other")
+    c = split(spec, seed=3, k_shot=2, n_val=2, n_test=4, root=tmp_path / "other")
     assert [_digest(p) for p in c.test.paths] == [_digest(p) for p in a.test.paths]
-    d = world_splits(spec, seed=4, k_shot=2, n_val=2, n_test=4)
+    d = split(spec, seed=4, k_shot=2, n_val=2, n_test=4)
     assert {_digest(p) for p in d.test.paths}.isdisjoint({_digest(p) for p in a.test.paths})
     assert not list((tmp_path / "cache" / "world").glob(".*"))  # no temp folders left behind
+    assert not (tmp_path / "env-cache").exists()
 
 
 def test_the_registry_loads_the_world_like_any_dataset(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     from visfeed.tools.datasets import WorldOptions, list_datasets, load_dataset_with_report
 
-    monkeypatch.setenv("VISFEED_CACHE_DIR", str(tmp_path / "cache"))
+    monkeypatch.setenv("VISFEED_CACHE_DIR", str(tmp_path / "env-cache"))  # tools read no environment
     spec = _spec(tmp_path)
-    options = WorldOptions(spec=spec, n_val=0, n_test=2)
+    options = WorldOptions(spec=spec, n_val=0, n_test=2, cache_dir=tmp_path / "cache")
     splits, report = load_dataset_with_report("World", None, k_shot=1, seed=5, world=options)
-    assert splits == world_splits(spec, seed=5, k_shot=1, n_val=0, n_test=2)
+    assert splits == world_splits(spec, seed=5, k_shot=1, n_val=0, n_test=2, cache_dir=tmp_path / "cache")
+    assert not (tmp_path / "env-cache").exists()
     assert splits.validation is None
     assert report.dataset == "world" and report.sizes == {"feedback": 3, "validation": 0, "test": 6}
     assert "world" in {info.name for info in list_datasets()}

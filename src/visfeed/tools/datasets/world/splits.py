@@ -37,6 +37,11 @@ class WorldOptions(BaseModel):
     spec: Path | None = Field(default=None, description="World spec YAML; None: the shipped market world.")
     n_val: int = Field(default=20, ge=0, description="Validation images per class (0: no validation split).")
     n_test: int = Field(default=50, ge=1, description="Test images per class.")
+    cache_dir: Path | None = Field(
+        default=None,
+        description="visfeed's cache folder; splits are rendered under <cache_dir>/world/. None: ~/.cache/visfeed "
+        "(the CLI and runs pass $VISFEED_CACHE_DIR's folder).",
+    )
 
 
 def image_rng(seed: int, split: str, class_index: int, index: int) -> np.random.Generator:
@@ -82,15 +87,17 @@ def world_splits(
     n_val: int = 20,
     n_test: int = 50,
     root: Path | None = None,
+    cache_dir: Path | None = None,
 ) -> DatasetSplits:
     """Render (or reuse) the k-shot feedback, validation and test splits of a world spec.
 
-    The cache folder is ``root`` if given, else ``$VISFEED_CACHE_DIR/world/<spec-hash>-s<seed>-k<k>-v<val>-t<test>``
-    (``~/.cache/visfeed`` when the variable is unset).
+    The folder is ``root`` if given, else ``<cache_dir>/world/<spec-hash>-s<seed>-k<k>-v<val>-t<test>``, with
+    ``cache_dir`` defaulting to ``~/.cache/visfeed`` (callers pass ``visfeed_cache_dir(os.environ)`` to honour
+    ``$VISFEED_CACHE_DIR``).
     """
     world = load_spec(spec)
     key = f"{world.digest()}-r{RENDER_VERSION}-s{seed}-k{k_shot}-v{n_val}-t{n_test}"
-    folder = Path(root) if root is not None else visfeed_cache_dir() / "world" / key
+    folder = Path(root) if root is not None else (cache_dir or visfeed_cache_dir()) / "world" / key
     manifest = folder / _MANIFEST
     if not manifest.is_file():
         folder.parent.mkdir(parents=True, exist_ok=True)
