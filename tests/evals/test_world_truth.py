@@ -2,10 +2,19 @@
 
 from __future__ import annotations
 
-from visfeed.evals.concepts.world_truth import positive_precision_at_k, spec_tree, true_assignments, world_match
+from visfeed.evals.concepts.world_truth import (
+    PHRASES,
+    VOCABULARY_SYNONYMS,
+    positive_precision_at_k,
+    spec_tree,
+    true_assignments,
+    world_match,
+)
 from visfeed.state.concepts import ConceptPart, ConceptTree, ConceptValue
 from visfeed.tools.concepts.features import tree_space
 from visfeed.tools.datasets.world.spec import load_spec
+from visfeed.tools.datasets.world.vocab import VOCABULARY
+from visfeed.tools.visual_words import load_vocabulary
 
 
 def test_world_match_reads_the_captions_words_and_the_part() -> None:
@@ -14,6 +23,15 @@ def test_world_match_reads_the_captions_words_and_the_part() -> None:
     assert world_match("skin", "color", "heart-shaped") == ("shape", "heart")
     assert world_match("flesh", "color", "pale yellow") == ("inside", "pale yellow")
     assert world_match("object", "pattern", "knitted") is None
+    assert world_match("object", "shape", "spherical") == ("shape", "round")  # a vocabulary synonym
+    assert world_match("object", "color", "golden") is None  # between yellow and orange: states neither
+
+
+def test_vocabulary_synonyms_are_vocabulary_words_that_name_world_values() -> None:
+    entries = set(load_vocabulary(None).entries)
+    for word, (attribute, value) in VOCABULARY_SYNONYMS.items():
+        assert word in entries and value in VOCABULARY[attribute]
+        assert PHRASES[word] == (attribute, value)
 
 
 def test_true_assignments_of_the_spec_tree_and_of_a_wrong_one() -> None:

@@ -67,11 +67,34 @@ WORLD_FORMS: dict[str, str] = {
 """Adjectives -> the world's noun for the same pattern (a word form, not a synonym)."""
 
 
+VOCABULARY_SYNONYMS: dict[str, tuple[str, str]] = {
+    "spherical": ("shape", "round"),
+    "pear-shaped": ("shape", "teardrop"),  # the world's teardrop: narrow at the top, wide at the bottom
+    "disc-shaped": ("shape", "flat"),  # the world's flat: "flat and round", "wider than tall"
+    "plain": ("pattern", "smooth"),  # no pattern
+    "polka-dotted": ("pattern", "spots"),
+    "velvety": ("pattern", "fuzzy"),  # the world's fuzzy: "soft", "downy"
+    "segmented": ("pattern", "ribs"),  # the world's ribs: "segments", "deep grooves"
+    "ridged": ("pattern", "ribs"),
+    "crimson": ("color", "red"),
+    "maroon": ("color", "dark red"),
+    "violet": ("color", "purple"),
+    "lavender": ("color", "purple"),
+    "cream-coloured": ("color", "pale yellow"),  # the world's pale yellow: "cream", "creamy"
+}
+"""Entries of the shipped visual vocabulary that name a world value in other words than the captions'.
+
+The captions' phrases are the words the tower learned, not every English word for a value: a grounded
+tree that says a lime is "spherical" says it is round. Words that sit between two values ("golden",
+"teal", "peach-coloured") are left out: they state neither.
+"""
+
+
 def _phrases() -> dict[str, tuple[str, str]]:
     """Every phrase the world's captions use for a value -> (attribute, value): the world's own synonyms.
 
     The tower learned these words and only these ("cylindrical" for long, "crescent-shaped" for curved), so
-    a clue phrased with one states that value.
+    a clue phrased with one states that value; so does a vocabulary word of :data:`VOCABULARY_SYNONYMS`.
     """
     tables: list[tuple[str, dict[str, list[str]]]] = [
         ("color", COLOR_WORDS), ("shape", SHAPE_WORDS), ("size", SIZE_WORDS),
@@ -82,6 +105,8 @@ def _phrases() -> dict[str, tuple[str, str]]:
         for value, phrases in table.items():
             for phrase in phrases:
                 out.setdefault(phrase.casefold(), (attr, value))
+    for word, match in VOCABULARY_SYNONYMS.items():
+        out.setdefault(word, match)
     return out
 
 
