@@ -6,6 +6,7 @@ from visfeed.evals.concepts.world_truth import (
     PHRASES,
     VOCABULARY_SYNONYMS,
     positive_precision_at_k,
+    positive_profile,
     spec_tree,
     true_assignments,
     world_match,
@@ -59,3 +60,18 @@ def test_positive_precision_counts_only_the_clues_given_and_names_the_class_they
         {"lemon": [(yellow, 0.3), (blue, 0.1)], "blueberry": [(yellow, 0.2)], "lime": []}, space, spec
     )
     assert got == {"lemon": 0.5, "blueberry": 0.0}  # lime has no positive evidence: left out, not a zero
+
+
+def test_positive_profile_tells_a_ranking_miss_from_a_missing_true_clue() -> None:
+    spec = load_spec()
+    space = tree_space(spec_tree(spec))
+    yellow = next(t for t in space.texts if t.endswith("skin is yellow"))
+    blue = next(t for t in space.texts if t.endswith("skin is blue"))
+    dimples = next(t for t in space.texts if t.endswith("skin is dimples"))
+    got = positive_profile(
+        {"lemon": [(yellow, 0.6), (blue, 0.3), (dimples, 0.1)], "blueberry": [(yellow, 0.2)], "lime": []}, space, spec
+    )
+    assert got["at_1"] == 0.5 and abs(got["at_3"] - 1 / 3) < 1e-9 and abs(got["at_5"] - 1 / 3) < 1e-9
+    # lemon: two true clues of three, so no order reaches more than 2/3; blueberry: none is true
+    assert abs(got["ceiling_at_5"] - 1 / 3) < 1e-9
+    assert abs(got["weighted"] - 0.35) < 1e-9  # lemon's true clues carry 0.7 of its importance

@@ -10,6 +10,8 @@
   take in the spec (unmatched clues count as misses; so do clues that matter by their absence);
 - :func:`positive_precision_at_k`: the same over each class's positive evidence only (clues that are
   higher on its images), the measure a true tree can pass;
+- :func:`positive_profile`: the same at 1 and 3, its ceiling (the best order of the same clues) and the
+  share of the importance that true clues carry: where a low precision@k comes from;
 - :func:`true_assignments`: per world attribute, the share of the tree's (class, value) assignments that
   are true of the class;
 - :func:`twin_pairs` / :func:`twin_score`: one attribute of an image changed, everything else (the same
@@ -207,6 +209,31 @@ def positive_precision_at_k(
             hits = [(m := match.get(t)) is not None and m[1] in by_name[cls].support(m[0]) for t, _ in top]
             out[cls] = float(np.mean(hits))
     return out
+
+
+def positive_profile(
+    per_class_positive: Mapping[str, Sequence[tuple[str, float]]], space: FeatureSpace, spec: WorldSpec, k: int = 5
+) -> dict[str, float]:
+    """Why positive precision@k is what it is: the same at 1 and 3, its ceiling, and by importance.
+
+    ``per_class_positive`` holds each class's *whole* positive evidence, most important first. The ceiling
+    is the precision@k of the best order of the same clues (true ones first): below 1 when a class has
+    fewer than k true clues among its positive evidence, whatever the importances. ``weighted`` is the
+    share of the top k's importance that true clues carry (a small-effect miss counts little).
+    """
+    match = dict(zip(space.texts, matches(space), strict=True))
+    by_name = {c.name: c for c in spec.classes}
+    rows: dict[str, list[float]] = {"at_1": [], "at_3": [], f"at_{k}": [], f"ceiling_at_{k}": [], "weighted": []}
+    for cls, clues in per_class_positive.items():
+        hits = [(m := match.get(t)) is not None and m[1] in by_name[cls].support(m[0]) for t, _ in clues]
+        if not hits:
+            continue
+        for n in (1, 3, k):
+            rows[f"at_{n}"].append(float(np.mean(hits[:n])))
+        rows[f"ceiling_at_{k}"].append(min(sum(hits), k) / min(len(hits), k))
+        imp = np.asarray([max(v, 0.0) for _, v in clues[:k]])
+        rows["weighted"].append(float(imp[np.asarray(hits[:k])].sum() / imp.sum()) if imp.sum() > 0 else 0.0)
+    return {name: float(np.mean(v)) for name, v in rows.items() if v}
 
 
 ATTRIBUTE_FACETS: dict[str, tuple[str, ...]] = {
