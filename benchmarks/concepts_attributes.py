@@ -12,7 +12,9 @@ Per world attribute (colour, shape, pattern, size), world spec and seed:
   of the object is {value}", support against all classes) on the same feedback images, with three sets of
   candidates: ``vocabulary`` (the visual vocabulary's words of the attribute's facet: the default build's),
   ``vocabulary_learned`` (those of them the world's captions also use: words the tower learned) and
-  ``world_values`` (one caption phrase per world value): what the candidate words cost.
+  ``world_values`` (one caption phrase per world value): what the candidate words cost; and the
+  vocabulary's words under two other rules (``raw``: no contrast; ``borda``: raw fit and contrast ranked
+  together): what the contrast costs.
 
 Truth: ``evals.concepts.world_truth.true_assignments`` (the share of classes whose value is one the class can
 take); world truth is used here only, never by a build. No LLM call.
@@ -30,6 +32,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+from scipy.stats import rankdata
 
 from visfeed.agents.resources import build_scoring
 from visfeed.evals.concepts.world_truth import image_attributes, shows, true_assignments
@@ -37,7 +40,7 @@ from visfeed.evals.world.captions import COLOR_WORDS, PATTERN_WORDS, SHAPE_WORDS
 from visfeed.fileio import write_json_atomic
 from visfeed.state.concepts import DEFAULT_CLUE_TEMPLATE, ConceptPart, ConceptTree, merge_values
 from visfeed.state.config import RunConfig
-from visfeed.tools.concepts.grounding import FALLBACK_ATTRIBUTES, facet_entries, ground_attribute
+from visfeed.tools.concepts.grounding import FALLBACK_ATTRIBUTES, class_fit, facet_entries, ground_attribute
 from visfeed.tools.datasets.world.spec import load_spec
 from visfeed.tools.visual_words import load_vocabulary
 
@@ -124,6 +127,27 @@ def grounding(data: Any, spec: Any, attribute: str) -> dict[str, Any]:
             "true_share": true_share(attribute, picks, data.classnames, spec),
             "picks": dict(zip(data.classnames, picks, strict=True)),
         }
+    out.update(other_rules(data, spec, attribute, sentence, sets["vocabulary"]))
+    return out
+
+
+def other_rules(data: Any, spec: Any, attribute: str, sentence: str, cands: list[str]) -> dict[str, Any]:
+    """The vocabulary's candidates chosen by two other rules: is the default's contrast what loses values?
+
+    ``raw``: the highest mean similarity over the class's images (no contrast: a word close to every image
+    wins everywhere); ``borda``: the best sum of a candidate's ranks under ``raw`` and under the default's
+    support (what fits the class's images best and also sets them apart).
+    """
+    emb = data.encoder.embed_texts([sentence.format(value=v) for v in cands])
+    x, y = data.feedback.image_emb, data.feedback.labels
+    sims = x @ np.asarray(emb, dtype=np.float64).T
+    raw = np.stack([sims[y == c].mean(axis=0) for c in range(len(data.classnames))])
+    support = class_fit(x, y, len(data.classnames), emb)
+    borda = np.stack([rankdata(r) + rankdata(s) + 1e-9 * s for r, s in zip(raw, support, strict=True)])
+    out = {}
+    for name, score in (("vocabulary_raw", raw), ("vocabulary_borda", borda)):
+        picks = [cands[int(np.argmax(row))] for row in score]
+        out[name] = {"candidates": len(cands), "true_share": true_share(attribute, picks, data.classnames, spec)}
     return out
 
 
