@@ -25,6 +25,8 @@ in a build.
         --worth-runs runs/worth/<tower> --seeds 3 --out benchmarks/results/concepts.json
     python benchmarks/concepts.py --build runs/concepts/bench-market --seeds 3 --sizes 8,100 \
         --classifiers part_vote,logistic --out benchmarks/results/concepts_grounded_market.json
+    python benchmarks/concepts.py --build runs/concepts/bench-market --seeds 3 --sizes 8,100 --no-select \
+        --classifiers part_vote,logistic --out benchmarks/results/concepts_grounded_market_all_clues.json
 """
 
 from __future__ import annotations
@@ -138,7 +140,7 @@ def one(seed: int, size: int, args: argparse.Namespace, trees: dict[str, Concept
     scale, _ = resolve_logit_scale(None, data.logit_scale)
     exp = Experiment(data.encoder, data.classnames, data.feedback, data.validation, data.test_loader, scale, "cpu")
     spaces = spaces_for(seed, args, cfg, trees)
-    fitted = fit_models(exp, spaces, args.classifiers, seed=seed)
+    fitted = fit_models(exp, spaces, args.classifiers, seed=seed, select=args.select)
     base, test = score_on_test(exp, fitted)
     spec = load_spec(args.spec)
     out: dict[str, Any] = {
@@ -227,6 +229,10 @@ def main() -> None:
     ap.add_argument("--build", type=Path, default=None, help="folder for the default builds (tree_grounded, ...)")
     ap.add_argument("--domain", default="object", help="domain of the builds (the CLI's default: object)")
     ap.add_argument("--classifiers", type=lambda s: s.split(","), default=list(CLASSIFIERS))
+    ap.add_argument(
+        "--no-select", dest="select", action="store_false",
+        help="fit on every clue (no selection on validation): how much of a low precision the selection causes",
+    )  # fmt: skip
     args = ap.parse_args()
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s")
     llm_tree = ConceptTree.load(args.tree) if args.tree is not None else None
@@ -240,7 +246,7 @@ def main() -> None:
     result = {
         "tower_sha256": sha256_file(shipped_checkpoint())[:12], "spec": str(args.spec or "market (shipped)"),
         "seeds": args.seeds, "sizes": args.sizes, "tree": str(args.tree), "worth_runs": str(args.worth_runs),
-        "classifiers": args.classifiers, "builds": builds,
+        "classifiers": args.classifiers, "select": args.select, "builds": builds,
         "llm_tree_build": json.loads(build.read_text()) if build is not None and build.is_file() else None,
         "summary": summarize(rows), "rows": rows,
     }  # fmt: skip
