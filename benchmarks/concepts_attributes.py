@@ -7,7 +7,8 @@ Per world attribute (colour, shape, pattern, size), world spec and seed:
   as "a {phrase} object" / "an object with {noun}"): per image (test split, 50 per class; patterns only on
   whole items, the cut hides them) and per class (the value with the highest mean similarity over the
   class's 8 feedback images, the images grounding sees): the best the pictures and the backbone allow,
-  whatever words a tree uses. Also the recall of each value (test split).
+  whatever words a tree uses. Also the recall of each value (test split), and the same with every phrase
+  in the clue sentence ("the shape of the object is egg-shaped"): what the sentence form costs.
 - ``grounding``: the default rule of ``visfeed.tools.concepts.grounding`` (the clue sentence "the {attribute}
   of the object is {value}", support against all classes) on the same feedback images, with three sets of
   candidates: ``vocabulary`` (the visual vocabulary's words of the attribute's facet: the default build's),
@@ -75,9 +76,16 @@ def true_share(attribute: str, picks: list[str], classnames: list[str], spec: An
     return float(row["fraction"]) if row else 0.0
 
 
-def scorer(data: Any, test: Any, spec: Any, seed: int, attribute: str) -> dict[str, Any]:
-    """Zero-shot accuracy among the world's values, per image (test, feedback) and per class (feedback)."""
+def scorer(data: Any, test: Any, spec: Any, seed: int, attribute: str, *, clue_form: bool = False) -> dict[str, Any]:
+    """Zero-shot accuracy among the world's values, per image (test, feedback) and per class (feedback).
+
+    ``clue_form``: each phrase in the clue sentence ("the shape of the object is egg-shaped") instead of
+    the captions' own forms: what the sentence form costs.
+    """
     table = caption_phrases(attribute)
+    if clue_form:
+        sentence = DEFAULT_CLUE_TEMPLATE.format(part=PART, attribute=attribute, value="{value}")
+        table = {v: [sentence.format(value=w) for w in ws] for v, ws in caption_words(attribute).items()}
     values = list(table)
     emb = []
     for v in values:
@@ -157,7 +165,12 @@ def one(seed: int, args: argparse.Namespace) -> dict[str, Any]:
     test = data.test_loader()
     spec = load_spec(args.spec)
     return {
-        a: {"scorer": scorer(data, test, spec, seed, a), "grounding": grounding(data, spec, a)} for a in args.attributes
+        a: {
+            "scorer": scorer(data, test, spec, seed, a),
+            "scorer_clue_form": scorer(data, test, spec, seed, a, clue_form=True),
+            "grounding": grounding(data, spec, a),
+        }
+        for a in args.attributes
     }
 
 
@@ -179,6 +192,12 @@ def main() -> None:
             "scorer_image_accuracy_test": spread([x["image_accuracy_test"] for x in s]),
             "scorer_image_accuracy_feedback": spread([x["image_accuracy_feedback"] for x in s]),
             "scorer_class_true_share": spread([x["class_true_share"] for x in s]),
+            "scorer_clue_form_image_accuracy_test": spread(
+                [r[a]["scorer_clue_form"]["image_accuracy_test"] for r in rows.values()]
+            ),
+            "scorer_clue_form_class_true_share": spread(
+                [r[a]["scorer_clue_form"]["class_true_share"] for r in rows.values()]
+            ),
             "chance": s[0]["chance"],
             **{f"grounding_{k}": spread([x[k]["true_share"] for x in g]) for k in g[0]},
         }
