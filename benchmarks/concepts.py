@@ -17,13 +17,16 @@ Feature sources:
 
 Faithfulness (tree sources): clue AUROC against the rendered images' true attribute values (test split),
 precision@5 of each class's most important clues (validation split) against the spec, the same over each
-class's positive evidence only, the share of true (class, value) assignments per attribute, and the twin
-test. World truth is used here only, never in a build.
+class's positive evidence only (also at 1 and 3, its ceiling and its importance-weighted form), the share
+of true (class, value) assignments per attribute, and the twin test. World truth is used here only, never
+in a build.
 
     python benchmarks/concepts.py --tree runs/concepts/tree-llm-given/tree.json \
         --worth-runs runs/worth/<tower> --seeds 3 --out benchmarks/results/concepts.json
     python benchmarks/concepts.py --build runs/concepts/bench-market --seeds 3 --sizes 8,100 \
         --classifiers part_vote,logistic --out benchmarks/results/concepts_grounded_market.json
+    python benchmarks/concepts.py --build runs/concepts/bench-market --seeds 3 --sizes 8,100 --no-select \
+        --classifiers part_vote,logistic --out benchmarks/results/concepts_grounded_market_all_clues.json
 """
 
 from __future__ import annotations
@@ -45,6 +48,7 @@ from visfeed.evals.concepts.world_truth import (
     clue_auroc,
     image_attributes,
     positive_precision_at_k,
+    positive_profile,
     precision_at_k,
     spec_tree,
     true_assignments,
@@ -136,7 +140,7 @@ def one(seed: int, size: int, args: argparse.Namespace, trees: dict[str, Concept
     scale, _ = resolve_logit_scale(None, data.logit_scale)
     exp = Experiment(data.encoder, data.classnames, data.feedback, data.validation, data.test_loader, scale, "cpu")
     spaces = spaces_for(seed, args, cfg, trees)
-    fitted = fit_models(exp, spaces, args.classifiers, seed=seed)
+    fitted = fit_models(exp, spaces, args.classifiers, seed=seed, select=args.select)
     base, test = score_on_test(exp, fitted)
     spec = load_spec(args.spec)
     out: dict[str, Any] = {
@@ -151,19 +155,20 @@ def one(seed: int, size: int, args: argparse.Namespace, trees: dict[str, Concept
             continue
         space = spaces[name]
         auroc = clue_auroc(space, clue_features(exp.encoder, space, test.image_emb, scale=scale, device="cpu"), attrs)
-        p5, pos5, pos_classes = {}, {}, {}
+        p5, pos5, pos_classes, profile = {}, {}, {}, {}
         for f in fitted:
             if f.score.source == name:
-                ex = explain_model(f, exp, test, seed=seed)
+                ex = explain_model(f, exp, test, seed=seed, top_k=len(f.space))  # whole lists, for the profile
                 p5[f.score.classifier] = float(np.mean(list(precision_at_k(ex.per_class, f.space, spec).values())))
                 pos = positive_precision_at_k(ex.per_class_positive, f.space, spec)
                 pos5[f.score.classifier] = float(np.mean(list(pos.values()))) if pos else 0.0
                 pos_classes[f.score.classifier] = len(pos)
+                profile[f.score.classifier] = positive_profile(ex.per_class_positive, f.space, spec)
         out["faithfulness"][name] = {
             "clues": len(space), "matched_clues": len(auroc),
             "mean_auroc": float(np.mean(list(auroc.values()))) if auroc else None,
             "auroc": auroc, "precision_at_5": p5, "positive_precision_at_5": pos5,
-            "classes_with_positive_evidence": pos_classes, "true_assignments": true_assignments(trees[name], spec),
+            "classes_with_positive_evidence": pos_classes, "positive_profile": profile, "true_assignments": true_assignments(trees[name], spec),
         }  # fmt: skip
     if size == args.sizes[0]:  # the twins do not depend on the training size
         with tempfile.TemporaryDirectory() as tmp:
@@ -198,6 +203,9 @@ def summarize(rows: list[dict[str, Any]]) -> dict[str, Any]:
                 faith.setdefault(f"{tree}/{r['train_per_class']}/precision_at_5/{k}", []).append(v)
             for k, v in f.get("positive_precision_at_5", {}).items():
                 faith.setdefault(f"{tree}/{r['train_per_class']}/positive_precision_at_5/{k}", []).append(v)
+            for k, prof in f.get("positive_profile", {}).items():
+                for measure, v in prof.items():
+                    faith.setdefault(f"{tree}/{r['train_per_class']}/positive_{measure}/{k}", []).append(v)
             if r["train_per_class"] == rows[0]["train_per_class"]:
                 for attr, t in f.get("true_assignments", {}).items():
                     faith.setdefault(f"{tree}/true_fraction/{attr}", []).append(t["fraction"])
@@ -221,6 +229,10 @@ def main() -> None:
     ap.add_argument("--build", type=Path, default=None, help="folder for the default builds (tree_grounded, ...)")
     ap.add_argument("--domain", default="object", help="domain of the builds (the CLI's default: object)")
     ap.add_argument("--classifiers", type=lambda s: s.split(","), default=list(CLASSIFIERS))
+    ap.add_argument(
+        "--no-select", dest="select", action="store_false",
+        help="fit on every clue (no selection on validation): how much of a low precision the selection causes",
+    )  # fmt: skip
     args = ap.parse_args()
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s")
     llm_tree = ConceptTree.load(args.tree) if args.tree is not None else None
@@ -234,7 +246,7 @@ def main() -> None:
     result = {
         "tower_sha256": sha256_file(shipped_checkpoint())[:12], "spec": str(args.spec or "market (shipped)"),
         "seeds": args.seeds, "sizes": args.sizes, "tree": str(args.tree), "worth_runs": str(args.worth_runs),
-        "classifiers": args.classifiers, "builds": builds,
+        "classifiers": args.classifiers, "select": args.select, "builds": builds,
         "llm_tree_build": json.loads(build.read_text()) if build is not None and build.is_file() else None,
         "summary": summarize(rows), "rows": rows,
     }  # fmt: skip

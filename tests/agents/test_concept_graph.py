@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
@@ -199,3 +200,36 @@ def test_facets_stand_in_when_the_llm_gives_no_usable_part(tmp_path: Path) -> No
     colour = {c: v.value for v in tree.values if v.attribute == "color" for c in v.classes}
     assert colour == {c: ATTRS[c][0] for c in CLASSES}
     assert {s.origin for s in tree.sources} == {"images"}  # every LLM value was a placeholder
+
+
+class CheckpointLost(RuntimeError):
+    """Stands in for a kill while a checkpoint is being written (its node's writes are already saved)."""
+
+
+def test_build_resumes_when_the_last_checkpoint_was_lost_after_its_writes(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # LangGraph's snapshot leaves out of ``next`` a task whose writes were saved before its checkpoint was
+    # lost; a resume that trusted ``next`` took the build for finished and ended without a tree.
+    from langgraph.checkpoint.sqlite.aio import AsyncSqliteSaver
+
+    whole = ScriptedChat(attrs=ATTRS)
+    build(tmp_path / "whole", whole)
+    aput = AsyncSqliteSaver.aput
+
+    async def losing_aput(self: AsyncSqliteSaver, config: Any, checkpoint: Any, metadata: Any, versions: Any) -> Any:
+        if metadata.get("source") == "loop" and "branch:to:assemble_tree" in versions:  # after ground_values
+            raise CheckpointLost("killed while writing the checkpoint after ground_values")
+        return await aput(self, config, checkpoint, metadata, versions)
+
+    monkeypatch.setattr(AsyncSqliteSaver, "aput", losing_aput)
+    with pytest.raises(CheckpointLost):
+        build(tmp_path, ScriptedChat(attrs=ATTRS))
+    monkeypatch.setattr(AsyncSqliteSaver, "aput", aput)
+    assert not (tmp_path / "tree" / TREE_FILE).exists()
+    again = ScriptedChat(attrs=ATTRS)
+    build(tmp_path, again, resume=True)
+    assert not again.answered  # every answer came from the cache
+    a = json.loads((tmp_path / "tree" / TREE_FILE).read_text())
+    b = json.loads((tmp_path / "whole" / "tree" / TREE_FILE).read_text())
+    assert a == b

@@ -146,7 +146,9 @@ async def _arun(out_dir: Path, ctx: ConceptContext) -> ConceptState:
         graph = build_graph(checkpointer=AsyncSqliteSaver(conn, serde=_serde()))
         snap = await graph.aget_state(THREAD)
         start = None if snap.values else ConceptState()
-        if start is not None or snap.next:
+        # Not snap.next: LangGraph leaves out of it a task whose writes were saved before the kill that
+        # stopped its checkpoint; the build is not finished (as in agents/run.py).
+        if start is not None or snap.tasks:
             await graph.ainvoke(start, THREAD, context=ctx, durability="sync")
         final = await graph.aget_state(THREAD)
         return ConceptState.model_validate(final.values)

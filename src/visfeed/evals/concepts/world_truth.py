@@ -10,6 +10,8 @@
   take in the spec (unmatched clues count as misses; so do clues that matter by their absence);
 - :func:`positive_precision_at_k`: the same over each class's positive evidence only (clues that are
   higher on its images), the measure a true tree can pass;
+- :func:`positive_profile`: the same at 1 and 3, its ceiling (the best order of the same clues) and the
+  share of the importance that true clues carry: where a low precision@k comes from;
 - :func:`true_assignments`: per world attribute, the share of the tree's (class, value) assignments that
   are true of the class;
 - :func:`twin_pairs` / :func:`twin_score`: one attribute of an image changed, everything else (the same
@@ -67,11 +69,34 @@ WORLD_FORMS: dict[str, str] = {
 """Adjectives -> the world's noun for the same pattern (a word form, not a synonym)."""
 
 
+VOCABULARY_SYNONYMS: dict[str, tuple[str, str]] = {
+    "spherical": ("shape", "round"),
+    "pear-shaped": ("shape", "teardrop"),  # the world's teardrop: narrow at the top, wide at the bottom
+    "disc-shaped": ("shape", "flat"),  # the world's flat: "flat and round", "wider than tall"
+    "plain": ("pattern", "smooth"),  # no pattern
+    "polka-dotted": ("pattern", "spots"),
+    "velvety": ("pattern", "fuzzy"),  # the world's fuzzy: "soft", "downy"
+    "segmented": ("pattern", "ribs"),  # the world's ribs: "segments", "deep grooves"
+    "ridged": ("pattern", "ribs"),
+    "crimson": ("color", "red"),
+    "maroon": ("color", "dark red"),
+    "violet": ("color", "purple"),
+    "lavender": ("color", "purple"),
+    "cream-coloured": ("color", "pale yellow"),  # the world's pale yellow: "cream", "creamy"
+}
+"""Entries of the shipped visual vocabulary that name a world value in other words than the captions'.
+
+The captions' phrases are the words the tower learned, not every English word for a value: a grounded
+tree that says a lime is "spherical" says it is round. Words that sit between two values ("golden",
+"teal", "peach-coloured") are left out: they state neither.
+"""
+
+
 def _phrases() -> dict[str, tuple[str, str]]:
     """Every phrase the world's captions use for a value -> (attribute, value): the world's own synonyms.
 
     The tower learned these words and only these ("cylindrical" for long, "crescent-shaped" for curved), so
-    a clue phrased with one states that value.
+    a clue phrased with one states that value; so does a vocabulary word of :data:`VOCABULARY_SYNONYMS`.
     """
     tables: list[tuple[str, dict[str, list[str]]]] = [
         ("color", COLOR_WORDS), ("shape", SHAPE_WORDS), ("size", SIZE_WORDS),
@@ -82,6 +107,8 @@ def _phrases() -> dict[str, tuple[str, str]]:
         for value, phrases in table.items():
             for phrase in phrases:
                 out.setdefault(phrase.casefold(), (attr, value))
+    for word, match in VOCABULARY_SYNONYMS.items():
+        out.setdefault(word, match)
     return out
 
 
@@ -182,6 +209,31 @@ def positive_precision_at_k(
             hits = [(m := match.get(t)) is not None and m[1] in by_name[cls].support(m[0]) for t, _ in top]
             out[cls] = float(np.mean(hits))
     return out
+
+
+def positive_profile(
+    per_class_positive: Mapping[str, Sequence[tuple[str, float]]], space: FeatureSpace, spec: WorldSpec, k: int = 5
+) -> dict[str, float]:
+    """Why positive precision@k is what it is: the same at 1 and 3, its ceiling, and by importance.
+
+    ``per_class_positive`` holds each class's *whole* positive evidence, most important first. The ceiling
+    is the precision@k of the best order of the same clues (true ones first): below 1 when a class has
+    fewer than k true clues among its positive evidence, whatever the importances. ``weighted`` is the
+    share of the top k's importance that true clues carry (a small-effect miss counts little).
+    """
+    match = dict(zip(space.texts, matches(space), strict=True))
+    by_name = {c.name: c for c in spec.classes}
+    rows: dict[str, list[float]] = {"at_1": [], "at_3": [], f"at_{k}": [], f"ceiling_at_{k}": [], "weighted": []}
+    for cls, clues in per_class_positive.items():
+        hits = [(m := match.get(t)) is not None and m[1] in by_name[cls].support(m[0]) for t, _ in clues]
+        if not hits:
+            continue
+        for n in (1, 3, k):
+            rows[f"at_{n}"].append(float(np.mean(hits[:n])))
+        rows[f"ceiling_at_{k}"].append(min(sum(hits), k) / min(len(hits), k))
+        imp = np.asarray([max(v, 0.0) for _, v in clues[:k]])
+        rows["weighted"].append(float(imp[np.asarray(hits[:k])].sum() / imp.sum()) if imp.sum() > 0 else 0.0)
+    return {name: float(np.mean(v)) for name, v in rows.items() if v}
 
 
 ATTRIBUTE_FACETS: dict[str, tuple[str, ...]] = {
