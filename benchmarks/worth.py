@@ -107,6 +107,8 @@ def main() -> None:
     )
     methods = {m: _spread([r["test_accuracy"][m] for r in per_seed if m in r["test_accuracy"]]) for m in METHODS}
     methods["optimized_no_llm_items"] = _spread([r["test_accuracy"]["optimized"] for r in ablation])
+    ceiling = [text_span_ceiling(runs_dir / f"seed{s}") for s in range(args.seeds)]
+    ceiling_spread = _spread([c for c in ceiling if c is not None])
     methods = {m: v for m, v in methods.items() if v is not None}
     baselines = [methods[m]["mean"] for m in BASELINES if m in methods]
     wall = sum(r["timings"].get("wall_s", 0.0) for r in per_seed)
@@ -118,6 +120,7 @@ def main() -> None:
         "config_overrides": {k: str(v) for k, v in overrides.items()},
         "methods": methods,
         "gain_over_best_baseline_points": methods["optimized"]["mean"] - max(baselines) if baselines else None,
+        "text_span_ceiling": ceiling_spread,
         "gain_over_visual_words_control_points": (
             methods["optimized"]["mean"] - methods["visual_words"]["mean"] if "visual_words" in methods else None
         ),
@@ -139,8 +142,45 @@ def main() -> None:
         v |= {"llm_calls_mean": calls, "seconds_mean": statistics.fmean(secs) if secs else None}
         print(f"{m:24s} {v['mean']:6.2f} ± {v['std']:5.2f}  {calls:6.1f} LLM calls  {took}{mark}")
     write_json_atomic(args.out, out)
+    if ceiling_spread is not None:
+        print(f"{'text-span ceiling':24s} {ceiling_spread['mean']:6.2f} ± {ceiling_spread['std']:5.2f}  (diagnostic: "
+              "the run's library mixed to fit each class's image prototype)")  # fmt: skip
     print(f"gain over best baseline: {out['gain_over_best_baseline_points']:+.2f} points")
     print(f"wall {wall:.1f}s, non-LLM fraction {out['non_llm_fraction']:.3f} -> {args.out}")
+
+
+def text_span_ceiling(run_dir: Path) -> float | None:
+    """Test accuracy (%) of the best non-negative mix of each class's library items fitted to its image
+    prototype (the normalised mean of its feedback images): how far the library's sentences can reach at all.
+
+    A diagnostic, not a method (it is fitted on the labelled images); None without a library.
+    """
+    import json
+
+    import numpy as np
+    from scipy.optimize import nnls
+
+    from visfeed.agents.resources import build_scoring
+    from visfeed.state.models import LibraryItem
+    from visfeed.state.rundir import LIBRARY_FILE
+    from visfeed.tools.image_line import normalise_rows, prototypes
+    from visfeed.tools.item_search import accuracy_of, build_library
+
+    path = run_dir / LIBRARY_FILE
+    if not path.is_file():
+        return None
+    data = build_scoring(RunConfig.load(run_dir / CONFIG_FILE))
+    raw = json.loads(path.read_text())
+    items = [[LibraryItem(**{k: v for k, v in x.items() if k != "chosen"}) for x in raw[n]] for n in data.classnames]
+    lib = build_library(data.classnames, items, data.encoder.embed_texts)
+    protos = prototypes(data.feedback.image_emb, data.feedback.labels, len(data.classnames))
+    rows = []
+    for c, emb in enumerate(lib.emb):
+        basis = normalise_rows(emb)  # (k, d): one unit vector per item
+        w, _ = nnls(basis.T, protos[c])
+        rows.append(basis.T @ w if w.any() else basis.mean(axis=0))
+    test = data.test_loader()
+    return 100.0 * accuracy_of(normalise_rows(np.stack(rows)), test.image_emb, test.labels)
 
 
 def _spread(vals: list[float]) -> dict[str, Any] | None:

@@ -27,7 +27,13 @@ def test_run_end_to_end_improves_and_writes_run_dir(base_config, make_resources)
     assert result.optimized.feedback_accuracy >= result.history[0].feedback.accuracy
     assert result.optimized.feedback_accuracy > result.baselines["names"].feedback_accuracy
     assert set(result.baselines) == {
-        "names", "templates", "llm_oneshot", "waffle", "proapo", "image_prototypes", "linear_probe"
+        "names",
+        "templates",
+        "llm_oneshot",
+        "waffle",
+        "proapo",
+        "image_prototypes",
+        "linear_probe",
     }
     assert {n for n, s in result.baselines.items() if s.uses_images} == {"image_prototypes", "linear_probe"}
     assert result.baselines["llm_oneshot"].feedback_accuracy == result.history[0].feedback.accuracy

@@ -6,7 +6,8 @@ crash point, and the process kills itself with SIGKILL (no cleanup, no finally b
 or the OOM killer) at that exact moment, which polling from outside could not hit reliably because a node
 of the tiny world lasts milliseconds. Points, as ``KIND:NODE:ITERATION``:
 
-- ``scoring:crossover:1``: inside the second candidate evaluation of crossover in iteration 1.
+- ``scoring:crossover:1``: inside the second candidate evaluation of crossover in iteration 1 (a sweep of
+  ``evaluate_sets``, or of the library search's candidates).
 - ``checkpoint:crossover:0``: after crossover of iteration 0 returned, inside the SQLite transaction that
   writes its checkpoint (rows inserted, not yet committed).
 - ``torn-trace:feedback:1``: between iterations, while ``trace.jsonl`` gets the ``node_start`` line of
@@ -76,6 +77,20 @@ def install(spec: str) -> None:
             return evaluate(self, *args, **kwargs)
 
         ScoringSession.evaluate_sets = patched_evaluate  # type: ignore[method-assign]
+
+        # the library crossover (the default) scores candidates in the item search instead
+        from visfeed.tools import item_search
+
+        class_fitness = item_search._class_candidates_fitness
+
+        def patched_fitness(*args: Any, **kwargs: Any) -> Any:
+            if armed["on"]:
+                armed["count"] += 1
+                if armed["count"] >= 2:
+                    _die()
+            return class_fitness(*args, **kwargs)
+
+        item_search._class_candidates_fitness = patched_fitness  # type: ignore[assignment]
 
     if kind == "checkpoint":
         aput = AsyncSqliteSaver.aput

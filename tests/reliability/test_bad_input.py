@@ -18,7 +18,7 @@ import pytest
 import yaml
 
 from reliability.harness import PROVIDER, flat, invoke, world_args
-from visfeed.state.rundir import read_trace
+from visfeed.state.rundir import LIBRARY_FILE, read_trace
 from visfeed.tools.datasets.registry import load_dataset_with_report
 
 
@@ -121,12 +121,9 @@ def test_unicode_class_names_run_end_to_end(world: dict[str, Any], tmp_path: Pat
     assert len(init) == 1
     answer = {c["class_name"]: c["descriptions"] for c in json.loads(init[0]["response"]["content"])["classes"]}
     assert set(answer) == names
+    library = json.loads((run_dir / LIBRARY_FILE).read_text(encoding="utf-8"))  # the one-shot items per class
     for name in names:
-        got = [
-            e["text"]
-            for e in events
-            if e["event"] == "lineage_add" and e["class_name"] == name and e["origin"] == "init"
-        ]
+        got = [x["text"] for x in library[name] if x["source"] == "oneshot"]
         assert got == list(dict.fromkeys(answer[name])), name
     for cmd in (["trace", str(run_dir), "--class", "日本"], ["report", str(run_dir)]):
         assert invoke(cmd).exit_code == 0, cmd

@@ -31,7 +31,7 @@ from reliability.harness import (
 )
 from support.fault_server import Action, drop, empty_choices, malformed, reply, slow, status
 from visfeed.agents.schemas import MAX_DESCRIPTION_CHARS, names_other_class
-from visfeed.state.rundir import read_trace
+from visfeed.state.rundir import LIBRARY_FILE, read_trace
 
 CLASSES = ["cherry", "lemon", "lime"]
 
@@ -156,14 +156,14 @@ def test_answers_that_never_validate_are_skipped_not_fatal(world: dict[str, Any]
     assert {e["class_name"] for e in events if e["event"] == "init_fallback"} == set(CLASSES)
     # each logical call is bounded: the first try plus max_repairs (2) repair rounds
     assert max(c["repair_round"] for c in llm_calls(tmp_path / "run")) == 2
-    # the LLM contributed nothing: every class keeps the neutral fallback or takes the no-LLM visual-words proposal
-    raw = json.loads((tmp_path / "run" / "descriptions_raw.json").read_text())
-    words: dict[str, set[str]] = {}
-    for e in events:
-        if e["event"] == "proposal":
-            words.setdefault(e["class_name"], set()).update(e["descriptions"])
+    # the LLM contributed nothing: every chosen item is a name template, a visual-word sentence, the no-LLM
+    # visual-words proposal or the neutral fallback
     assert {e.get("origin") for e in events if e["event"] == "proposal"} <= {"visual_words"}
-    assert all(raw[c] == ["its typical appearance"] or set(raw[c]) <= words.get(c, set()) for c in CLASSES), raw
+    library = json.loads((tmp_path / "run" / LIBRARY_FILE).read_text())
+    chosen = [x for c in CLASSES for x in library[c] if x["chosen"]]
+    assert chosen and all(
+        x["source"] in {"name", "words", "visual_words"} or x["text"] == "its typical appearance" for x in chosen
+    ), chosen
 
 
 def test_an_empty_answer_is_asked_again(world: dict[str, Any], server: AutoFaultServer, tmp_path: Path) -> None:

@@ -76,3 +76,9 @@ def test_word_items_are_singles_then_pairs() -> None:
         "a yellow thing", "a round thing", "a smooth thing",
         "a yellow round thing", "a yellow smooth thing", "a round smooth thing",
     ]  # fmt: skip
+
+
+def test_one_class_keeps_its_start() -> None:
+    lib, (x, y), (xv, yv) = _world(0, n_classes=1)
+    found = search_items(lib, x, y, init=[[2, 3]], val_emb=xv, val_labels=yv)
+    assert found.chosen == [[2, 3]] and found.round_picked == 0

@@ -102,7 +102,10 @@ def test_template_search_returns_a_validation_picked_elite() -> None:
 
 
 def test_items_join_descriptions_to_each_templated_name() -> None:
-    assert name_item("lemon", ["a photo of a {}.", "itap of a {}."]).prompts == ["a photo of a lemon", "itap of a lemon"]
+    assert name_item("lemon", ["a photo of a {}.", "itap of a {}."]).prompts == [
+        "a photo of a lemon",
+        "itap of a lemon",
+    ]
     named = description_item("lemon", "yellow skin", ["a photo of a {}."], DEFAULT_TEMPLATE, "oneshot")
     assert named.prompts == ["a photo of a lemon, which has yellow skin"]
     alone = description_item("lemon", "yellow skin.", ["a photo of a {}.", "itap of a {}."], NAMELESS_TEMPLATE, "x")

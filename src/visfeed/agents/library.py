@@ -29,12 +29,14 @@ from langchain_core.tools import BaseTool, StructuredTool
 from visfeed.agents.agent_tools import SCORE
 from visfeed.agents.context import RunContext
 from visfeed.state.models import BankEntry, ClassChange, Descriptions, GraphState, LibraryItem
+from visfeed.tools.feedback_text import quote
 from visfeed.tools.item_search import (
     NAME_TEMPLATES,
     ItemLibrary,
     SearchResult,
     accuracy_of,
     build_library,
+    canonical,
     search_items,
     single,
     word_items,
@@ -105,7 +107,9 @@ def initial_library(ctx: RunContext, state: GraphState, initial: Descriptions) -
     probe = ctx.words.probe(state.vocabulary_extra) if ctx.words is not None else None
     items: dict[str, list[LibraryItem]] = {}
     for c, name in enumerate(names):
-        own = [*(single(t.format(name), "name") for t in NAME_TEMPLATES)]
+        # the name in the shown text is quoted like every class name a prompt carries; the prompt has it raw
+        own = [LibraryItem(text=t.format(quote(name)), source="name", prompts=[canonical(t.format(name))])
+               for t in NAME_TEMPLATES]  # fmt: skip
         if cfg.library_llm_items:
             own += [description_item(name, d, TEMPLATES, cfg.resolved_template, "oneshot") for d in initial[name]]
         if probe is not None:

@@ -186,7 +186,7 @@ def search_items(
 
     record(0)
     logits = logit_scale * x @ library.vectors(chosen).T  # kept in step: one column changes at a time
-    for r in range(1, rounds + 1):
+    for r in range(1, rounds + 1 if len(chosen) > 1 else 1):  # one class: nothing to tell apart
         changed = False
         for c in range(len(library.classnames)) if classes is None else classes:
             cands = _candidates(chosen[c], len(library.texts[c]), max_candidates, rng)
