@@ -149,12 +149,22 @@ def train_eyes_command(
         float | None,
         typer.Option("--minutes", min=1, help="Time budget: the schedule ends when it or --images runs out."),
     ] = None,
+    bf16: Annotated[
+        bool, typer.Option("--bf16", help="bfloat16 autocast: about 2x faster on CPUs with AMX/AVX-512 BF16.")
+    ] = False,
 ) -> None:
     """Train the "eyes" (the offline stand-in for a multimodal LLM's vision) on random world pictures."""
     from visfeed.evals.world.eyes import EyesConfig, train_eyes
 
     cfg = EyesConfig(
-        seed=seed, images=images, batch_size=batch_size, lr=lr, workers=workers, threads=threads, minutes=minutes
+        seed=seed,
+        images=images,
+        batch_size=batch_size,
+        lr=lr,
+        workers=workers,
+        threads=threads,
+        minutes=minutes,
+        bf16=bf16,
     )
 
     def progress(d: dict[str, float]) -> None:
@@ -168,6 +178,7 @@ def train_eyes_command(
                 f"visfeed world train-eyes --out {shlex.quote(str(out))} --seed {seed} --images {images} "
                 f"--batch-size {batch_size} --lr {lr} --workers {workers} --threads {threads}"
                 + (f" --minutes {minutes:g}" if minutes is not None else "")
+                + (" --bf16" if bf16 else "")
             ),
             **train_eyes(cfg, out, progress=progress),
             "python": platform.python_version(),
