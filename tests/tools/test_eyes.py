@@ -7,6 +7,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import torch
 from langchain_core.messages import HumanMessage
 
 from support.scripted_provider import ScriptedChat
@@ -58,6 +59,18 @@ def test_a_time_budget_ends_the_schedule_early(tmp_path: Path) -> None:
     record = train_eyes(cfg, tmp_path / "short.pt")  # 0.06 s: less than rendering the three batches takes
     assert record["steps"] < 3 and record["images_seen"] == 32 * record["steps"]
     assert record["config"]["minutes"] == 1e-3
+
+
+def test_bf16_training_keeps_float32_weights_and_counts_the_render_workers_cpu(tmp_path: Path) -> None:
+    cfg = EyesConfig(
+        images=32 * 500, batch_size=32, workers=1, eval_images=8, widths=(8, 8, 8, 8), depth=1, bf16=True, minutes=0.02
+    )
+    record = train_eyes(cfg, tmp_path / "bf16.pt")  # the 1.2 s budget stops it with the worker still rendering
+    assert 0 < record["steps"] < 500 and record["config"]["bf16"] is True
+    eyes = Eyes.load(tmp_path / "bf16.pt")  # loads and runs in float32 wherever it was trained
+    assert all(p.dtype == torch.float32 for p in eyes.net.parameters())
+    # The worker rendered for about a second (a batch of 32 takes about 35 ms): its CPU time is in the record.
+    assert record["train_cpu_s"]["render_workers"] > 0.05 and record["train_cpu_s"]["trainer"] > 0
 
 
 def test_the_eyes_wording_leaves_out_what_they_are_unsure_of() -> None:

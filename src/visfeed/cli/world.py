@@ -155,13 +155,23 @@ def train_eyes_command(
             "--minutes", min=0, help="Time budget: the schedule ends when it or --images runs out (0: no budget)."
         ),
     ] = _E.minutes,
+    bf16: Annotated[
+        bool, typer.Option("--bf16", help="bfloat16 autocast: about 2x faster on CPUs with AMX/AVX-512 BF16.")
+    ] = _E.bf16,
 ) -> None:
     """Train the "eyes" (the offline stand-in for a multimodal LLM's vision) on random world pictures."""
     from visfeed.evals.world.eyes import train_eyes
 
     minutes = minutes or None  # 0: no time budget
     cfg = EyesConfig(
-        seed=seed, images=images, batch_size=batch_size, lr=lr, workers=workers, threads=threads, minutes=minutes
+        seed=seed,
+        images=images,
+        batch_size=batch_size,
+        lr=lr,
+        workers=workers,
+        threads=threads,
+        minutes=minutes,
+        bf16=bf16,
     )
 
     def progress(d: dict[str, float]) -> None:
@@ -175,6 +185,7 @@ def train_eyes_command(
                 f"visfeed world train-eyes --out {shlex.quote(str(out))} --seed {seed} --images {images} "
                 f"--batch-size {batch_size} --lr {lr} --workers {workers} --threads {threads}"
                 + (f" --minutes {minutes:g}" if minutes is not None else "")
+                + (" --bf16" if bf16 else "")
             ),
             **train_eyes(cfg, out, progress=progress),
             "python": platform.python_version(),

@@ -117,15 +117,19 @@ def train_eyes(
     )
     net.train()
     load_start = os.getloadavg()
+    cpu0 = os.times()
     t0, ema, steps = time.time(), None, 0
-    for step, (imgs, codes) in enumerate(loader):
+    batches = iter(loader)
+    for step, (imgs, codes) in enumerate(batches):
         el = time.time() - t0
         frac = max(step / n_batches, el / budget_s if budget_s else 0.0)
         if frac >= 1.0:
             break
         for g in opt.param_groups:
             g["lr"] = lr_at(frac)
-        loss = attribute_loss(net(to_batch(imgs.numpy())), codes)
+        with torch.autocast("cpu", dtype=torch.bfloat16, enabled=cfg.bf16):
+            logits = net(to_batch(imgs.numpy()))
+        loss = attribute_loss({a: v.float() for a, v in logits.items()}, codes)
         opt.zero_grad(set_to_none=True)
         loss.backward()
         opt.step()
@@ -135,6 +139,8 @@ def train_eyes(
             progress({"step": step, "images": steps * cfg.batch_size, "loss": ema, "elapsed_s": time.time() - t0})
     wall = time.time() - t0
     load_end = os.getloadavg()
+    del batches  # joins the rendering workers, so their CPU time is counted below
+    cpu1 = os.times()
     net.eval()
     save_eyes(net, out)
     # Held out: another stream (seed offset), never seen in training.
@@ -145,6 +151,13 @@ def train_eyes(
         "images_seen": steps * cfg.batch_size,
         "steps": steps,
         "train_wall_s": round(wall, 1),
+        # CPU seconds beside wall time: on a shared machine wall time says more about the neighbours.
+        "train_cpu_s": {
+            "trainer": round(cpu1.user + cpu1.system - cpu0.user - cpu0.system, 1),
+            "render_workers": round(
+                cpu1.children_user + cpu1.children_system - cpu0.children_user - cpu0.children_system, 1
+            ),
+        },
         "machine": {
             "cpus": os.cpu_count(),
             "load_average_1_5_15_at_start": [round(x, 2) for x in load_start],
