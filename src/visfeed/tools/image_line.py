@@ -11,11 +11,14 @@ without one it keeps scikit-learn's default ``C = 1``.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import numpy as np
-from sklearn.linear_model import LogisticRegression
 
 from visfeed.errors import DataError
+
+if TYPE_CHECKING:
+    from sklearn.linear_model import LogisticRegression
 
 IMAGE_METHODS = ("image_prototypes", "linear_probe")
 PROBE_CS = (0.01, 0.1, 1.0, 10.0, 100.0)
@@ -65,6 +68,10 @@ class ImageLine:
 
 
 def _probe(c: float, seed: int) -> LogisticRegression:
+    # Imported here: scikit-learn (with SciPy's optimizers and pandas) holds about 140 MB of memory, and
+    # every module that imports this one (the scoring tools, the run) would carry it from its start.
+    from sklearn.linear_model import LogisticRegression
+
     return LogisticRegression(C=c, max_iter=2000, random_state=seed)
 
 
