@@ -19,6 +19,8 @@ Prints and writes as JSON:
   includes the scripted LLM's own few milliseconds per call); the last row runs from its feedback to the
   end of the run, so it includes the final evaluation on the test split;
   growth per iteration is the difference of consecutive rows.
+- the machine's load averages (1, 5, 15 min) at the start and the end: timings on a shared machine
+  mean little without them;
 - with --profile PATH: a cProfile of the run (PATH.prof, and PATH.txt with the top functions).
 
 Usage: python benchmarks/scale.py --classes 1000 --iterations 10 --out benchmarks/results/scale_1000x10.json
@@ -316,6 +318,7 @@ def main() -> None:
     args = ap.parse_args()
     if args.threads is not None:
         torch.set_num_threads(args.threads)
+    load_start = os.getloadavg()
     with tempfile.TemporaryDirectory() as tmp:
         work = args.workdir or Path(tmp)
         figures = run(
@@ -328,6 +331,10 @@ def main() -> None:
             n_test=args.test_per_class,
         )
     figures["torch_threads"] = torch.get_num_threads()
+    figures["load_avg_1_5_15"] = {
+        "start": [round(x, 2) for x in load_start],
+        "end": [round(x, 2) for x in os.getloadavg()],
+    }
     figures["machine"] = {"python": sys.version.split()[0], "platform": platform.platform(), "cpus": os.cpu_count()}
     text = json.dumps(figures, indent=2)
     print(text)
