@@ -68,6 +68,7 @@ DIM = 64
 VOCAB = [f"w{i}" for i in range(400)]  # attribute words; each class has 3
 NOISE = ["shiny", "fresh", "bright", "smooth", "plain", "common"]
 JSON_NAME = r'"((?:[^"\\]|\\.)*)"'
+WORD = re.compile(r"[a-z0-9]+")
 
 
 def word_vec(word: str) -> np.ndarray:
@@ -75,23 +76,36 @@ def word_vec(word: str) -> np.ndarray:
 
 
 class SyntheticEncoder:
-    """Text -> normalized sum of fixed random word vectors (memoized per word)."""
+    """Text -> normalized sum of fixed random word vectors (one table row per word seen).
+
+    Vectorized over a batch (one gather and one scatter-add): a per-text Python loop made this stand-in
+    for a real encoder 11 % of a 1,000-class run's profile, time no real (cached) encoder spends.
+    """
 
     def __init__(self) -> None:
-        self._words: dict[str, np.ndarray] = {}
+        self._ids: dict[str, int] = {}
+        self._table = np.empty((1024, DIM), dtype=np.float32)
 
-    def _vec(self, word: str) -> np.ndarray:
-        v = self._words.get(word)
-        if v is None:
-            v = self._words[word] = word_vec(word)
-        return v
+    def _id(self, word: str) -> int:
+        i = self._ids.get(word)
+        if i is None:
+            i = self._ids[word] = len(self._ids)
+            if i == len(self._table):
+                self._table = np.concatenate([self._table, np.empty_like(self._table)])
+            self._table[i] = word_vec(word)
+        return i
 
     def embed_texts(self, texts: Any) -> np.ndarray:
-        out = np.empty((len(texts), DIM), dtype=np.float32)
-        for i, t in enumerate(texts):
-            v = sum((self._vec(w) for w in re.findall(r"[a-z0-9]+", t.lower())), np.zeros(DIM, np.float32))
-            out[i] = v / (np.linalg.norm(v) or 1.0)
-        return out
+        rows: list[int] = []
+        ids: list[int] = []
+        for r, t in enumerate(texts):
+            words = WORD.findall(t.lower())
+            rows.extend([r] * len(words))
+            ids.extend(self._id(w) for w in words)
+        out = np.zeros((len(texts), DIM), dtype=np.float32)
+        np.add.at(out, np.asarray(rows, dtype=np.int64), self._table[np.asarray(ids, dtype=np.int64)])
+        norm = np.linalg.norm(out, axis=1, keepdims=True)
+        return out / np.where(norm > 0, norm, 1.0)
 
 
 class ScriptedChat(BaseChatModel):
