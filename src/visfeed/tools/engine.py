@@ -248,13 +248,9 @@ class ScoringEngine:
 
         sims = self.x @ pool.T  # (N, P): the per-description similarities, computed once per sweep
         k_min = int((weights > 0).sum(dim=1).min())
+        bound = sims.topk(min(k_min, sims.shape[1]), dim=1).values.mean(dim=1)
         own = labels == c
-        # The bound is at most the best pool similarity, so rows that fail that (most of them: a max costs a
-        # tenth of a top-k on the CPU) are out; the exact bound is computed for the others only.
-        maybe = torch.nonzero(own | (sims.amax(dim=1) > r)).squeeze(1)
-        bound = sims[maybe].topk(min(k_min, sims.shape[1]), dim=1).values.mean(dim=1)
-        relevant = torch.zeros_like(own)
-        relevant[maybe] = own[maybe] | (bound > r[maybe])
+        relevant = own | (bound > r)
         # Images that cannot be affected: correct iff true > r, margin true - r.
         fixed = ~relevant
         fixed_correct = int((true[fixed] > r[fixed]).sum())
