@@ -60,6 +60,7 @@ def test_a_probe_too_large_to_fit_is_skipped_with_its_reason_and_prototypes_pred
         small.predict("linear_probe", emb)
     test, test_labels = _clusters(rng, 7, 0.4, centres)
     whole = small.predict("image_prototypes", test)
+    assert accuracy(whole, test_labels) == accuracy(full.predict("image_prototypes", test), test_labels)
     monkeypatch.setattr("visfeed.tools.image_line.BLOCK_ELEMENTS", 12)  # two images per block
     assert small.predict("image_prototypes", test).tolist() == whole.tolist()
     assert whole.tolist() == np.argmax(test @ small.prototypes.T, axis=1).tolist()
