@@ -104,3 +104,22 @@ def test_kept_top_two_match_a_full_scan_after_any_sequence_of_changes(n_classes:
             assert torch.equal(eng.best_other(exclude), rest.amax(dim=1)), (step, exclude)
         full = feedback(eng.scores, lab, n_classes)
         assert eng.objective() == (full.n_correct, pytest.approx(full.mean_margin))
+
+
+def test_set_classes_writes_the_same_scores_and_top_two_as_set_class_per_class() -> None:
+    rng, protos, labels, x, descs = _world(3, n_classes=9)
+    one, many = (ScoringEngine(x, labels, len(descs), device="cpu") for _ in range(2))
+    for c, d in enumerate(descs):
+        one.set_class(c, d)
+    many.set_classes(enumerate(descs))
+    assert torch.equal(one.scores, many.scores)  # the same product per column: equal bit for bit
+    assert torch.equal(one.margins(), many.margins())
+    for c in range(len(descs)):
+        assert torch.equal(one.best_other(exclude=c), many.best_other(exclude=c))
+    new = {c: _unit(protos[c] + rng.normal(size=(4, 16))) for c in (1, 5, 6)}
+    for c, d in new.items():
+        one.set_class(c, d)
+    many.set_classes(new.items())
+    assert torch.equal(one.scores, many.scores) and torch.equal(one.margins(), many.margins())
+    with pytest.raises(EmbeddingError, match="outside"):
+        many.set_classes([(9, descs[0])])

@@ -45,3 +45,23 @@ def test_probe_c_is_the_best_on_validation_never_on_test() -> None:
 def test_a_class_without_feedback_images_is_a_clear_error() -> None:
     with pytest.raises(DataError, match="classes \\[2\\]"):
         prototypes(np.ones((4, 8)), np.array([0, 0, 1, 1]), 3)
+
+
+def test_a_probe_too_large_to_fit_is_skipped_with_its_reason_and_prototypes_predict_in_blocks(monkeypatch) -> None:
+    rng = np.random.default_rng(3)
+    centres = np.eye(6, 16) * 3
+    emb, labels = _clusters(rng, 5, 0.1, centres)
+    full = fit_image_line(emb, labels, 6)
+    small = fit_image_line(emb, labels, 6, max_probe_elements=5 * 6 * 6 - 1)
+    assert full.methods == ("image_prototypes", "linear_probe")
+    assert small.probe is None and small.methods == ("image_prototypes",)
+    assert small.probe_c_source == "skipped: 30 images x 6 classes > 179"
+    with pytest.raises(ValueError, match="'linear_probe' is not available"):
+        small.predict("linear_probe", emb)
+    test, test_labels = _clusters(rng, 7, 0.4, centres)
+    whole = small.predict("image_prototypes", test)
+    assert accuracy(whole, test_labels) == accuracy(full.predict("image_prototypes", test), test_labels)
+    monkeypatch.setattr("visfeed.tools.image_line.BLOCK_ELEMENTS", 12)  # two images per block
+    assert small.predict("image_prototypes", test).tolist() == whole.tolist()
+    assert whole.tolist() == np.argmax(test @ small.prototypes.T, axis=1).tolist()
+    assert small.predict("image_prototypes", test[:0]).shape == (0,)

@@ -111,3 +111,25 @@ def test_logit_scale_comes_from_the_user_then_the_backbone_then_clip(caplog: pyt
     with caplog.at_level(logging.INFO, logger="visfeed.tools.session"):
         assert resolve_logit_scale(None, None) == (100.0, "fallback")
     assert "no learned logit scale" in caplog.text
+
+
+def test_a_wide_change_rescans_once_and_scores_as_class_by_class_changes() -> None:
+    enc = WordEncoder(dim=16)
+    rng = np.random.default_rng(2)
+    names = [f"c{i}" for i in range(24)]
+    x = rng.normal(size=(96, 16)).astype(np.float32)
+    labels = np.repeat(np.arange(24), 4)
+    words = ["red", "round", "dull", "long", "soft", "striped"]
+    start = {c: [f"{words[i % 6]} {c}", f"plain {c}"] for i, c in enumerate(names)}
+    end = {c: [f"{words[(i + 2) % 6]} {c}"] if i % 5 == 0 else start[c] for i, c in enumerate(names)}
+    stepwise = ScoringSession(enc, names, x, labels, template="{description}", device="cpu")
+    stepwise.set_descriptions(start)
+    for c in names:  # one class at a time: the per-class upkeep
+        stepwise.set_descriptions({c: end[c]})
+    wide = ScoringSession(enc, names, x, labels, template="{description}", device="cpu")
+    wide.set_descriptions(end)  # every class at once: columns, then one rescan
+    assert stepwise.engine.scores.equal(wide.engine.scores)
+    assert stepwise.engine.margins().equal(wide.engine.margins())
+    assert stepwise.objective() == wide.objective()
+    assert stepwise.feedback().confusion.tolist() == wide.feedback().confusion.tolist()
+    assert wide.current == end

@@ -31,7 +31,7 @@ from visfeed.state.models import GraphState
 from visfeed.state.rundir import MethodScore
 from visfeed.state.templates import PromptSet
 from visfeed.tools.baselines import baseline_prompt_sets, description_prompts, prompt_objective, prompt_session
-from visfeed.tools.image_line import IMAGE_METHODS, accuracy
+from visfeed.tools.image_line import accuracy
 from visfeed.tools.item_search import ItemLibrary, SearchResult, accuracy_of
 
 log = logging.getLogger(__name__)
@@ -148,7 +148,7 @@ def score_image_line(res: RunResources, cfg: RunConfig, test: EmbeddedSplit) -> 
             prompts_per_class=0.0,
             uses_images=True,
         )
-        for method in IMAGE_METHODS
+        for method in line.methods  # prototypes alone where the probe was too large to fit
     }
 
 

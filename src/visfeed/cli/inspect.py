@@ -188,7 +188,7 @@ def eval_command(
         waffle_prompts,
     )
     from visfeed.tools.description_files import read_description_file
-    from visfeed.tools.image_line import IMAGE_METHODS, accuracy
+    from visfeed.tools.image_line import accuracy
     from visfeed.tools.item_search import accuracy_of
 
     try:
@@ -237,7 +237,7 @@ def eval_command(
             scores.setdefault(method, []).append(100.0 * accuracy_of(vectors, test.image_emb, test.labels))
         line = image_line(data, seed)
         if line is not None:  # not zero-shot: marked in the table
-            for method in IMAGE_METHODS:
+            for method in line.methods:
                 acc = accuracy(line.predict(method, test.image_emb), test.labels)
                 scores.setdefault(method + IMAGE_LINE_MARK, []).append(100.0 * acc)
         if side is not None:

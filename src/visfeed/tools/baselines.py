@@ -16,12 +16,14 @@ All functions return prompt sets in CuPL format (class name -> list of full prom
 from __future__ import annotations
 
 import functools
+import importlib.util
 import string
-from collections.abc import Mapping, Sequence
+import sys
+from collections.abc import Callable, Mapping, Sequence
 from importlib import resources
+from pathlib import Path
 
 import numpy as np
-from open_clip.zero_shot_metadata import OPENAI_IMAGENET_TEMPLATES
 
 from visfeed.state.models import Objective
 from visfeed.state.templates import NAMELESS_TEMPLATE, PromptSet, render_prompt
@@ -39,6 +41,29 @@ def waffle_words() -> tuple[str, ...]:
     return tuple(w for w in (line.strip() for line in text.splitlines()) if w)
 
 
+@functools.cache
+def imagenet_templates() -> tuple[Callable[[str], str], ...]:
+    """open_clip's 80 OpenAI ImageNet templates, read from its ``zero_shot_metadata`` module alone.
+
+    Why not ``from open_clip.zero_shot_metadata import ...``: importing a submodule runs open_clip's
+    ``__init__``, which loads its model code (torchvision, timm, transformers: about 240 MB of resident
+    memory) that a run on cached or synthetic embeddings never uses. That module is data with no imports,
+    so it is executed on its own from the installed package; a process that imported open_clip uses it.
+    """
+    loaded = sys.modules.get("open_clip.zero_shot_metadata")
+    if loaded is None:
+        spec = importlib.util.find_spec("open_clip")  # locates the package without running it
+        if spec is None or not spec.submodule_search_locations:
+            raise ModuleNotFoundError("open_clip is not installed; install visfeed's dependencies")
+        path = Path(next(iter(spec.submodule_search_locations))) / "zero_shot_metadata.py"
+        file_spec = importlib.util.spec_from_file_location("_visfeed_open_clip_templates", path)
+        if file_spec is None or file_spec.loader is None:
+            raise ModuleNotFoundError(f"open_clip's templates module is missing: {path}")
+        loaded = importlib.util.module_from_spec(file_spec)
+        file_spec.loader.exec_module(loaded)
+    return tuple(loaded.OPENAI_IMAGENET_TEMPLATES)
+
+
 def names_prompts(classnames: Sequence[str]) -> PromptSet:
     """Vanilla CLIP: one prompt per class."""
     return {c: [f"a photo of a {c}."] for c in classnames}
@@ -46,7 +71,7 @@ def names_prompts(classnames: Sequence[str]) -> PromptSet:
 
 def template_prompts(classnames: Sequence[str]) -> PromptSet:
     """The 80-template ImageNet ensemble."""
-    return {c: [t(c) for t in OPENAI_IMAGENET_TEMPLATES] for c in classnames}
+    return {c: [t(c) for t in imagenet_templates()] for c in classnames}
 
 
 def description_prompts(descriptions: Mapping[str, Sequence[str]], template: str) -> PromptSet:

@@ -23,6 +23,10 @@ from visfeed.tools.scoring import Feedback
 
 FALLBACK_LOGIT_SCALE = 100.0
 """CLIP's scale, for a backbone that learned none (e.g. a test's text table)."""
+BATCH_SHARE = 8
+"""A change of at least 1/BATCH_SHARE of the classes rescans the scores once instead of keeping the top two
+up to date per class: the upkeep costs O(N) per class and the rescan O(N x C), so the rescan wins above a
+fixed share of the classes (1/8 is a round choice on the safe side, not a tuned one)."""
 
 log = logging.getLogger(__name__)
 
@@ -92,12 +96,17 @@ class ScoringSession:
         missing = [c for c in self.classnames if c not in descriptions and c not in self.current]
         if missing:
             raise DataError(f"no descriptions for classes {missing[:5]}")
-        for name, descs in descriptions.items():
-            if self.current.get(name) == list(descs):
-                continue
-            self.engine.set_class(self.class_index(name), self.embed(name, descs))
-            self.current[name] = list(descs)
-            self._feedback = None
+        changed = {name: list(descs) for name, descs in descriptions.items() if self.current.get(name) != list(descs)}
+        if not changed:
+            return
+        if len(changed) * BATCH_SHARE >= len(self.classnames):
+            # Many columns: write them all, then rescan once (the per-class upkeep would cost C x N).
+            self.engine.set_classes((self.class_index(n), self.embed(n, d)) for n, d in changed.items())
+        else:
+            for name, descs in changed.items():
+                self.engine.set_class(self.class_index(name), self.embed(name, descs))
+        self.current.update(changed)
+        self._feedback = None
 
     def feedback(self) -> Feedback:
         """Visual feedback on the current descriptions (computed once per set of descriptions).

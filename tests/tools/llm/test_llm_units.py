@@ -19,7 +19,7 @@ from visfeed.tools.llm import Budget, LLMCallRecord, ModelPrice, ResponseCache, 
 from visfeed.tools.llm.accounting import estimate_cost, find_price
 from visfeed.tools.llm.cache import cache_key, cache_key_material, dump_message, load_message
 from visfeed.tools.llm.retry import backoff_delay, classify, parse_retry_after
-from visfeed.tools.llm.structured import extract_json, parse_structured, with_schema_instruction
+from visfeed.tools.llm.structured import extract_json, parse_structured, schema_json, with_schema_instruction
 
 
 class Descriptions(BaseModel):
@@ -56,6 +56,17 @@ def _status_error(code: int, headers: dict[str, str] | None = None) -> openai.AP
     request = httpx.Request("POST", "http://x/v1/chat/completions")
     response = httpx.Response(code, headers=headers or {}, request=request)
     return openai.APIStatusError("boom", response=response, body=None)
+
+
+def test_schema_json_is_pydantic_schema_and_a_fresh_copy_each_time() -> None:
+    class Pick(BaseModel):
+        name: str
+        score: float = 0.0
+
+    first = schema_json(Pick)
+    assert first == Pick.model_json_schema() and list(first) == list(Pick.model_json_schema())
+    first["properties"].clear()  # a caller editing its copy changes nobody else's
+    assert schema_json(Pick) == Pick.model_json_schema()
 
 
 def test_classify_transient_and_permanent() -> None:
