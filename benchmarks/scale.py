@@ -237,14 +237,14 @@ def llm_seconds(run_dir: Path, t_from: float, t_to: float) -> float:
 
 def run(
     n_classes: int, iterations: int, k_shot: int, per_call: int, out_dir: Path, seed: int = 0, *,
-    profile: Path | None = None, n_test: int = 4,
+    profile: Path | None = None, n_test: int = 4, crossover: str = "auto",
 ) -> dict[str, Any]:  # fmt: skip
     res = make_resources(n_classes, k_shot, n_test=n_test, seed=seed)
     run_dir = out_dir / f"scale-{n_classes}"
     cfg = RunConfig(
         provider="scripted", run_dir=run_dir, llm_cache=run_dir / "llm_cache.sqlite", device="cpu", seed=seed,
         classes_per_call=per_call, max_iterations=iterations, patience=iterations + 1, n_init=6, n_new=3,
-        n_mutations=2, max_concurrency=4, mutate_scope="confused",
+        n_mutations=2, max_concurrency=4, mutate_scope="confused", crossover=crossover,
     )  # fmt: skip
     marks: list[dict[str, Any]] = []
     rss_before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
@@ -329,6 +329,10 @@ def main() -> None:
         "--threads", type=int, default=None, help="torch threads (default: torch's; 1 on an oversubscribed machine)."
     )
     ap.add_argument("--profile", type=Path, default=None, help="cProfile the run: PATH.prof and a summary PATH.txt.")
+    ap.add_argument(
+        "--crossover", default="auto", help="the run's crossover (default: the paper's, as the recorded figures were "
+        "measured; the library crossover's search at scale: benchmarks/proapo_scale.py)",
+    )  # fmt: skip
     args = ap.parse_args()
     if args.threads is not None:
         torch.set_num_threads(args.threads)
@@ -343,7 +347,9 @@ def main() -> None:
             work,
             profile=args.profile,
             n_test=args.test_per_class,
+            crossover=args.crossover,
         )
+    figures["crossover"] = args.crossover
     figures["torch_threads"] = torch.get_num_threads()
     figures["load_avg_1_5_15"] = {
         "start": [round(x, 2) for x in load_start],

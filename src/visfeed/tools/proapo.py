@@ -30,7 +30,6 @@ from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 
 import numpy as np
-from sklearn.cluster import KMeans
 
 from visfeed.state.models import LibraryItem
 from visfeed.state.templates import render_prompt
@@ -306,9 +305,9 @@ def template_search(
 
 def imagenet_templates(type_word: str | None = None) -> list[str]:
     """The 80 ImageNet templates as ``{}`` strings, plus ``..., a type of <type>.`` variants for a type word."""
-    from open_clip.zero_shot_metadata import OPENAI_IMAGENET_TEMPLATES
+    from visfeed.tools.baselines import imagenet_templates as templates
 
-    base = [tpl("{}") for tpl in OPENAI_IMAGENET_TEMPLATES]
+    base = [tpl("{}") for tpl in templates()]
     if not type_word:
         return base
     return [*base, *(b.rstrip(".") + f", a type of {type_word}." for b in base)]
@@ -337,6 +336,8 @@ def groups_of(
     total = max(size, math.ceil(10 * math.log(c)))
     ce = scorer.per_class_ce(vectors)
     probs = np.exp(scorer.scale * scorer.x @ vectors.T - _lse(scorer.scale * scorer.x @ vectors.T, 1)[:, None])
+    from sklearn.cluster import KMeans  # lazily: a run that never forms groups does not load scikit-learn
+
     k = max(1, min(c, round(c / size)))
     clusters = KMeans(n_clusters=k, n_init=3, random_state=seed).fit_predict(vectors) if k > 1 else np.zeros(c)
     used: set[int] = set()
