@@ -61,8 +61,7 @@ def run_seed(seed: int, runs_dir: Path, overrides: dict[str, Any], cache_dir: Pa
     return {
         "llm_calls": {m: (oneshot_calls if m in uses_oneshot else 0) for m in acc}
         | {"optimized": result.history[-1].llm_calls if result.history else 0},
-        "search_s": {m: s.search_s for m, s in scores.items() if s.search_s is not None}
-        | {"optimized": result.timings.get("wall_s", 0.0)},
+        "search_s": dict(result.timings.get("search_s", {})) | {"optimized": result.timings.get("wall_s", 0.0)},
         "seed": seed,
         "status": result.status,
         "test_accuracy": {m: 100.0 * float(a) for m, a in acc.items() if a is not None},

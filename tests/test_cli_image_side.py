@@ -18,7 +18,13 @@ from visfeed.cli.common import console, out
 runner = CliRunner()
 out.width = console.width = 250
 
-NO_CLASS_SIDE = {"searched_words", "image_prototypes (labelled images)", "linear_probe (labelled images)"}
+NO_CLASS_SIDE = {
+    "searched_words",
+    "proapo",
+    "proapo_words",
+    "image_prototypes (labelled images)",
+    "linear_probe (labelled images)",
+}
 """Rows of eval with no class prompts to fuse with the MLLM's answers."""
 
 

@@ -60,7 +60,8 @@ def test_graph_offers_words_scores_the_control_and_traces_them(base_config, make
     assert result.status == "completed", result.error
     # the no-LLM control is in result.json beside the other baselines, and scored on the test split
     assert set(result.baselines) == {
-        "names", "templates", "llm_oneshot", "waffle", "visual_words", "searched_words", "image_prototypes",
+        "names", "templates", "llm_oneshot", "waffle", "visual_words", "searched_words", "proapo", "proapo_words",
+        "image_prototypes",
         "linear_probe",
     }  # fmt: skip
     stored = json.loads((cfg.run_dir / "result.json").read_text())

@@ -95,18 +95,19 @@ def score_methods(
             prompts_per_class=sum(len(v) for v in prompts.values()) / max(1, len(prompts)),
         )
     t0 = time.perf_counter()
+    searched_s: dict[str, float] = {}  # seconds of each searched line (not in the scores: a resumed run repeats them)
     searched = searched_words(res, state.vocabulary_extra)
     if searched is not None:
-        out["searched_words"] = score_searched(*searched, res, test).model_copy(
-            update={"search_s": time.perf_counter() - t0}
-        )
+        out["searched_words"] = score_searched(*searched, res, test)
+        searched_s["searched_words"] = time.perf_counter() - t0
     t0 = time.perf_counter()
     lines = proapo_lines(res, cfg, state.initial, state.vocabulary_extra)
     for method, found in lines.items():
         log.info("%s: templates %s; snapshot %d picked on %s", method, found.templates.templates,
                  found.found.picked, found.found.picked_on)  # fmt: skip
         out[method] = score_vectors(found.library.vectors(found.found.chosen), found.found.chosen, res, test)
-        out[method].search_s = found.seconds
+        searched_s[method] = found.seconds
+    details["search_s"] = searched_s
     out.update(score_image_line(res, cfg, test))
     side = cfg.resolved_image_side
     if side is not None:

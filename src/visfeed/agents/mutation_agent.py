@@ -70,7 +70,7 @@ async def agent_mutate_group(
     forced = ctx.client.handle.forces_tools
     probe = ctx.words.probe(state.vocabulary_extra) if ctx.words is not None else None
     session_tools = {t.name: t for t in make_scoring_tools(session, probe)}
-    library = cfg.crossover == "library"
+    library = cfg.crossover == "library" and bool(state.library)
     if library:  # a trial is the library search with the candidates added, not a replacement set
         session_tools[SCORE] = library_trial_tool(ctx, state)
     specs: list[BaseTool | dict[str, Any]] = [

@@ -266,6 +266,7 @@ def _final_result(
     graph_s = time.perf_counter() - t0
     t_eval = time.perf_counter()
     scores, details = score_methods(res, cfg, state)
+    search_s = details.pop("search_s", {})  # timings: not part of the evaluation a resumed run must repeat
     write_json_atomic(run_dir / EVALUATION_FILE, details)
     tracer.emit("evaluation", split="test", methods={k: v.model_dump() for k, v in scores.items()})
     eval_s = time.perf_counter() - t_eval
@@ -304,6 +305,7 @@ def _final_result(
             "non_llm_s": wall - llm_wall,
             "non_llm_fraction": (wall - llm_wall) / wall if wall > 0 else 0.0,
             "nodes_s": nodes,
+            "search_s": search_s,
         },
         filter_dropped=state.filter_dropped,
         image_side=details.get("image_side"),

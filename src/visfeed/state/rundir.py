@@ -38,9 +38,6 @@ class MethodScore(BaseModel):
         default=False,
         description="Fitted on the labelled feedback images (the image line), not zero-shot: a reference line.",
     )
-    search_s: float | None = Field(
-        default=None, description="Seconds its search took at the end of the run (the searched lines: no LLM call)."
-    )
 
 
 IMAGE_LINE_MARK = " (labelled images)"
