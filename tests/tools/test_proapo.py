@@ -76,12 +76,12 @@ def test_item_search_climbs_on_feedback_and_picks_its_snapshot_on_validation() -
     for seed in range(10):
         lib, (x, y), (xv, yv) = _world(seed)
         found = item_search(lib, x, y, init=[[0]] * 7, scale=20.0, seed=seed, val_emb=xv, val_labels=yv)
-        fitness = [r["fitness"] for r in found.snapshots]
+        fitness = [r["fitness"] for r in found.rounds]
         assert all(b >= a - 1e-9 for a, b in itertools.pairwise(fitness)), fitness
-        val = [r["validation_accuracy"] for r in found.snapshots]
-        assert found.picked == int(np.argmax(val)) and found.picked_on == "validation"
+        val = [r["validation_accuracy"] for r in found.rounds]
+        assert found.round_picked == int(np.argmax(val)) and found.picked_on == "validation"
         assert np.isclose(accuracy_of(lib.vectors(found.chosen), xv, yv), max(val))
-        differs += found.picked != int(np.argmax(fitness))
+        differs += found.round_picked != int(np.argmax(fitness))
     assert differs, "no fixture where validation and feedback disagree: the test could not catch a feedback pick"
 
 

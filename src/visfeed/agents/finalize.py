@@ -104,7 +104,7 @@ def score_methods(
     lines = proapo_lines(res, cfg, state.initial, state.vocabulary_extra)
     for method, found in lines.items():
         log.info("%s: templates %s; snapshot %d picked on %s", method, found.templates.templates,
-                 found.found.picked, found.found.picked_on)  # fmt: skip
+                 found.found.round_picked, found.found.picked_on)  # fmt: skip
         out[method] = score_vectors(found.library.vectors(found.found.chosen), found.found.chosen, res, test)
         searched_s[method] = found.seconds
     details["search_s"] = searched_s

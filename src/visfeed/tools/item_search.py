@@ -80,12 +80,13 @@ class ItemLibrary:
 
 @dataclass
 class SearchResult:
-    """The picked assignment (item indices per class), its round, and every round's figures."""
+    """The picked assignment (item indices per class), its round (or snapshot), and every round's figures."""
 
     chosen: list[list[int]]
     round_picked: int
     picked_on: str
     rounds: list[dict[str, float]] = field(default_factory=list)
+    evaluated: int = 0  # candidate assignments scored (ProAPO's search counts them)
 
     def texts(self, library: ItemLibrary) -> dict[str, list[str]]:
         """The chosen item texts per class name."""

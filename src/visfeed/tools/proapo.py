@@ -27,14 +27,14 @@ from __future__ import annotations
 import math
 import time
 from collections.abc import Callable, Iterable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 import numpy as np
 
 from visfeed.state.models import LibraryItem
 from visfeed.state.templates import render_prompt
 from visfeed.tools.image_line import normalise_rows
-from visfeed.tools.item_search import ItemLibrary, accuracy_of, build_library, canonical, single
+from visfeed.tools.item_search import ItemLibrary, SearchResult, accuracy_of, build_library, canonical, single
 
 
 @dataclass(frozen=True)
@@ -316,17 +316,6 @@ def imagenet_templates(type_word: str | None = None) -> list[str]:
 # --------------------------------------------------------------------------- stage 2: items per group
 
 
-@dataclass
-class ItemResult:
-    """The picked assignment (item indices per class), where it was picked, and each snapshot's figures."""
-
-    chosen: list[list[int]]
-    picked: int
-    picked_on: str
-    snapshots: list[dict[str, float]] = field(default_factory=list)
-    evaluated: int = 0
-
-
 def groups_of(
     scorer: Scorer, vectors: np.ndarray, *, seed: int, max_groups: int, min_confusion: float = 0.04
 ) -> list[list[int]]:
@@ -371,7 +360,7 @@ def item_search(
     budget: Budget = DEFAULT_BUDGET,
     val_emb: np.ndarray | None = None,
     val_labels: np.ndarray | None = None,
-) -> ItemResult:
+) -> SearchResult:
     """Stage 2: per group, which items each class uses, from ``init``.
 
     The snapshot (the start, then after each outer loop) is picked on validation; without a validation
@@ -416,7 +405,7 @@ def item_search(
         pick, on = int(np.argmax([r["validation_accuracy"] for r in rows])), "validation"
     else:
         pick, on = len(rows) - 1, "feedback (no validation split)"
-    return ItemResult(chosen=snaps[pick], picked=pick, picked_on=on, snapshots=rows, evaluated=evaluated)
+    return SearchResult(chosen=snaps[pick], round_picked=pick, picked_on=on, rounds=rows, evaluated=evaluated)
 
 
 # --------------------------------------------------------------------------- both stages
@@ -446,7 +435,7 @@ class ProapoResult:
     templates: TemplateResult
     items: list[list[LibraryItem]]
     library: ItemLibrary
-    found: ItemResult
+    found: SearchResult
     seconds: float = 0.0
 
     def chosen_texts(self) -> dict[str, list[str]]:
