@@ -9,18 +9,8 @@ import numpy as np
 
 from visfeed.state.templates import DEFAULT_TEMPLATE, NAMELESS_TEMPLATE
 from visfeed.tools.item_search import ItemLibrary, accuracy_of
-from visfeed.tools.proapo import (
-    Budget,
-    Fitness,
-    Operators,
-    Scorer,
-    description_item,
-    evolve,
-    item_search,
-    name_item,
-    proapo,
-    template_search,
-)
+from visfeed.tools.proapo import description_item, item_search, name_item, proapo, template_search
+from visfeed.tools.proapo_search import Budget, Fitness, Operators, Scorer, evolve
 
 
 def _world(seed: int, n_classes: int = 7, items: int = 6, dim: int = 20, shots: int = 5, val: int = 25):
