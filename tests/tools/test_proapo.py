@@ -126,8 +126,8 @@ def test_proapo_end_to_end_chooses_among_its_own_library() -> None:
         names, descs, words, run_template=DEFAULT_TEMPLATE, embed=embed, image_emb=x, labels=y, scale=20.0, seed=0,
         budget=Budget(template_iterations=2, outer=2, inner=2), val_emb=xv, val_labels=yv,
     )  # fmt: skip
-    texts = out.chosen_texts()
+    texts = out.found.texts(out.library)
     for c, n in enumerate(names):
         assert texts[n] and set(texts[n]) <= {n, *descs[c], *words[c]}
-    assert all(p for ps in out.prompts().values() for p in ps)
+    assert all(p for per in out.items for x in per for p in x.prompts)
     assert out.found.picked_on == "validation"

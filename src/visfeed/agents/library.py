@@ -39,7 +39,8 @@ from visfeed.tools.item_search import (
     canonical,
     search_items,
     single,
-    word_items,
+    unique_items,
+    word_sentences,
 )
 from visfeed.tools.proapo import description_item
 from visfeed.tools.session import ScoringSession
@@ -79,9 +80,10 @@ def library_trial(ctx: RunContext, state: GraphState, name: str, descriptions: S
     """
     cfg, names = ctx.config, ctx.session.classnames
     c = names.index(name)
-    have = {x.text for x in state.library[name]}
-    new = [description_item(name, d, state.templates, cfg.resolved_template, "agent-trial") for d in descriptions]
-    new = [x for x in {x.text: x for x in new}.values() if x.text not in have]
+    new = unique_items(
+        (description_item(name, d, state.templates, cfg.resolved_template, "agent-trial") for d in descriptions),
+        have=(x.text for x in state.library[name]),
+    )
     items = {n: [*state.library[n], *new] if n == name else state.library[n] for n in names}
     library = _library(items, ctx.session)
     init = [library.index(k, state.descriptions[n]) for k, n in enumerate(names)]
@@ -113,8 +115,8 @@ def initial_library(ctx: RunContext, state: GraphState, initial: Descriptions) -
         if cfg.library_llm_items:
             own += [description_item(name, d, TEMPLATES, cfg.resolved_template, "oneshot") for d in initial[name]]
         if probe is not None:
-            own += [single(w, "words") for w in word_items(probe.words(c, (), k=10, per_category=10).own)]
-        items[name] = list({it.text: it for it in own}.values())
+            own += [single(w, "words") for w in word_sentences(probe, c)]
+        items[name] = unique_items(own)
     library = _library(items, ctx.session)
     chosen = _traced_search(ctx, library, [list(range(len(NAME_TEMPLATES)))] * len(names))
     descriptions = {n: [library.texts[c][i] for i in chosen[c]] for c, n in enumerate(names)}
@@ -133,14 +135,15 @@ def library_crossover(
     grown: dict[str, list[LibraryItem]] = {}
     proposed: dict[str, list[str]] = {}
     for name, cands in state.candidates.items():
-        have = {x.text for x in state.library[name]}
-        new = [
-            description_item(name, d, state.templates, cfg.resolved_template, c.origin, it)
-            for c in cands
-            if cfg.library_llm_items or c.origin == "visual_words"
-            for d in c.descriptions
-        ]
-        new = [x for x in {x.text: x for x in new}.values() if x.text not in have]
+        new = unique_items(
+            (
+                description_item(name, d, state.templates, cfg.resolved_template, c.origin, it)
+                for c in cands
+                if cfg.library_llm_items or c.origin == "visual_words"
+                for d in c.descriptions
+            ),
+            have=(x.text for x in state.library[name]),
+        )
         if new:
             grown[name] = [*state.library[name], *new]
             proposed[name] = [x.text for x in new]

@@ -28,7 +28,7 @@ from visfeed.tools.item_search import (
     build_library,
     search_items,
     single,
-    word_items,
+    word_sentences,
 )
 from visfeed.tools.llm import ProviderHandle, resolve_provider
 from visfeed.tools.proapo import ProapoResult, proapo
@@ -116,7 +116,7 @@ def searched_words(data: ScoringData, extra: Sequence[str] = ()) -> tuple[ItemLi
     probe = source.probe(extra)
     items = [
         [*(single(t.format(name), "template") for t in NAME_TEMPLATES),
-         *(single(w, "words") for w in word_items(probe.words(c, (), k=10, per_category=10).own))]
+         *(single(w, "words") for w in word_sentences(probe, c))]
         for c, name in enumerate(data.classnames)
     ]  # fmt: skip
     library = build_library(data.classnames, items, lambda texts: data.encoder.embed_texts(texts))
@@ -156,7 +156,7 @@ def proapo_lines(
     source = word_source(data)
     if source is not None:
         probe = source.probe(extra)
-        words = [word_items(probe.words(c, (), k=10, per_category=10).own) for c in range(len(names))]
+        words = [word_sentences(probe, c) for c in range(len(names))]
         out["proapo_words"] = proapo(
             names, descs, words, run_template=run_template, templates=out["proapo"].templates, **common
         )

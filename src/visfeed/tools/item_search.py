@@ -17,7 +17,7 @@ LLM proposals) plugs in as rows of a library:
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -25,6 +25,7 @@ import numpy as np
 from visfeed.errors import EmbeddingError
 from visfeed.state.models import LibraryItem
 from visfeed.tools.image_line import accuracy, normalise_rows
+from visfeed.tools.visual_words import WordProbe
 
 
 @dataclass
@@ -41,7 +42,7 @@ class ItemLibrary:
     texts: list[list[str]]
     sources: list[list[str]]
     emb: list[np.ndarray]
-    counts: list[np.ndarray] | None = None
+    counts: list[np.ndarray] = field(default_factory=list)  # empty: one prompt per item
     mean_of_cosines: bool = False
 
     def __post_init__(self) -> None:
@@ -54,12 +55,11 @@ class ItemLibrary:
                     f"item library: class {self.classnames[c]!r} has {len(t)} items, {e.shape[0]} rows"
                 )
         self.emb = [np.asarray(e, dtype=np.float64) for e in self.emb]
-        if self.counts is None:
+        if not self.counts:
             self.counts = [np.ones(len(t)) for t in self.texts]
 
     def columns(self, c: int, sets: Sequence[Sequence[int]]) -> np.ndarray:
         """(K, D) vectors of class ``c`` for each candidate item set."""
-        assert self.counts is not None
         w = np.zeros((len(sets), len(self.texts[c])))
         for k, s in enumerate(sets):
             w[k, list(s)] = 1.0
@@ -232,6 +232,17 @@ def word_items(words: Sequence[str], *, singles: int = 10, pairs_of: int = 5) ->
     top = list(words[:pairs_of])
     out += [f"a {a} {b} thing" for i, a in enumerate(top) for b in top[i + 1 :]]
     return list(dict.fromkeys(out))
+
+
+def word_sentences(probe: WordProbe, c: int) -> list[str]:
+    """The word sentences of class ``c``'s library: its ten best visual words, ranked on its own images."""
+    return word_items(probe.words(c, (), k=10, per_category=10).own)
+
+
+def unique_items(items: Iterable[LibraryItem], have: Iterable[str] = ()) -> list[LibraryItem]:
+    """``items`` without repeated texts (the first wins) and without the texts a library already ``have``."""
+    known = set(have)
+    return [x for x in {x.text: x for x in items}.values() if x.text not in known]
 
 
 def build_library(

@@ -34,7 +34,15 @@ import numpy as np
 from visfeed.state.models import LibraryItem
 from visfeed.state.templates import render_prompt
 from visfeed.tools.image_line import normalise_rows
-from visfeed.tools.item_search import ItemLibrary, SearchResult, accuracy_of, build_library, canonical, single
+from visfeed.tools.item_search import (
+    ItemLibrary,
+    SearchResult,
+    accuracy_of,
+    build_library,
+    canonical,
+    single,
+    unique_items,
+)
 from visfeed.tools.proapo_search import (
     DEFAULT_BUDGET,
     DEFAULT_FITNESS,
@@ -242,18 +250,6 @@ class ProapoResult:
     found: SearchResult
     seconds: float = 0.0
 
-    def chosen_texts(self) -> dict[str, list[str]]:
-        """The chosen items' texts per class name."""
-        lib = self.library
-        return {n: [lib.texts[c][i] for i in self.found.chosen[c]] for c, n in enumerate(lib.classnames)}
-
-    def prompts(self) -> dict[str, list[str]]:
-        """The chosen items' prompts per class name (what a scoring session embeds for the same vectors)."""
-        return {
-            n: [p for i in self.found.chosen[c] for p in self.items[c][i].prompts]
-            for c, n in enumerate(self.library.classnames)
-        }
-
 
 def start_assignment(library: ItemLibrary, scorer: Scorer, rng: np.random.Generator, samples: int) -> list[list[int]]:
     """ProAPO's start: the fittest of every item, the name alone (item 0), and random subsets, for all classes."""
@@ -294,11 +290,11 @@ def proapo(
         scale=scale, seed=seed, weights=weights, budget=budget, **val,
     )  # fmt: skip
     items = [
-        list({it.text: it for it in [
+        unique_items([
             name_item(n, tpl.templates),
             *(description_item(n, d, tpl.templates, run_template, "oneshot") for d in ds),
             *(single(w, "words") for w in ws),
-        ]}.values())
+        ])
         for n, ds, ws in zip(classnames, descriptions, words, strict=True)
     ]  # fmt: skip
     library = build_library(classnames, items, embed)
