@@ -36,10 +36,10 @@ from visfeed.agents.resources import AGENT_CHAT_FORMAT, build_scoring, visual_wo
 from visfeed.agents.schemas import DescriptionBatch
 from visfeed.fileio import write_json_atomic
 from visfeed.state.config import RunConfig
-from visfeed.tools.feedback_text import compact_feedback
-from visfeed.tools.lc_tools import make_scoring_tools
+from visfeed.tools.feedback.lc_tools import make_scoring_tools
+from visfeed.tools.feedback.text import compact_feedback
 from visfeed.tools.llm import LLMClient, resolve_provider
-from visfeed.tools.session import ScoringSession
+from visfeed.tools.scoring.session import ScoringSession
 
 ARMS = ("free", "forced")
 

@@ -26,7 +26,7 @@ import yaml
 
 from visfeed.fileio import write_json_atomic
 from visfeed.state.rundir import read_trace
-from visfeed.tools.builtin_models import shipped_tower_id
+from visfeed.tools.embedding.builtin_models import shipped_tower_id
 from worth import run_seed
 
 MODES = ("structured", "agent")

@@ -59,15 +59,15 @@ from visfeed.fileio import sha256_file, write_json_atomic
 from visfeed.state.concepts import ConceptSettings, ConceptTree, merge_values
 from visfeed.state.config import RunConfig
 from visfeed.state.rundir import CHECKPOINTS, read_trace
-from visfeed.tools.baselines import description_prompts
-from visfeed.tools.builtin_models import shipped_checkpoint
 from visfeed.tools.concepts.classifiers import CLASSIFIERS
 from visfeed.tools.concepts.features import FeatureSpace, clue_features, combine, description_space, tree_space
 from visfeed.tools.concepts.grounding import ImageEvidence
-from visfeed.tools.datasets.world.spec import load_spec
-from visfeed.tools.description_files import read_description_file
-from visfeed.tools.session import resolve_logit_scale
-from visfeed.tools.visual_words import load_vocabulary
+from visfeed.tools.embedding.builtin_models import shipped_checkpoint
+from visfeed.tools.feedback.baselines import description_prompts
+from visfeed.tools.feedback.description_files import read_description_file
+from visfeed.tools.feedback.visual_words import load_vocabulary
+from visfeed.tools.scoring.session import resolve_logit_scale
+from visfeed.tools.world.spec import load_spec
 
 TREES = ("tree_llm", "tree_llm_only", "tree_grounded", "tree_spec")
 

@@ -37,13 +37,13 @@ from scipy.stats import rankdata
 
 from visfeed.agents.resources import build_scoring
 from visfeed.evals.concepts.world_truth import image_attributes, shows, true_assignments
-from visfeed.evals.world.captions import COLOR_WORDS, PATTERN_WORDS, SHAPE_WORDS, SIZE_WORDS
 from visfeed.fileio import write_json_atomic
 from visfeed.state.concepts import DEFAULT_CLUE_TEMPLATE, ConceptPart, ConceptTree, merge_values
 from visfeed.state.config import RunConfig
 from visfeed.tools.concepts.grounding import FALLBACK_ATTRIBUTES, class_fit, facet_entries, ground_attribute
-from visfeed.tools.datasets.world.spec import load_spec
-from visfeed.tools.visual_words import load_vocabulary
+from visfeed.tools.feedback.visual_words import load_vocabulary
+from visfeed.tools.world.captions import COLOR_WORDS, PATTERN_WORDS, SHAPE_WORDS, SIZE_WORDS
+from visfeed.tools.world.spec import load_spec
 
 PART = "object"
 

@@ -23,8 +23,8 @@ from visfeed.fileio import write_json_atomic
 from visfeed.state.concepts import ConceptTree, merge_values
 from visfeed.state.config import RunConfig
 from visfeed.tools.concepts.grounding import ImageEvidence
-from visfeed.tools.datasets.world.spec import load_spec
-from visfeed.tools.visual_words import load_vocabulary
+from visfeed.tools.feedback.visual_words import load_vocabulary
+from visfeed.tools.world.spec import load_spec
 
 CONFUSERS = (0, 1, 3)
 

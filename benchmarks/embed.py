@@ -27,8 +27,8 @@ import torch
 
 from visfeed.fileio import sha256_file, write_json_atomic
 from visfeed.state.config import RunConfig
-from visfeed.tools.builtin_models import shipped_checkpoint, visfeed_cache_dir
-from visfeed.tools.embedding_job import EmbedJob, embed_split, split_paths
+from visfeed.tools.embedding.builtin_models import shipped_checkpoint, visfeed_cache_dir
+from visfeed.tools.embedding.job import EmbedJob, embed_split, split_paths
 
 N_CLASSES = 26  # the shipped market world
 

@@ -27,11 +27,11 @@ from typing import Any
 import numpy as np
 
 from visfeed.errors import ModelError
-from visfeed.evals.world.eyes import accuracy_by_size, attribute_accuracy, random_batch
 from visfeed.fileio import sha256_file, write_json_atomic
-from visfeed.tools.datasets.world.render import IMAGE_SIZE, SIZE_FRACTION, _draw_item
-from visfeed.tools.datasets.world.vocab import ATTRIBUTES, COLORS, VOCABULARY
-from visfeed.tools.eyes.network import Eyes, shipped_eyes
+from visfeed.tools.world.eyes.network import Eyes, shipped_eyes
+from visfeed.tools.world.eyes.train import accuracy_by_size, attribute_accuracy, random_batch
+from visfeed.tools.world.render import IMAGE_SIZE, SIZE_FRACTION, _draw_item
+from visfeed.tools.world.vocab import ATTRIBUTES, COLORS, VOCABULARY
 
 PATTERN = ATTRIBUTES.index("pattern")
 SIZE = ATTRIBUTES.index("size")

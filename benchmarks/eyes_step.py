@@ -17,9 +17,9 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from visfeed.evals.world.eyes import attribute_loss, random_batch
 from visfeed.fileio import write_json_atomic
-from visfeed.tools.eyes.network import EyesNet, to_batch
+from visfeed.tools.world.eyes.network import EyesNet, to_batch
+from visfeed.tools.world.eyes.train import attribute_loss, random_batch
 
 
 def step_seconds(x: torch.Tensor, codes: torch.Tensor, bf16: bool, steps: int) -> tuple[float, float]:

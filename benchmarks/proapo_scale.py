@@ -26,8 +26,8 @@ import numpy as np
 
 from visfeed.fileio import write_json_atomic
 from visfeed.state.templates import DEFAULT_TEMPLATE
-from visfeed.tools.item_search import accuracy_of, build_library, search_items
-from visfeed.tools.proapo import proapo
+from visfeed.tools.search.items import accuracy_of, build_library, search_items
+from visfeed.tools.search.proapo import proapo
 
 
 def world(n_classes: int, dim: int, shots: int, val: int, seed: int) -> dict[str, Any]:

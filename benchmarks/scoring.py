@@ -25,8 +25,8 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from visfeed.tools.engine import ScoringEngine
-from visfeed.tools.scoring import feedback
+from visfeed.tools.scoring.engine import ScoringEngine
+from visfeed.tools.scoring.measures import feedback
 
 N_IMG, N_CLS, N_DESC, DIM = 16_000, 1_000, 30, 512
 POOL, BATCH = 150, 4_096

@@ -22,8 +22,8 @@ os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
 import numpy as np
 import torch
 
-from visfeed.evals.world.ceiling import ceiling
 from visfeed.fileio import write_text_atomic
+from visfeed.tools.world.ceiling import ceiling
 
 
 def main() -> None:

@@ -5,7 +5,7 @@
 Loads the model through open_clip exactly as the scoring backend does, renders (or reuses) the test split
 of the shipped spec (50 images per class, seed 0), and prints and writes names_acc, oracle_acc,
 paraphrase_acc, wrong_acc, binding_acc (percent) and images_per_s (image tower, 2 CPU threads).
-The gate texts and held-out wording live in visfeed.evals.world.gates.
+The gate texts and held-out wording live in visfeed.tools.world.gates.
 """
 
 from __future__ import annotations
@@ -24,16 +24,16 @@ os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
 import open_clip
 import torch
 
-from visfeed.evals.world.measure import measure
 from visfeed.fileio import sha256_file
 from visfeed.state.config import DEFAULT_MODEL
-from visfeed.tools.builtin_models import (
+from visfeed.tools.embedding.builtin_models import (
     assemble_checkpoint,
     default_pretrained,
     register_builtin_models,
     shipped_tower_id,
     visfeed_cache_dir,
 )
+from visfeed.tools.world.measure import measure
 
 
 def main() -> int:

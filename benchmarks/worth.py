@@ -29,8 +29,8 @@ from visfeed.agents.run import optimize, resume
 from visfeed.fileio import write_json_atomic
 from visfeed.state.config import RunConfig
 from visfeed.state.rundir import CONFIG_FILE, load_result
-from visfeed.tools.builtin_models import shipped_tower_id
-from visfeed.tools.image_line import IMAGE_METHODS
+from visfeed.tools.embedding.builtin_models import shipped_tower_id
+from visfeed.tools.scoring.image_line import IMAGE_METHODS
 
 BASELINES = ("names", "templates", "llm_oneshot", "waffle", "visual_words", "searched_words", "proapo", "proapo_words")
 """The rows that use no labelled image: what the optimized descriptions must beat."""
@@ -162,8 +162,8 @@ def text_span_ceiling(run_dir: Path) -> float | None:
     from visfeed.agents.resources import build_scoring
     from visfeed.state.models import LibraryItem
     from visfeed.state.rundir import LIBRARY_FILE
-    from visfeed.tools.image_line import normalise_rows, prototypes
-    from visfeed.tools.item_search import accuracy_of, build_library
+    from visfeed.tools.scoring.image_line import normalise_rows, prototypes
+    from visfeed.tools.search.items import accuracy_of, build_library
 
     path = run_dir / LIBRARY_FILE
     if not path.is_file():

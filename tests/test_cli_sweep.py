@@ -100,7 +100,7 @@ def test_ray_missing_is_a_usage_error_that_says_how_to_install(world: dict, monk
 def test_the_default_install_never_imports_ray() -> None:
     code = (
         "import sys; from typer.testing import CliRunner; from visfeed.cli import app; "
-        "import visfeed.agents.sweep, visfeed.tools.embedding_job, visfeed.evals.sweep_report; "
+        "import visfeed.agents.sweep, visfeed.tools.embedding.job, visfeed.evals.sweep_report; "
         "r = CliRunner().invoke(app, ['sweep', '--help']); assert r.exit_code == 0, r.output; "
         "print(sorted(m for m in sys.modules if m == 'ray' or m.startswith('ray.')))"
     )

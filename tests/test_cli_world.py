@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 
 from visfeed.cli import world
-from visfeed.evals.world.settings import EyesConfig, TrainConfig
+from visfeed.tools.world.settings import EyesConfig, TrainConfig
 
 
 @pytest.mark.parametrize(("command", "config"), [(world.train, TrainConfig), (world.train_eyes_command, EyesConfig)])

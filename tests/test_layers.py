@@ -2,7 +2,9 @@
 
 Every module is parsed (not imported), so an import inside a function (or under ``TYPE_CHECKING``)
 counts as much as one at the top. Besides the layers: no two modules import each other, however long the
-way round, and inside tools/ the LLM and dataset packages sit below the scoring and feedback stages.
+way round, and inside tools/ the packages follow the method's stages: the LLM, the datasets, the world
+and the embedding sit below scoring, scoring below feedback, feedback below the search and the two
+other lines (the image side, the concept trees).
 """
 
 from __future__ import annotations
@@ -20,13 +22,21 @@ FORBIDDEN = {
 }
 STATE_ALLOWED = {"errors", "fileio", "state"}
 
-#: tools/ packages below the scoring and feedback stages: they never import any of :data:`SCORING_AND_FEEDBACK`.
-TOOLS_BELOW_SCORING = {"llm", "datasets"}
-#: The modules (or packages) of tools/ that score descriptions or build the loop's feedback from scores.
-SCORING_AND_FEEDBACK = {
-    "scoring", "engine", "session", "index", "fusion", "image_line", "image_side", "item_search",
-    "feedback_text", "baselines", "lc_tools", "visual_words", "concepts",
-}  # fmt: skip
+#: The method's stages inside tools/, in order: a package never imports one of a later stage.
+TOOLS_STAGES: list[set[str]] = [
+    {"llm", "datasets", "world", "embedding"},
+    {"scoring"},
+    {"feedback"},
+    {"search", "image_side", "concepts"},
+]
+
+
+def later_stages(part: str) -> set[str]:
+    """The tools/ packages that ``part`` must not import (those of every later stage)."""
+    for i, stage in enumerate(TOOLS_STAGES):
+        if part in stage:
+            return set().union(*TOOLS_STAGES[i + 1 :])
+    return set()
 
 
 def layer_of(module: str) -> str:
@@ -146,13 +156,12 @@ def import_circles(root: Path = PACKAGE) -> list[list[str]]:
 
 
 def tools_order_violations(root: Path = PACKAGE) -> list[str]:
-    """One line per import from tools/llm or tools/datasets into a scoring or feedback module."""
+    """One line per import in tools/ from a package into one of a later stage (:data:`TOOLS_STAGES`)."""
     out = []
     for path in sorted(root.rglob("*.py")):
-        if tools_part(module_name(path, root)) not in TOOLS_BELOW_SCORING:
-            continue
+        later = later_stages(tools_part(module_name(path, root)) or "")
         for line, target in visfeed_imports(path, root):
-            if tools_part(target) in SCORING_AND_FEEDBACK:
+            if tools_part(target) in later:
                 out.append(f"{path.relative_to(root.parent)}:{line}: imports {target}")
     return out
 
@@ -188,9 +197,12 @@ def test_no_module_imports_itself_round_a_circle() -> None:
     assert import_circles() == []
 
 
-def test_llm_and_datasets_sit_below_scoring_and_feedback() -> None:
+def test_tools_packages_follow_the_stages() -> None:
     assert tools_order_violations() == []
-    assert {p.stem for p in (PACKAGE / "tools").iterdir()} >= SCORING_AND_FEEDBACK  # the names still exist
+    packages = {p.name for p in (PACKAGE / "tools").iterdir() if (p / "__init__.py").exists()}
+    assert packages == set().union(*TOOLS_STAGES)  # every package has its stage, and the names still exist
+    loose = {p.name for p in (PACKAGE / "tools").glob("*.py")}
+    assert loose == {"__init__.py", "doctor.py"}  # the one check of the whole stack sits above the stages
 
 
 def test_a_circle_and_an_order_violation_are_caught(tmp_path: Path) -> None:
@@ -207,13 +219,19 @@ def test_a_circle_and_an_order_violation_are_caught(tmp_path: Path) -> None:
     )
     (pkg / "tools" / "datasets" / "__init__.py").write_text("from visfeed.tools.datasets.registry import load\n")
     (pkg / "tools" / "datasets" / "registry.py").write_text(
-        "from visfeed.tools.datasets import folder\ndef load():\n    from visfeed.tools.session import S\n"
+        "from visfeed.tools.datasets import folder\ndef load():\n    from visfeed.tools.scoring.session import S\n"
     )
     (pkg / "tools" / "datasets" / "folder.py").write_text("")
-    (pkg / "tools" / "session.py").write_text("def f():\n    from visfeed.tools import scoring\n")
-    (pkg / "tools" / "scoring.py").write_text("from visfeed.tools.session import f\n")
+    (pkg / "tools" / "scoring").mkdir()
+    (pkg / "tools" / "scoring" / "session.py").write_text("def f():\n    from visfeed.tools.scoring import measures\n")
+    (pkg / "tools" / "scoring" / "measures.py").write_text(
+        "from visfeed.tools.scoring.session import f\nfrom visfeed.tools.search import items\n"
+    )
     assert import_circles(pkg) == [
         ["visfeed.tools.llm.client", "visfeed.tools.llm.vision"],
-        ["visfeed.tools.scoring", "visfeed.tools.session"],
+        ["visfeed.tools.scoring.measures", "visfeed.tools.scoring.session"],
     ]
-    assert [v.split(": ", 1)[1] for v in tools_order_violations(pkg)] == ["imports visfeed.tools.session"]
+    assert [v.split(": ", 1)[1] for v in tools_order_violations(pkg)] == [
+        "imports visfeed.tools.scoring.session",
+        "imports visfeed.tools.search",
+    ]

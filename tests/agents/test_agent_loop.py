@@ -42,7 +42,7 @@ from visfeed.state.models import GraphState
 from visfeed.state.rundir import CONFIG_FILE, read_trace
 from visfeed.tools.llm import LLMClient, ProviderHandle, resolve_provider
 from visfeed.tools.llm.local_server import missing_local_modules
-from visfeed.tools.session import ScoringSession
+from visfeed.tools.scoring.session import ScoringSession
 
 GROUP = [2, 3]  # lemon, lime: confused by their shared "oval" and "sour"
 NAMES = [CLASSES[c] for c in GROUP]

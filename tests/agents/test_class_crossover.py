@@ -11,7 +11,7 @@ from visfeed.agents.class_crossover import crossover_class
 from visfeed.agents.search import union
 from visfeed.state.config import RunConfig
 from visfeed.state.models import Candidate
-from visfeed.tools.session import ScoringSession
+from visfeed.tools.scoring.session import ScoringSession
 
 # lemon and lime start with the same description, so they confuse each other
 START = {

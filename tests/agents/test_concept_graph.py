@@ -144,7 +144,7 @@ def evidence(per_class: int = 6):
     from tests.agents.conftest import SyntheticEncoder, word_vec
 
     from visfeed.tools.concepts.grounding import ImageEvidence
-    from visfeed.tools.visual_words import parse_vocabulary
+    from visfeed.tools.feedback.visual_words import parse_vocabulary
 
     rng = np.random.default_rng(0)
     embs, labels = [], []

@@ -18,7 +18,7 @@ HEAVY = ("open_clip", "sklearn", "transformers", "timm", "torchvision", "pandas"
 PROBE = """
 import json, sys
 import visfeed.agents.run
-from visfeed.tools.baselines import template_prompts
+from visfeed.tools.feedback.baselines import template_prompts
 prompts = template_prompts(["cat"])["cat"]
 print(json.dumps({"loaded": [m for m in %r if m in sys.modules], "prompts": prompts}))
 """

@@ -17,7 +17,7 @@ from visfeed.agents.finalize import score_methods
 from visfeed.agents.run import optimize
 from visfeed.state.models import LibraryItem
 from visfeed.state.rundir import LIBRARY_FILE, read_trace
-from visfeed.tools.item_search import accuracy_of, build_library
+from visfeed.tools.search.items import accuracy_of, build_library
 
 
 def _run(base_config, make_resources, name: str, **changes):

@@ -15,8 +15,8 @@ from visfeed.agents.nodes.memory import update_banks
 from visfeed.agents.schemas import ClassEntry, DescriptionBatch, NameMatcher, batch_to_map, names_other_class
 from visfeed.agents.search import Evaluate, all_unions, beam, exhaustive, greedy, union
 from visfeed.state.models import BankEntry, ClassChange, MemoryBank
-from visfeed.tools.engine import CandidateScores
-from visfeed.tools.session import ScoringSession
+from visfeed.tools.scoring.engine import CandidateScores
+from visfeed.tools.scoring.session import ScoringSession
 
 BASE = {
     "apple": ["a shiny look", "a red look"],

@@ -13,9 +13,9 @@ from visfeed.agents.prompting import prose_messages
 from visfeed.agents.run import optimize, resume
 from visfeed.evals.inspect import report_data, words_rows
 from visfeed.state.rundir import read_trace
-from visfeed.tools.feedback_text import compact_feedback
-from visfeed.tools.scoring import Feedback
-from visfeed.tools.visual_words import ClassWords, Vocabulary
+from visfeed.tools.feedback.text import compact_feedback
+from visfeed.tools.feedback.visual_words import ClassWords, Vocabulary
+from visfeed.tools.scoring.measures import Feedback
 
 WORDS = sorted({w for ws in ATTRS.values() for w in ws} | set(DISTRACTORS))
 

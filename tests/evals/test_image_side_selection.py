@@ -10,8 +10,8 @@ import pytest
 from visfeed.errors import ConfigError
 from visfeed.evals.image_side import score_grid
 from visfeed.state.image_side import ImageSide
-from visfeed.tools.fusion import choose_weights, fuse
-from visfeed.tools.image_side import ImageViews
+from visfeed.tools.image_side.answers import ImageViews
+from visfeed.tools.image_side.fusion import choose_weights, fuse
 
 K, D = 6, 32
 

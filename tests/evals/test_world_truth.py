@@ -13,9 +13,9 @@ from visfeed.evals.concepts.world_truth import (
 )
 from visfeed.state.concepts import ConceptPart, ConceptTree, ConceptValue
 from visfeed.tools.concepts.features import tree_space
-from visfeed.tools.datasets.world.spec import load_spec
-from visfeed.tools.datasets.world.vocab import VOCABULARY
-from visfeed.tools.visual_words import load_vocabulary
+from visfeed.tools.feedback.visual_words import load_vocabulary
+from visfeed.tools.world.spec import load_spec
+from visfeed.tools.world.vocab import VOCABULARY
 
 
 def test_world_match_reads_the_captions_words_and_the_part() -> None:

@@ -45,7 +45,7 @@ def install(spec: str) -> None:
     from langgraph.checkpoint.sqlite.aio import AsyncSqliteSaver
 
     from visfeed.agents.trace import Tracer
-    from visfeed.tools.session import ScoringSession
+    from visfeed.tools.scoring.session import ScoringSession
 
     armed = {"on": False, "count": 0, "in_put": False}
     emit = Tracer.emit
@@ -79,7 +79,7 @@ def install(spec: str) -> None:
         ScoringSession.evaluate_sets = patched_evaluate  # type: ignore[method-assign]
 
         # the library crossover (the default) scores candidates in the item search instead
-        from visfeed.tools import item_search
+        from visfeed.tools.search import items as item_search
 
         class_fitness = item_search._class_candidates_fitness
 

@@ -12,7 +12,7 @@ from typing import Any
 from visfeed.agents.search import beam, count_unions, exhaustive, greedy, union
 from visfeed.state.config import RunConfig
 from visfeed.state.models import BankEntry, Candidate, ClassChange
-from visfeed.tools.session import ScoringSession
+from visfeed.tools.scoring.session import ScoringSession
 
 
 def choose(session: ScoringSession, name: str, sets: list[list[str]], cfg: RunConfig) -> tuple[list[str], int]:

@@ -20,10 +20,10 @@ from langgraph.runtime import Runtime
 from visfeed.agents.trace import Tracer
 from visfeed.state.config import RunConfig
 from visfeed.state.models import GraphState, Usage
+from visfeed.tools.feedback.visual_words import WordSource
 from visfeed.tools.llm import LLMClient
-from visfeed.tools.scoring import Feedback
-from visfeed.tools.session import ScoringSession
-from visfeed.tools.visual_words import WordSource
+from visfeed.tools.scoring.measures import Feedback
+from visfeed.tools.scoring.session import ScoringSession
 
 log = logging.getLogger(__name__)
 

@@ -30,9 +30,9 @@ from visfeed.state.image_side import ImageSide
 from visfeed.state.models import GraphState
 from visfeed.state.rundir import MethodScore
 from visfeed.state.templates import PromptSet
-from visfeed.tools.baselines import baseline_prompt_sets, description_prompts, prompt_objective, prompt_session
-from visfeed.tools.image_line import accuracy
-from visfeed.tools.item_search import ItemLibrary, SearchResult, accuracy_of
+from visfeed.tools.feedback.baselines import baseline_prompt_sets, description_prompts, prompt_objective, prompt_session
+from visfeed.tools.scoring.image_line import accuracy
+from visfeed.tools.search.items import ItemLibrary, SearchResult, accuracy_of
 
 log = logging.getLogger(__name__)
 
@@ -157,7 +157,7 @@ def score_image_side(
     res: RunResources, cfg: RunConfig, sets: dict[str, PromptSet], test: EmbeddedSplit, side: ImageSide
 ) -> ImageSideResult:
     """Every method on the test split with the image alone and with the configured fusion (one MLLM pass, cached)."""
-    from visfeed.tools.builtin_models import visfeed_cache_dir
+    from visfeed.tools.embedding.builtin_models import visfeed_cache_dir
 
     if test.paths is None:
         raise DataError("the image side needs the test split's image files; this dataset gives none")

@@ -29,8 +29,9 @@ from langchain_core.tools import BaseTool, StructuredTool
 from visfeed.agents.agent_tools import SCORE
 from visfeed.agents.context import RunContext
 from visfeed.state.models import BankEntry, ClassChange, Descriptions, GraphState, LibraryItem
-from visfeed.tools.feedback_text import quote
-from visfeed.tools.item_search import (
+from visfeed.tools.feedback.text import quote
+from visfeed.tools.scoring.session import ScoringSession
+from visfeed.tools.search.items import (
     NAME_TEMPLATES,
     ItemLibrary,
     SearchResult,
@@ -42,8 +43,7 @@ from visfeed.tools.item_search import (
     unique_items,
     word_sentences,
 )
-from visfeed.tools.proapo import description_item
-from visfeed.tools.session import ScoringSession
+from visfeed.tools.search.proapo import description_item
 
 TEMPLATES = ["{}"]
 """The template set of description items: the class name once, joined by the run's template."""

@@ -36,11 +36,11 @@ from visfeed.agents.prompting import FOCUSES, load_prompt, messages, quoted, ren
 from visfeed.agents.schemas import DescriptionBatch, batch_to_map, example_batch
 from visfeed.errors import OutputParseError, ProviderError
 from visfeed.state.models import GraphState
-from visfeed.tools.feedback_text import compact_feedback
-from visfeed.tools.lc_tools import make_scoring_tools
+from visfeed.tools.feedback.lc_tools import make_scoring_tools
+from visfeed.tools.feedback.text import compact_feedback
+from visfeed.tools.feedback.visual_words import ClassWords
 from visfeed.tools.llm.accounting import estimate_tokens
 from visfeed.tools.llm.structured import message_text, parse_structured
-from visfeed.tools.visual_words import ClassWords
 
 if TYPE_CHECKING:
     from visfeed.agents.context import RunContext

@@ -26,7 +26,7 @@ from langchain_core.messages import BaseMessage, HumanMessage, SystemMessage
 
 from visfeed.state.config import PROSE_SENTENCES_PER_CALL
 from visfeed.state.models import MemoryBank
-from visfeed.tools.feedback_text import quote
+from visfeed.tools.feedback.text import quote
 
 FOCUSES = (
     "Focus on colors and color patterns.",

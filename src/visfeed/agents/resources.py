@@ -20,8 +20,11 @@ import numpy as np
 from visfeed.errors import DataError
 from visfeed.state.config import DEFAULT_MODEL, RunConfig
 from visfeed.tools.datasets.base import Split
-from visfeed.tools.image_line import ImageLine, fit_image_line
-from visfeed.tools.item_search import (
+from visfeed.tools.feedback.visual_words import Vocabulary, WordSource, control_descriptions, load_vocabulary
+from visfeed.tools.llm import ProviderHandle, resolve_provider
+from visfeed.tools.scoring.image_line import ImageLine, fit_image_line
+from visfeed.tools.scoring.session import FALLBACK_LOGIT_SCALE, TextEncoder
+from visfeed.tools.search.items import (
     NAME_TEMPLATES,
     ItemLibrary,
     SearchResult,
@@ -30,15 +33,12 @@ from visfeed.tools.item_search import (
     single,
     word_sentences,
 )
-from visfeed.tools.llm import ProviderHandle, resolve_provider
-from visfeed.tools.proapo import ProapoResult, proapo
-from visfeed.tools.session import FALLBACK_LOGIT_SCALE, TextEncoder
-from visfeed.tools.visual_words import Vocabulary, WordSource, control_descriptions, load_vocabulary
+from visfeed.tools.search.proapo import ProapoResult, proapo
 
 AGENT_CHAT_FORMAT = "chatml-function-calling"  # llama.cpp's chat format with tools (and forced tool choice)
 
 if TYPE_CHECKING:
-    from visfeed.tools.vlm import VLM
+    from visfeed.tools.embedding.vlm import VLM
 
 log = logging.getLogger(__name__)
 
@@ -176,16 +176,16 @@ def image_line(data: ScoringData, seed: int) -> ImageLine | None:
 
 def cache_dir() -> Path:
     """Visfeed's cache folder: ``$VISFEED_CACHE_DIR`` or ``~/.cache/visfeed``, read here, where a run meets its process."""
-    from visfeed.tools.builtin_models import visfeed_cache_dir
+    from visfeed.tools.embedding.builtin_models import visfeed_cache_dir
 
     return visfeed_cache_dir(os.environ)
 
 
 def build_vlm(cfg: RunConfig) -> VLM:
     """The config's backbone with the shared embedding cache (the embedded default when none is named)."""
-    from visfeed.tools.builtin_models import default_pretrained
-    from visfeed.tools.cache import EmbeddingCache
-    from visfeed.tools.vlm import VLM, BackboneRef
+    from visfeed.tools.embedding.builtin_models import default_pretrained
+    from visfeed.tools.embedding.cache import EmbeddingCache
+    from visfeed.tools.embedding.vlm import VLM, BackboneRef
 
     pretrained = cfg.pretrained
     if pretrained is None and cfg.backbone == DEFAULT_MODEL:

@@ -44,9 +44,9 @@ from visfeed.state.rundir import (
     read_trace,
     usage_from_trace,
 )
-from visfeed.tools.baselines import description_prompts
+from visfeed.tools.feedback.baselines import description_prompts
 from visfeed.tools.llm import Budget, LLMClient, ResponseCache
-from visfeed.tools.session import ScoringSession, resolve_logit_scale
+from visfeed.tools.scoring.session import ScoringSession, resolve_logit_scale
 
 log = logging.getLogger(__name__)
 

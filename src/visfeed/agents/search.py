@@ -16,7 +16,7 @@ from __future__ import annotations
 import itertools
 from collections.abc import Callable, Sequence
 
-from visfeed.tools.engine import CandidateScores
+from visfeed.tools.scoring.engine import CandidateScores
 
 Evaluate = Callable[[list[list[str]]], CandidateScores]
 

@@ -301,8 +301,8 @@ def doctor(
 
     Example: visfeed doctor
     """
-    from visfeed.tools.builtin_models import visfeed_cache_dir
     from visfeed.tools.doctor import Check, healthy, run_checks
+    from visfeed.tools.embedding.builtin_models import visfeed_cache_dir
 
     def show(check: Check) -> None:
         mark = "[green]  ok[/green]" if check.ok else ("[red]FAIL[/red]" if check.required else "[yellow]warn[/yellow]")

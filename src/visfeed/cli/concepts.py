@@ -102,7 +102,7 @@ def build(
     from visfeed.state.concepts import DEFAULT_CLUE_TEMPLATE, ConceptSettings
     from visfeed.tools.concepts.grounding import ImageEvidence
     from visfeed.tools.datasets import load_for_config
-    from visfeed.tools.visual_words import load_vocabulary
+    from visfeed.tools.feedback.visual_words import load_vocabulary
 
     overrides = {"dataset": dataset, "dataset_root": root, "provider": provider, "seed": seed, "backbone": backbone,
                  "pretrained": pretrained, "allow_download": download or None, "k_shot": k_shot}  # fmt: skip
@@ -141,7 +141,7 @@ def build(
 def _tree_and_prompts(tree: Path | None, descriptions: Path | None, classnames: list[str]) -> tuple[Any, Any]:
     from visfeed.state.concepts import ConceptTree
     from visfeed.state.templates import parse_source
-    from visfeed.tools.description_files import read_description_file
+    from visfeed.tools.feedback.description_files import read_description_file
 
     t = ConceptTree.load(tree) if tree is not None else None
     if t is not None and t.classnames != classnames:
@@ -197,7 +197,7 @@ def fit(
     from visfeed.state.rundir import CONFIG_FILE
     from visfeed.tools.concepts.classifiers import CLASSIFIERS
     from visfeed.tools.concepts.features import select_space
-    from visfeed.tools.session import resolve_logit_scale
+    from visfeed.tools.scoring.session import resolve_logit_scale
 
     if source not in SOURCES:
         raise ConfigError(f"--source must be one of {', '.join(SOURCES)}, got {source!r}")

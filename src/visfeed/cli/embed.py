@@ -41,8 +41,8 @@ def embed_command(
       visfeed embed -d imagenet --root /shared/imagenet --backbone ViT-B-32 --pretrained openai --ray-address ray://head:10001 --workers 8 --gpus-per-worker 1
     """
     from visfeed.state.config import RunConfig
-    from visfeed.tools.builtin_models import visfeed_cache_dir
-    from visfeed.tools.embedding_job import EmbedJob, embed_split, split_paths
+    from visfeed.tools.embedding.builtin_models import visfeed_cache_dir
+    from visfeed.tools.embedding.job import EmbedJob, embed_split, split_paths
 
     overrides: dict[str, Any] = {
         "dataset": dataset, "dataset_root": root, "backbone": backbone, "pretrained": pretrained,
@@ -52,7 +52,7 @@ def embed_command(
     cfg = RunConfig.load(config, overrides)
     use_ray = ray or ray_address is not None
     if use_ray:
-        from visfeed.tools.ray_support import import_ray
+        from visfeed.tools.embedding.ray_support import import_ray
 
         import_ray()  # a missing extra is a usage error, raised before any work
     cache_dir = visfeed_cache_dir(os.environ)  # the CLI reads $VISFEED_CACHE_DIR; the tools take the folder

@@ -180,16 +180,16 @@ def eval_command(
     from visfeed.state.image_side import parse_image_side, short_weights
     from visfeed.state.rundir import IMAGE_LINE_MARK
     from visfeed.state.templates import parse_source
-    from visfeed.tools.baselines import (
+    from visfeed.tools.feedback.baselines import (
         description_prompts,
         names_prompts,
         prompt_objective,
         template_prompts,
         waffle_prompts,
     )
-    from visfeed.tools.description_files import read_description_file
-    from visfeed.tools.image_line import accuracy
-    from visfeed.tools.item_search import accuracy_of
+    from visfeed.tools.feedback.description_files import read_description_file
+    from visfeed.tools.scoring.image_line import accuracy
+    from visfeed.tools.search.items import accuracy_of
 
     try:
         seed_list = [int(s) for s in seeds.split(",") if s.strip()]
@@ -311,7 +311,7 @@ def _image_side(
 ) -> ImageSideResult:
     """One seed's image-side scores (the projected cost is printed before the MLLM is asked)."""
     from visfeed.evals.image_side import image_side_grid, open_mllm, projected, selection_split
-    from visfeed.tools.builtin_models import visfeed_cache_dir
+    from visfeed.tools.embedding.builtin_models import visfeed_cache_dir
 
     if test.paths is None:
         raise ConfigError("this dataset gives no image files, so the image side cannot ask an MLLM about them")

@@ -50,7 +50,7 @@ def sweep_command(
     """
     from visfeed.state.sweep import expand, load_spec
     from visfeed.state.templates import parse_source
-    from visfeed.tools.description_files import read_description_file
+    from visfeed.tools.feedback.description_files import read_description_file
 
     cfg = load_spec(spec)
     target = sweep_dir or Path("sweeps") / cfg.name
@@ -84,7 +84,7 @@ def _run_cells(
     executor: LocalExecutor | RayExecutor
     if ray:
         from visfeed.agents.sweep.ray_executor import RayExecutor
-        from visfeed.tools.ray_support import import_ray
+        from visfeed.tools.embedding.ray_support import import_ray
 
         import_ray()  # a missing extra is a usage error, raised before anything is written
         executor = RayExecutor(cfg.limits, address=address)

@@ -17,7 +17,7 @@ import typer
 from rich.console import Console
 
 from visfeed.errors import VisfeedError
-from visfeed.evals.world.settings import EyesConfig, TrainConfig
+from visfeed.tools.world.settings import EyesConfig, TrainConfig
 
 _T, _E = TrainConfig, EyesConfig  # the options' defaults are the configs' own (torch-free to import)
 
@@ -43,8 +43,8 @@ def render(
     seed: Annotated[int, typer.Option("--seed", help="Rendering seed (same seed, same pictures).")] = 0,
 ) -> None:
     """Render an ImageFolder from a class spec, deterministically for a seed."""
-    from visfeed.tools.datasets.world.spec import load_spec
-    from visfeed.tools.datasets.world.splits import write_split
+    from visfeed.tools.world.spec import load_spec
+    from visfeed.tools.world.splits import write_split
 
     try:
         world = load_spec(spec)
@@ -78,7 +78,7 @@ def train(
     evaluate: Annotated[bool, typer.Option("--eval/--no-eval", help="Measure the gates at the end.")] = True,
 ) -> None:
     """Train the visfeed-market image tower (uses CUDA when present) and write its run record."""
-    from visfeed.evals.world.train import train as run_train
+    from visfeed.tools.world.train import train as run_train
 
     logging.basicConfig(level=logging.WARNING)
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
@@ -119,8 +119,8 @@ def train(
         if evaluate:
             import open_clip
 
-            from visfeed.evals.world.measure import measure
-            from visfeed.evals.world.train import model_image_size
+            from visfeed.tools.world.measure import measure
+            from visfeed.tools.world.train import model_image_size
 
             model = result["model"].cpu()
             preprocess = open_clip.image_transform(model_image_size(model), is_train=False)
@@ -160,7 +160,7 @@ def train_eyes_command(
     ] = _E.bf16,
 ) -> None:
     """Train the "eyes" (the offline stand-in for a multimodal LLM's vision) on random world pictures."""
-    from visfeed.evals.world.eyes import train_eyes
+    from visfeed.tools.world.eyes.train import train_eyes
 
     minutes = minutes or None  # 0: no time budget
     cfg = EyesConfig(

@@ -1,1 +1,1 @@
-"""evals."""
+"""Evaluation: reports of runs and sweeps, the image side's and the concept trees' experiments, inspection."""

@@ -6,7 +6,7 @@ accuracy, and accuracy on the pictures whose guessed label is wrong (does fusion
 
 A side with auto weights gets them per class side from a labelled *selection* split (validation, or the
 feedback split where there is none): the MLLM is asked about those pictures too (cached like the test
-ones), :func:`~visfeed.tools.fusion.choose_weights` sees only them, and the test split is scored once with
+ones), :func:`~visfeed.tools.image_side.fusion.choose_weights` sees only them, and the test split is scored once with
 the weights chosen. The weights and the selection figures are recorded beside each score.
 """
 
@@ -27,11 +27,11 @@ from visfeed.errors import ConfigError
 from visfeed.state.image_side import AUTO, PARTS, ImageSide
 from visfeed.state.llm import LLMSettings
 from visfeed.state.templates import PromptSet
-from visfeed.tools.fusion import TIE_SCALE, choose_weights, fuse
-from visfeed.tools.image_side import ImageViews, class_matrix, correct_against, view_images
+from visfeed.tools.image_side.answers import ImageViews, class_matrix, correct_against, view_images
+from visfeed.tools.image_side.fusion import TIE_SCALE, choose_weights, fuse
 from visfeed.tools.llm import Budget, LLMClient, ProviderHandle, ResponseCache, resolve_provider
 from visfeed.tools.llm.vision import DESCRIBE_PROMPT, check_accepts_images, project_cost
-from visfeed.tools.session import TextEncoder
+from visfeed.tools.scoring.session import TextEncoder
 
 log = logging.getLogger(__name__)
 
@@ -119,7 +119,7 @@ def open_mllm(
 
 def projected(handle: ProviderHandle, n_images: int, side: ImageSide, classnames: Sequence[str]) -> str:
     """The worst-case cost line shown before the MLLM is asked."""
-    from visfeed.tools.image_side import classify_prompt
+    from visfeed.tools.image_side.answers import classify_prompt
 
     prompts = ([DESCRIBE_PROMPT] if "description" in side.parts else []) + (
         [classify_prompt(classnames)] if "label" in side.parts else []

@@ -24,7 +24,9 @@ from visfeed.state.image_side import ImageSide
 from visfeed.state.llm import LLMSettings, LLMTransport
 from visfeed.state.templates import DEFAULT_TEMPLATE, NAMELESS_TEMPLATE, check_template
 
-DEFAULT_MODEL = "visfeed-market"  # open_clip model name of the embedded default backbone (visfeed.tools.builtin_models)
+DEFAULT_MODEL = (
+    "visfeed-market"  # open_clip model name of the embedded default backbone (visfeed.tools.embedding.builtin_models)
+)
 CrossoverMode = Literal["library", "auto", "exhaustive", "greedy", "beam", "llm"]
 MutationMode = Literal["structured", "agent", "auto"]
 AnswerFormat = Literal["auto", "json", "prose"]

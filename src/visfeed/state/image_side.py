@@ -1,10 +1,10 @@
 """Which parts make the image side's fused query ("What do you see?", arXiv 2405.15668), and their weights.
 
 A config model, so it lives with the other settings: a run's config names it and the CLI parses it; the
-fusion maths that use it are in :mod:`visfeed.tools.fusion`.
+fusion maths that use it are in :mod:`visfeed.tools.image_side.fusion`.
 
 Weights are equal (the paper), given by the user, or ``"auto"``: chosen per class side on the validation
-split (:func:`visfeed.tools.fusion.choose_weights`), because the right weights depend on the MLLM, the
+split (:func:`visfeed.tools.image_side.fusion.choose_weights`), because the right weights depend on the MLLM, the
 backbone and the dataset, and an equal-weight sum of a strong and a weak signal is worse than the strong one.
 """
 

@@ -18,7 +18,7 @@ NAMELESS_TEMPLATE = "{description}"
 #: Class name -> full prompt sentences (CuPL format).
 PromptSet = dict[str, list[str]]
 
-#: Description file formats (read by ``visfeed.tools.description_files``); ``auto`` detects by its rules.
+#: Description file formats (read by ``visfeed.tools.feedback.description_files``); ``auto`` detects by its rules.
 FileFormat = Literal["cupl", "lines", "dclip", "ivf"]
 DescriptionFormat = Literal["auto", "cupl", "lines", "dclip", "ivf"]
 FORMATS: tuple[str, ...] = get_args(DescriptionFormat)

@@ -136,8 +136,8 @@ def check_backbone(cache_dir: Path | None = None) -> Check:
     import torch
 
     from visfeed.state.config import DEFAULT_MODEL
-    from visfeed.tools.builtin_models import default_pretrained
-    from visfeed.tools.vlm import BackboneRef, load_open_clip
+    from visfeed.tools.embedding.builtin_models import default_pretrained
+    from visfeed.tools.embedding.vlm import BackboneRef, load_open_clip
 
     t0 = time.perf_counter()
     try:

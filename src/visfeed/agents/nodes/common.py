@@ -17,8 +17,8 @@ from visfeed.agents.schemas import ClassEntry, DescriptionBatch, OneClass, examp
 from visfeed.errors import BudgetExceeded
 from visfeed.state.models import Objective
 from visfeed.tools.llm import StructuredOutputError
-from visfeed.tools.scoring import Feedback, Table
-from visfeed.tools.session import ScoringSession
+from visfeed.tools.scoring.measures import Feedback, Table
+from visfeed.tools.scoring.session import ScoringSession
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")

@@ -23,7 +23,7 @@ from visfeed.agents.prompting import messages, quoted
 from visfeed.agents.schemas import batch_to_map
 from visfeed.agents.search import union
 from visfeed.state.models import Candidate, ClassChange, GraphState, LibraryItem
-from visfeed.tools.feedback_text import quote
+from visfeed.tools.feedback.text import quote
 
 log = logging.getLogger(__name__)
 

@@ -18,8 +18,8 @@ from visfeed.agents.nodes.common import ask_descriptions, chunks, gather_budgete
 from visfeed.agents.prompting import PROSE_ASPECTS, messages, prose_requests, quoted
 from visfeed.agents.schemas import NameMatcher, batch_to_map
 from visfeed.state.models import Candidate, GraphState
-from visfeed.tools.feedback_text import quote
-from visfeed.tools.session import ScoringSession
+from visfeed.tools.feedback.text import quote
+from visfeed.tools.scoring.session import ScoringSession
 
 
 def drop_reasons(

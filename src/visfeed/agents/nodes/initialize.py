@@ -17,7 +17,7 @@ from visfeed.agents.schemas import NameMatcher, batch_to_map, clean_description
 from visfeed.errors import BudgetExceeded, ConfigError
 from visfeed.state.models import Descriptions, GraphState, LineageEntry
 from visfeed.state.templates import parse_source
-from visfeed.tools.description_files import read_description_file
+from visfeed.tools.feedback.description_files import read_description_file
 
 log = logging.getLogger(__name__)
 

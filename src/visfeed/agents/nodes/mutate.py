@@ -25,9 +25,9 @@ from visfeed.agents.prompting import (
 )
 from visfeed.agents.schemas import DescriptionBatch, batch_to_map
 from visfeed.state.models import Candidate, GraphState
-from visfeed.tools.feedback_text import compact_feedback
-from visfeed.tools.scoring import Feedback
-from visfeed.tools.visual_words import ClassWords, words_descriptions
+from visfeed.tools.feedback.text import compact_feedback
+from visfeed.tools.feedback.visual_words import ClassWords, words_descriptions
+from visfeed.tools.scoring.measures import Feedback
 
 log = logging.getLogger(__name__)
 

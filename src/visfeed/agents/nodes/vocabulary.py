@@ -16,8 +16,8 @@ from collections.abc import Sequence
 from visfeed.agents.context import RunContext
 from visfeed.agents.prompting import messages, quoted
 from visfeed.agents.schemas import NameMatcher, clean_description, junk_reason
+from visfeed.tools.feedback.visual_words import check_entry
 from visfeed.tools.llm.structured import message_text
-from visfeed.tools.visual_words import check_entry
 
 log = logging.getLogger(__name__)
 

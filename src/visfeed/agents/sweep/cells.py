@@ -92,8 +92,8 @@ def score_published(cell: Cell) -> None:
     if not todo:
         return
     from visfeed.agents.resources import build_scoring
-    from visfeed.tools.baselines import prompt_objective
-    from visfeed.tools.description_files import read_description_file
+    from visfeed.tools.feedback.baselines import prompt_objective
+    from visfeed.tools.feedback.description_files import read_description_file
 
     data = build_scoring(cell.config)
     test = data.test_loader()

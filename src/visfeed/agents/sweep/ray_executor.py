@@ -18,7 +18,7 @@ from typing import Any
 from visfeed.agents.sweep.cells import CellOutcome, run_cell
 from visfeed.agents.sweep.local import OnDone, Outcomes, skip_done, wants_gpu
 from visfeed.state.sweep import Cell, Limits
-from visfeed.tools.ray_support import connect, import_ray
+from visfeed.tools.embedding.ray_support import connect, import_ray
 
 log = logging.getLogger(__name__)
 

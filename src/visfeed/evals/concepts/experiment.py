@@ -20,7 +20,6 @@ from pydantic import BaseModel, Field
 from sklearn.base import clone
 from sklearn.metrics import confusion_matrix
 
-from visfeed.tools.baselines import names_prompts, prompt_objective, template_prompts
 from visfeed.tools.concepts.classifiers import (
     ClassifierKind,
     logistic,
@@ -30,7 +29,8 @@ from visfeed.tools.concepts.classifiers import (
 )
 from visfeed.tools.concepts.explain import aggregate, class_importance, positive_top, shared_top
 from visfeed.tools.concepts.features import FeatureSpace, clue_features
-from visfeed.tools.session import TextEncoder
+from visfeed.tools.feedback.baselines import names_prompts, prompt_objective, template_prompts
+from visfeed.tools.scoring.session import TextEncoder
 
 log = logging.getLogger(__name__)
 

@@ -17,8 +17,8 @@ import pandas as pd
 
 from visfeed.errors import ConfigError
 from visfeed.state.concepts import ConceptTree
-from visfeed.tools.scoring import similarity_matrix
-from visfeed.tools.session import TextEncoder
+from visfeed.tools.scoring.measures import similarity_matrix
+from visfeed.tools.scoring.session import TextEncoder
 
 FeatureSource = Literal["tree", "descriptions", "both"]
 DESCRIPTION_ATTRIBUTE = "description"

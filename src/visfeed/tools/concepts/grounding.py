@@ -25,8 +25,8 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from visfeed.state.concepts import PART_SEPARATOR, Origin, ValueSource
-from visfeed.tools.session import TextEncoder
-from visfeed.tools.visual_words import Vocabulary
+from visfeed.tools.feedback.visual_words import Vocabulary
+from visfeed.tools.scoring.session import TextEncoder
 
 FACET_WORDS: dict[str, frozenset[str]] = {
     "colour": frozenset({"color", "colour", "colors", "colours", "hue", "tint", "shade"}),

@@ -7,7 +7,7 @@ output, whether tools work, how to pass sampling parameters, whether calls cost 
 the local server's lifetime. Plug-ins are a ``package.module:factory`` string or an installed package's
 entry point in the ``visfeed.llm_providers`` group; a factory returns a ``BaseChatModel`` (or a ready
 ``ProviderHandle`` when it wants to declare capabilities). Providers that ship with visfeed but build on
-this package (the eyes, :mod:`visfeed.tools.eyes.provider`) are named in :data:`BUILTIN_PROVIDERS` by
+this package (the eyes, :mod:`visfeed.tools.world.eyes.provider`) are named in :data:`BUILTIN_PROVIDERS` by
 ``module:builder`` and loaded on first use, as entry points are, so nothing here imports them back.
 
 Nothing here reads the process environment: the caller passes it (``env``), so a key or proxy comes
@@ -71,7 +71,7 @@ ProviderBuilder = Callable[[str | None, ProviderRequest], ProviderHandle]
 """A built-in provider: (the part of the spec after ``NAME:`` or None, the request) -> its handle."""
 
 BUILTIN_PROVIDERS: dict[str, str] = {
-    "eyes": "visfeed.tools.eyes.provider:eyes_provider",
+    "eyes": "visfeed.tools.world.eyes.provider:eyes_provider",
 }
 """Providers shipped with visfeed outside this package: name -> ``module:builder`` (a :data:`ProviderBuilder`)."""
 
@@ -174,7 +174,7 @@ def resolve_provider(
     - ``openai-compatible:MODEL``: any OpenAI-compatible server at ``base_url`` (vLLM, Ollama,
       llama.cpp, LM Studio); key from ``api_key`` or ``OPENAI_API_KEY`` in ``env``, else a placeholder.
     - ``eyes`` (or ``eyes:/path/eyes.pt``), and any other name in :data:`BUILTIN_PROVIDERS`: built by
-      its module (:func:`visfeed.tools.eyes.provider.eyes_provider`: the embedded stand-in for a
+      its module (:func:`visfeed.tools.world.eyes.provider.eyes_provider`: the embedded stand-in for a
       multimodal LLM; ``options={"no_text": True}`` leaves its SmolLM2 out).
     - ``NAME`` or ``NAME:MODEL``: a factory registered under the ``visfeed.llm_providers`` entry point.
     - ``package.module:factory``: any callable returning a ``BaseChatModel`` (or a ``ProviderHandle``).

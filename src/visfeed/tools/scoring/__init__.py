@@ -1,0 +1,1 @@
+"""Scoring: the math of ensembled descriptions, the incremental engine, sessions, FAISS indexes, the image line."""
