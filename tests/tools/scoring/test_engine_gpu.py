@@ -10,8 +10,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import torch
-from tests.tools.test_engine import _unit
-from tests.tools.test_engine import _world as engine_world
+from tests.tools.scoring.test_engine import _unit
+from tests.tools.scoring.test_engine import _world as engine_world
 
 from visfeed.tools.scoring.engine import ScoringEngine
 
