@@ -32,7 +32,7 @@ from typing import Any
 
 import numpy as np
 
-from visfeed.agents.resources import build_scoring, visual_words_control
+from visfeed.agents.resources import build_scoring
 from visfeed.evals.image_side import (
     SelectionSplit,
     all_subsets,
@@ -54,6 +54,7 @@ from visfeed.tools.builtin_models import shipped_tower_id, visfeed_cache_dir
 from visfeed.tools.datasets.world.spec import load_spec
 from visfeed.tools.datasets.world.splits import render_class_images
 from visfeed.tools.eyes.network import Eyes, Seen, describe, load_image_bytes, shipped_eyes
+from visfeed.tools.feedback.registry import signal_controls
 from visfeed.tools.image_side import ImageViews
 from visfeed.tools.llm import LLMClient
 
@@ -70,7 +71,7 @@ def class_sides(run_dir: Path | None, data: Any, cfg: RunConfig) -> dict[str, di
             if row.origin == "init":
                 initial.setdefault(row.classname, []).append(row.text)
         sides["llm_oneshot"] = description_prompts(initial, cfg.resolved_template)
-    control = visual_words_control(data, cfg)
+    control = signal_controls(cfg, data).get("visual_words")
     if control is not None:
         sides["visual_words"] = description_prompts(control, cfg.resolved_template)
     if run_dir is not None:  # CuPL: full prompts

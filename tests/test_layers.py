@@ -25,7 +25,7 @@ TOOLS_BELOW_SCORING = {"llm", "datasets"}
 #: The modules (or packages) of tools/ that score descriptions or build the loop's feedback from scores.
 SCORING_AND_FEEDBACK = {
     "scoring", "engine", "session", "index", "fusion", "image_line", "image_side", "item_search",
-    "feedback_text", "baselines", "lc_tools", "visual_words", "concepts",
+    "feedback_text", "baselines", "lc_tools", "visual_words", "concepts", "feedback",
 }  # fmt: skip
 
 
