@@ -38,8 +38,9 @@ from visfeed.agents.prompting import FOCUSES, load_prompt, messages, quoted, ren
 from visfeed.agents.schemas import DescriptionBatch, batch_to_map, example_batch
 from visfeed.errors import OutputParseError, ProviderError
 from visfeed.state.models import GraphState
-from visfeed.tools.feedback.render import Readings, compact_feedback
+from visfeed.tools.feedback.render import Readings, render_feedback
 from visfeed.tools.feedback.signal import FeedbackView
+from visfeed.tools.feedback_text import PROMPT
 from visfeed.tools.lc_tools import make_scoring_tools
 from visfeed.tools.llm.accounting import estimate_tokens
 from visfeed.tools.llm.structured import message_text, parse_structured
@@ -61,17 +62,21 @@ async def agent_mutate_group(
     group: list[int],
     iteration: int,
     gi: int,
-    view: FeedbackView,
-    readings: Readings,
+    view: FeedbackView | None = None,
+    readings: Readings | None = None,
 ) -> dict[str, list[str]]:
     """Run the loop for one group of classes; returns class -> new descriptions (may be empty).
 
-    ``view`` and ``readings``: the iteration's, read by the mutate node (the feedback is the session's now).
+    ``view`` and ``readings``: the iteration's, read (and traced) by the mutate node; without them the
+    signals read the group here. The feedback is the session's as the loop starts.
     """
     cfg, session = ctx.config, ctx.session
     names = [session.classnames[c] for c in group]
-    view = dataclasses.replace(view, feedback=session.feedback())
-    feedback = compact_feedback(ctx.signals, view, group, readings)
+    fb = session.feedback()
+    if view is None:
+        view = FeedbackView(session.classnames, fb, state.descriptions, iteration, state.vocabulary_extra)
+    view = dataclasses.replace(view, feedback=fb)
+    feedback = render_feedback(ctx.signals, view, group, PROMPT, readings)
     banks = render_banks(state.banks, names, cfg.bank_shown, search=cfg.crossover == "library")
     exclude = {n: [*state.descriptions.get(n, [])] for n in names}
     forced = ctx.client.handle.forces_tools
