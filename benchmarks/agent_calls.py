@@ -32,12 +32,14 @@ from langchain_core.utils.function_calling import convert_to_openai_tool
 from visfeed.agents.agent_tools import SCORE, SUBMIT, agent_tool_specs, check_score, check_submission
 from visfeed.agents.nodes.common import classes_to_mutate, group_by_confusion
 from visfeed.agents.prompting import load_prompt, quoted
-from visfeed.agents.resources import AGENT_CHAT_FORMAT, build_scoring, visual_words_control, word_source
+from visfeed.agents.resources import AGENT_CHAT_FORMAT, build_scoring
 from visfeed.agents.schemas import DescriptionBatch
 from visfeed.fileio import write_json_atomic
 from visfeed.state.config import RunConfig
 from visfeed.tools.feedback.lc_tools import make_scoring_tools
-from visfeed.tools.feedback.text import compact_feedback
+from visfeed.tools.feedback.registry import signal_controls, start_signals
+from visfeed.tools.feedback.render import compact_feedback, read_signals
+from visfeed.tools.feedback.signal import FeedbackView
 from visfeed.tools.llm import LLMClient, resolve_provider
 from visfeed.tools.scoring.session import ScoringSession
 
@@ -114,11 +116,11 @@ def main() -> None:
             template=cfg.resolved_template, device=cfg.device, lam=cfg.lam, m=cfg.top_m,
             logit_scale=cfg.logit_scale or data.logit_scale or 100.0,
         )  # fmt: skip
-        control = visual_words_control(data, cfg) or {c: [c] for c in data.classnames}
+        control = signal_controls(cfg, data).get("visual_words") or {c: [c] for c in data.classnames}
         session.set_descriptions(control)
         fb = session.feedback()
-        words = word_source(data)
-        probe = words.probe([]) if words is not None else None
+        signals = start_signals(cfg, data)
+        view = FeedbackView(session.classnames, fb, control)
         groups = group_by_confusion(fb.lam_confusion, classes_to_mutate(fb, cfg.mutate_scope), cfg.group_size)
         groups = groups[: args.groups]
         handle = resolve_provider(
@@ -129,12 +131,7 @@ def main() -> None:
         rows: dict[str, list[dict[str, Any]]] = {arm: [] for arm in ARMS}
         with handle:
             for group in groups:
-                seen = {}
-                if probe is not None:
-                    for c in group:
-                        cw = probe.words(c, fb.top_confused[c], k=cfg.visual_words_count)
-                        seen[cw.class_name] = cw
-                text = compact_feedback(group, session.classnames, control, fb, words=seen)
+                text = compact_feedback(signals, view, group, read_signals(signals, view, group))
                 for arm in ARMS:
                     row = asyncio.run(turn(client, arm, session, group, text, cfg.n_new))
                     rows[arm].append(row)

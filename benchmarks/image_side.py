@@ -32,7 +32,7 @@ from typing import Any
 
 import numpy as np
 
-from visfeed.agents.resources import build_scoring, visual_words_control
+from visfeed.agents.resources import build_scoring
 from visfeed.evals.image_side import (
     SelectionSplit,
     all_subsets,
@@ -49,6 +49,7 @@ from visfeed.state.image_side import ImageSide
 from visfeed.state.rundir import CONFIG_FILE
 from visfeed.tools.embedding.builtin_models import shipped_tower_id, visfeed_cache_dir
 from visfeed.tools.feedback.baselines import description_prompts, names_prompts, template_prompts
+from visfeed.tools.feedback.registry import signal_controls
 from visfeed.tools.image_side.answers import ImageViews
 from visfeed.tools.llm import LLMClient
 from visfeed.tools.world.captions import image_codes
@@ -70,7 +71,7 @@ def class_sides(run_dir: Path | None, data: Any, cfg: RunConfig) -> dict[str, di
             if row.origin == "init":
                 initial.setdefault(row.classname, []).append(row.text)
         sides["llm_oneshot"] = description_prompts(initial, cfg.resolved_template)
-    control = visual_words_control(data, cfg)
+    control = signal_controls(cfg, data).get("visual_words")
     if control is not None:
         sides["visual_words"] = description_prompts(control, cfg.resolved_template)
     if run_dir is not None:  # CuPL: full prompts

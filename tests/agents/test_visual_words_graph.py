@@ -6,15 +6,18 @@ import dataclasses
 import json
 
 import numpy as np
-from tests.agents.conftest import ATTRS, CLASSES, fruit_chat
+from tests.agents.conftest import ATTRS, CLASSES, DIM, SyntheticEncoder, fruit_chat
 
 from support.scripted_provider import DISTRACTORS
 from visfeed.agents.prompting import prose_messages
 from visfeed.agents.run import optimize, resume
-from visfeed.evals.inspect import report_data, words_rows
+from visfeed.evals.inspect import report_data, signal_tables
 from visfeed.state.rundir import read_trace
-from visfeed.tools.feedback.text import compact_feedback
-from visfeed.tools.feedback.visual_words import ClassWords, Vocabulary
+from visfeed.tools.feedback.confusion import LambdaConfusion
+from visfeed.tools.feedback.render import compact_feedback
+from visfeed.tools.feedback.signal import FeedbackView
+from visfeed.tools.feedback.visual_words import Vocabulary, WordSource
+from visfeed.tools.feedback.words import OfferedWords, VisualWords
 from visfeed.tools.scoring.measures import Feedback
 
 WORDS = sorted({w for ws in ATTRS.values() for w in ws} | set(DISTRACTORS))
@@ -41,10 +44,20 @@ def test_feedback_text_and_prose_prompt_carry_the_words() -> None:
         accuracy=0.5, mean_margin=0.0, per_class_accuracy=np.array([0.5, 1.0]), per_class_count=np.array([4, 4]),
         confusion=np.zeros((2, 2)), lam_confusion=np.array([[0, 2], [0, 0]]), top_confused=[[1], []], n_correct=4,
     )  # fmt: skip
-    words = {"lime": ClassWords(class_name="lime", own=["green", "small"], against={"lemon": ["yellow", "oval"]})}
-    text = compact_feedback([0], ["lime", "lemon"], {"lime": ["a fruit"], "lemon": ["a fruit"]}, fb, words=words)
-    assert 'Images look: green and small; unlike "lemon", whose images look: yellow and oval.' in text
-    assert "Images look" not in compact_feedback([0], ["lime", "lemon"], {"lime": ["x"], "lemon": ["y"]}, fb)
+    words = OfferedWords(class_name="lime", own=["green", "small"], against={"lemon": ["yellow", "oval"]})
+    confusion = LambdaConfusion()
+    view = FeedbackView(["lime", "lemon"], fb, {"lime": ["a fruit"], "lemon": ["a fruit"]})
+    said = {"visual_words": {"lime": words}, confusion.name: confusion.read(view, [0])}
+    source = WordSource(
+        _vocab(), SyntheticEncoder(), np.eye(2, DIM, dtype=np.float32), np.array([0, 1]), ["lime", "lemon"]
+    )
+    signals = [VisualWords(source, 6), confusion]
+    text = compact_feedback(signals, view, [0], said)
+    assert text.splitlines()[2:] == [  # after the head, in registry order: the words, then the confusions
+        '  Images look: green and small; unlike "lemon", whose images look: yellow and oval.',
+        '  Confused with: "lemon" (2 images; described as: a fruit)',
+    ]
+    assert "Images look" not in compact_feedback(signals, view, [0], {confusion.name: said[confusion.name]})
     _, human = prose_messages("lime", aspect="its color", confused=["lemon"], words=["green", "small", "round"])
     assert human.content == (
         "Describe what a lime looks like in two short sentences: its color, using some of these words: green, small, "
@@ -79,9 +92,10 @@ def test_graph_offers_words_scores_the_control_and_traces_them(base_config, make
     origins = {e["origin"] for e in read_trace(cfg.run_dir, events={"proposal"})}
     assert "visual_words" in origins and any(o.startswith("mutate") for o in origins)
     # inspectable: per class and iteration in the trace reader and the report data
-    rows = words_rows(cfg.run_dir, "lemon")
-    assert [r.iteration for r in rows] == [1, 2] and rows[0].own == by_class["lemon"]
-    assert len(report_data(cfg.run_dir).visual_words) == 2 * len(CLASSES)
+    (words,) = [t for t in signal_tables(cfg.run_dir, "lemon") if t.name == "visual_words"]
+    assert [it for _, it, _ in words.rows] == [1, 2] and words.rows[0][2][0] == ", ".join(by_class["lemon"])
+    (shown,) = [t for t in report_data(cfg.run_dir).signals if t.name == "visual_words"]
+    assert len(shown.rows) == 2 * len(CLASSES)
 
 
 def test_words_off_changes_the_prompts_but_still_scores_the_control(base_config, make_resources) -> None:

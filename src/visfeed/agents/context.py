@@ -20,7 +20,8 @@ from langgraph.runtime import Runtime
 from visfeed.agents.trace import Tracer
 from visfeed.state.config import RunConfig
 from visfeed.state.models import GraphState, Usage
-from visfeed.tools.feedback.visual_words import WordSource
+from visfeed.tools.feedback.confusion import LambdaConfusion
+from visfeed.tools.feedback.signal import FeedbackSignal
 from visfeed.tools.llm import LLMClient
 from visfeed.tools.scoring.measures import Feedback
 from visfeed.tools.scoring.session import ScoringSession
@@ -44,11 +45,17 @@ class RunContext:
     usage_base: Usage = field(default_factory=Usage)
     progress: ProgressFn | None = None
     supports_tools: bool = False
-    words: WordSource | None = None  # the visual-word probe; None when ``visual_words`` is off
+    # The run's feedback signals in registry order (the runner starts them from the config); by default the
+    # paper's alone, so a context built by hand still writes the confusions into every prompt.
+    signals: list[FeedbackSignal] = field(default_factory=lambda: [LambdaConfusion()])
 
     def rng(self, node: str, iteration: int) -> np.random.Generator:
         """The seeded generator of one node in one iteration: the same on resume as in the first run."""
         return np.random.default_rng([self.config.seed, iteration, _NODE_IDS.get(node, 99)])
+
+    def signal(self, name: str) -> FeedbackSignal | None:
+        """The run's signal of that name, if it is on."""
+        return next((s for s in self.signals if s.name == name), None)
 
     def feedback_for(self, state: GraphState) -> Feedback:
         """Make the state's descriptions current in the feedback session and return its visual feedback.

@@ -21,7 +21,6 @@ from visfeed.agents.resources import (
     image_line,
     proapo_lines,
     searched_words,
-    visual_words_control,
 )
 from visfeed.errors import DataError
 from visfeed.evals.image_side import ImageSideResult, image_side_grid, open_mllm, projected, selection_split
@@ -31,6 +30,7 @@ from visfeed.state.models import GraphState
 from visfeed.state.rundir import MethodScore
 from visfeed.state.templates import PromptSet
 from visfeed.tools.feedback.baselines import baseline_prompt_sets, description_prompts, prompt_objective, prompt_session
+from visfeed.tools.feedback.registry import signal_controls
 from visfeed.tools.scoring.image_line import accuracy
 from visfeed.tools.search.items import ItemLibrary, SearchResult, accuracy_of
 
@@ -45,13 +45,13 @@ def score_methods(
 ) -> tuple[dict[str, MethodScore], dict[str, Any]]:
     """Every method on every split: the baselines, ``optimized`` and the image line; test once, at the end.
 
-    Baselines: names, templates, llm_oneshot, waffle, visual_words, searched_words.
+    Baselines: names, templates, llm_oneshot, waffle, the signals' controls (visual_words), searched_words.
 
     Also returns the per-class test accuracy and test confusion of the initial (``llm_oneshot``) and
     optimized descriptions, for the report's before/after plots.
     """
-    control = visual_words_control(res, cfg, state.vocabulary_extra)
-    sets = baseline_prompt_sets(res.classnames, state.initial, cfg.resolved_template, cfg.seed, control)
+    controls = signal_controls(cfg, res, state.vocabulary_extra)
+    sets = baseline_prompt_sets(res.classnames, state.initial, cfg.resolved_template, cfg.seed, controls)
     best = state.best or state.descriptions
     sets["optimized"] = description_prompts(state.prompts_of(best), cfg.session_template)
     test = res.test_loader()

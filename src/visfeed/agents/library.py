@@ -41,7 +41,6 @@ from visfeed.tools.search.items import (
     search_items,
     single,
     unique_items,
-    word_sentences,
 )
 from visfeed.tools.search.proapo import description_item
 
@@ -106,7 +105,6 @@ def library_trial(ctx: RunContext, state: GraphState, name: str, descriptions: S
 def initial_library(ctx: RunContext, state: GraphState, initial: Descriptions) -> dict[str, Any]:
     """Iteration 0 of library mode: the libraries and the search's pick among them (a state update)."""
     cfg, names = ctx.config, ctx.session.classnames
-    probe = ctx.words.probe(state.vocabulary_extra) if ctx.words is not None else None
     items: dict[str, list[LibraryItem]] = {}
     for c, name in enumerate(names):
         # the name in the shown text is quoted like every class name a prompt carries; the prompt has it raw
@@ -114,8 +112,8 @@ def initial_library(ctx: RunContext, state: GraphState, initial: Descriptions) -
                for t in NAME_TEMPLATES]  # fmt: skip
         if cfg.library_llm_items:
             own += [description_item(name, d, TEMPLATES, cfg.resolved_template, "oneshot") for d in initial[name]]
-        if probe is not None:
-            own += [single(w, "words") for w in word_sentences(probe, c)]
+        for s in ctx.signals:  # the signals' item sources (visual words: sentences of the class's best words)
+            own += [single(t, s.item_source or s.name) for t in s.library_items(c, state.vocabulary_extra)]
         items[name] = unique_items(own)
     library = _library(items, ctx.session)
     chosen = _traced_search(ctx, library, [list(range(len(NAME_TEMPLATES)))] * len(names))
@@ -139,7 +137,7 @@ def library_crossover(
             (
                 description_item(name, d, state.templates, cfg.resolved_template, c.origin, it)
                 for c in cands
-                if cfg.library_llm_items or c.origin == "visual_words"
+                if cfg.library_llm_items or ctx.signal(c.origin) is not None  # a signal's proposals need no LLM
                 for d in c.descriptions
             ),
             have=(x.text for x in state.library[name]),

@@ -1,12 +1,13 @@
 """Agent-mode mutation: a bounded tool-calling loop over the scoring tools, ending in a submit tool.
 
-The group's feedback and visual words are the loop's fixed first step, computed by the code and put in
+The group's feedback (every enabled signal's lines) is the loop's fixed first step, computed by the code and put in
 the first message. Then, where the provider can force a tool (OpenAI, vLLM, llama.cpp's server: see
 :attr:`ProviderHandle.forces_tools`), each turn names the one tool the model must call: one
 ``score_descriptions`` trial per class, then ``submit_descriptions``; their arguments follow per-group
 schemas (:mod:`visfeed.agents.agent_tools`) that llama.cpp enforces by grammar. Providers that cannot be
-forced get the same tools plus ``visual_feedback``, ``nearest_descriptions`` (and ``visual_words``) and
-choose for themselves within ``agent_max_steps`` turns.
+forced get the same tools plus ``visual_feedback``, ``nearest_descriptions`` and the signals' tools, and
+choose for themselves within ``agent_max_steps`` turns; each enabled feedback signal may add tools of its
+own (visual words: ``visual_words``) and a line about them to the system prompt.
 
 Every turn goes through the same client (cache, budget, retries, trace) with a per-turn cache salt, so a
 resumed run replays the loop from the cache. A loop that ends without a valid submission, or whose
@@ -16,6 +17,7 @@ for the group, traced as ``agent_fallback`` with its reason: one bad turn never 
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import logging
 from typing import TYPE_CHECKING, Any
@@ -37,8 +39,9 @@ from visfeed.agents.schemas import DescriptionBatch, batch_to_map, example_batch
 from visfeed.errors import OutputParseError, ProviderError
 from visfeed.state.models import GraphState
 from visfeed.tools.feedback.lc_tools import make_scoring_tools
-from visfeed.tools.feedback.text import compact_feedback
-from visfeed.tools.feedback.visual_words import ClassWords
+from visfeed.tools.feedback.render import Readings, render_feedback
+from visfeed.tools.feedback.signal import FeedbackView
+from visfeed.tools.feedback.text import PROMPT
 from visfeed.tools.llm.accounting import estimate_tokens
 from visfeed.tools.llm.structured import message_text, parse_structured
 
@@ -59,17 +62,26 @@ async def agent_mutate_group(
     group: list[int],
     iteration: int,
     gi: int,
-    words: dict[str, ClassWords] | None = None,
+    view: FeedbackView | None = None,
+    readings: Readings | None = None,
 ) -> dict[str, list[str]]:
-    """Run the loop for one group of classes; returns class -> new descriptions (may be empty)."""
+    """Run the loop for one group of classes; returns class -> new descriptions (may be empty).
+
+    ``view`` and ``readings``: the iteration's, read (and traced) by the mutate node; without them the
+    signals read the group here. The feedback is the session's as the loop starts.
+    """
     cfg, session = ctx.config, ctx.session
     names = [session.classnames[c] for c in group]
-    feedback = compact_feedback(group, session.classnames, state.descriptions, session.feedback(), words=words)
+    fb = session.feedback()
+    if view is None:
+        view = FeedbackView(session.classnames, fb, state.descriptions, iteration, state.vocabulary_extra)
+    view = dataclasses.replace(view, feedback=fb)
+    feedback = render_feedback(ctx.signals, view, group, PROMPT, readings)
     banks = render_banks(state.banks, names, cfg.bank_shown, search=cfg.crossover == "library")
     exclude = {n: [*state.descriptions.get(n, [])] for n in names}
     forced = ctx.client.handle.forces_tools
-    probe = ctx.words.probe(state.vocabulary_extra) if ctx.words is not None else None
-    session_tools = {t.name: t for t in make_scoring_tools(session, probe)}
+    session_tools = {t.name: t for t in make_scoring_tools(session)}
+    session_tools |= {t.name: t for s in ctx.signals for t in s.tools(session, view)}
     library = cfg.crossover == "library" and bool(state.library)
     if library:  # a trial is the library search with the candidates added, not a replacement set
         session_tools[SCORE] = library_trial_tool(ctx, state)
@@ -80,8 +92,7 @@ async def agent_mutate_group(
     if not forced:  # a model that chooses its tools gets all of them
         specs += [t for name, t in session_tools.items() if name != SCORE]
         system += "\n" + load_prompt("agent_explore").substitute()
-        if probe is not None:
-            system += "\n" + load_prompt("agent_words").substitute()
+        system += "".join("\n" + note for s in ctx.signals if (note := s.agent_note()))
     # forced: one trial per class, then the submission (the last turn is always the submission)
     plan = [*[SCORE] * min(len(names), cfg.agent_max_steps - 1), SUBMIT] if forced else []
     first = f"{feedback}{banks}\nClasses to improve: {quoted(names)}. Write {cfg.n_new} new descriptions for each."

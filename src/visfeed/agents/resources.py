@@ -20,7 +20,8 @@ import numpy as np
 from visfeed.errors import DataError
 from visfeed.state.config import DEFAULT_MODEL, RunConfig
 from visfeed.tools.datasets.base import Split
-from visfeed.tools.feedback.visual_words import Vocabulary, WordSource, control_descriptions, load_vocabulary
+from visfeed.tools.feedback.visual_words import Vocabulary, load_vocabulary, word_sentences
+from visfeed.tools.feedback.words import word_source
 from visfeed.tools.llm import ProviderHandle, resolve_provider
 from visfeed.tools.scoring.image_line import ImageLine, fit_image_line
 from visfeed.tools.scoring.session import FALLBACK_LOGIT_SCALE, TextEncoder
@@ -31,7 +32,6 @@ from visfeed.tools.search.items import (
     build_library,
     search_items,
     single,
-    word_sentences,
 )
 from visfeed.tools.search.proapo import ProapoResult, proapo
 
@@ -84,23 +84,6 @@ class RunResources(ScoringData):
     def close(self) -> None:
         """Stop the local LLM server if this run started one."""
         self.handle.close()
-
-
-def word_source(data: ScoringData) -> WordSource | None:
-    """The visual-word probe of the feedback split (None without a vocabulary)."""
-    if data.vocabulary is None:
-        return None
-    fb = data.feedback
-    return WordSource(data.vocabulary, data.encoder, fb.image_emb, fb.labels, list(data.classnames))
-
-
-def visual_words_control(data: ScoringData, cfg: RunConfig, extra: Sequence[str] = ()) -> dict[str, list[str]] | None:
-    """The visual-words control's descriptions, chosen on the feedback split (None without a vocabulary).
-
-    ``extra``: entries the LLM added to the vocabulary in a run (``GraphState.vocabulary_extra``).
-    """
-    source = word_source(data)
-    return None if source is None else control_descriptions(source.probe(extra), cfg.visual_words_count)
 
 
 def searched_words(data: ScoringData, extra: Sequence[str] = ()) -> tuple[ItemLibrary, SearchResult] | None:

@@ -26,7 +26,7 @@ from visfeed.agents.checkpoints import THREAD, checkpoint_serde
 from visfeed.agents.context import ProgressFn, RunContext
 from visfeed.agents.finalize import score_methods
 from visfeed.agents.graph import build_graph
-from visfeed.agents.resources import EmbeddedSplit, RunResources, build_resources, word_source
+from visfeed.agents.resources import EmbeddedSplit, RunResources, build_resources
 from visfeed.agents.trace import Tracer
 from visfeed.errors import ConfigError, VisfeedError
 from visfeed.fileio import write_json_atomic, write_text_atomic
@@ -45,6 +45,7 @@ from visfeed.state.rundir import (
     usage_from_trace,
 )
 from visfeed.tools.feedback.baselines import description_prompts
+from visfeed.tools.feedback.registry import start_signals
 from visfeed.tools.llm import Budget, LLMClient, ResponseCache
 from visfeed.tools.scoring.session import ScoringSession, resolve_logit_scale
 
@@ -224,7 +225,7 @@ async def _arun(
                 usage_base=usage,
                 progress=progress,
                 supports_tools=res.handle.supports_tools,
-                words=word_source(res) if cfg.visual_words else None,
+                signals=start_signals(cfg, res),
             )
             # Not snap.next: LangGraph leaves out of it a task whose writes were saved before the kill
             # that stopped its checkpoint (crash point checkpoint:crossover:0); the run is not finished.

@@ -15,7 +15,8 @@ event: a 1,000-class run writes about 4,000 events per iteration, and their fsyn
 
 Events (field ``event``): run_start, resume, node_start, node_end (duration_s), llm_call (record fields,
 messages, response), tool_call (name, args, summary), proposal, filter_drop, iteration (objective),
-lineage_add, lineage_delete, evaluation, run_end.
+lineage_add, lineage_delete, evaluation, run_end, and one per traced feedback signal, named after it
+(``visual_words``: class_name, own, against; see :mod:`visfeed.tools.feedback`).
 """
 
 from __future__ import annotations

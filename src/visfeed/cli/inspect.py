@@ -83,7 +83,7 @@ def trace_command(
 
       visfeed trace runs/world-s0-... --class lemon     # how lemon's descriptions evolved
     """
-    from visfeed.evals.inspect import filter_events, lineage_rows, require_run_dir, words_rows
+    from visfeed.evals.inspect import filter_events, lineage_rows, require_run_dir, signal_tables
     from visfeed.state.rundir import read_trace
 
     require_run_dir(run)
@@ -99,14 +99,13 @@ def trace_command(
             removed = "" if r.removed_iteration is None else f"it {r.removed_iteration}: {r.removed_reason}"
             table.add_row(str(r.added_iteration), escape(r.origin), escape(r.text), change, escape(removed))
         out.print(table)
-        offered = words_rows(run, classname)
-        if offered:
-            words = Table(title=f"visual words offered for {classname!r}")
-            for col in ("iteration", "its images look", "confused classes' images look"):
-                words.add_column(col)
-            for w in offered:
-                words.add_row(str(w.iteration), escape(", ".join(w.own)), escape(w.against_text()))
-            out.print(words)
+        for signal in (t for t in signal_tables(run, classname) if t.rows):  # what each signal told the LLM
+            said = Table(title=f"{signal.title}: {classname!r}")
+            for col in ("iteration", *signal.columns):
+                said.add_column(col)
+            for _, it, cells in signal.rows:
+                said.add_row(str(it), *(escape(x) for x in cells))
+            out.print(said)
         return
     events = read_trace(run, events=set(event) if event else None)
     for e in filter_events(events, iteration=iteration, node=node):
@@ -175,7 +174,7 @@ def eval_command(
       visfeed eval -d flowers102 --root /data -D descriptors_flowers.json -D ivf:flowers_sota.txt
       visfeed eval --image-side image,description,label   # each method with and without fusion
     """
-    from visfeed.agents.resources import build_scoring, image_line, proapo_lines, searched_words, visual_words_control
+    from visfeed.agents.resources import build_scoring, image_line, proapo_lines, searched_words
     from visfeed.state.config import RunConfig
     from visfeed.state.image_side import parse_image_side, short_weights
     from visfeed.state.rundir import IMAGE_LINE_MARK
@@ -188,6 +187,7 @@ def eval_command(
         waffle_prompts,
     )
     from visfeed.tools.feedback.description_files import read_description_file
+    from visfeed.tools.feedback.registry import signal_controls
     from visfeed.tools.scoring.image_line import accuracy
     from visfeed.tools.search.items import accuracy_of
 
@@ -218,9 +218,8 @@ def eval_command(
             "templates": template_prompts(data.classnames),
             "waffle": waffle_prompts({c: n_prompts for c in data.classnames}, np.random.default_rng([seed, 7])),
         }
-        control = visual_words_control(data, cfg)
-        if control is not None:
-            sets["visual_words"] = description_prompts(control, cfg.resolved_template)
+        for method, control in signal_controls(cfg, data).items():  # visual words: descriptions from them alone
+            sets[method] = description_prompts(control, cfg.resolved_template)
         searched = searched_words(data)
         for name, file in files.items():
             sets[name] = file.for_classes(data.classnames)

@@ -15,8 +15,9 @@ from typing import Any
 from pydantic import BaseModel
 
 from visfeed.errors import ConfigError
-from visfeed.evals.report import LineageRow, ReportData, WordsRow
+from visfeed.evals.report import LineageRow, ReportData, SignalTable
 from visfeed.state.rundir import CONFIG_FILE, EVALUATION_FILE, checkpoint_bytes, load_result, read_trace, shown_name
+from visfeed.tools.feedback.registry import SIGNALS
 
 
 class RunSummary(BaseModel):
@@ -115,19 +116,24 @@ def lineage_rows(run_dir: Path, classname: str | None = None) -> list[LineageRow
     return list(rows.values())
 
 
-def words_rows(run_dir: Path, classname: str | None = None) -> list[WordsRow]:
-    """The visual words offered to the LLM per class and iteration, from the trace, optionally of one class."""
-    rows = [
-        WordsRow(
-            classname=str(e.get("class_name", "")),
-            iteration=int(e.get("iteration", 0)),
-            own=list(e.get("own", [])),
-            against=dict(e.get("against", {})),
-        )
-        for e in read_trace(run_dir, events={"visual_words"})
-    ]
-    rows = [r for r in rows if classname is None or r.classname == classname]
-    return sorted({(r.classname, r.iteration): r for r in rows}.values(), key=lambda r: (r.classname, r.iteration))
+def signal_tables(run_dir: Path, classname: str | None = None) -> list[SignalTable]:
+    """What each registered feedback signal with a report table said per class and iteration, from the trace.
+
+    Optionally of one class; a resumed run's repeated event of a class and iteration counts once (the last).
+    """
+    tables = {
+        name: SignalTable(name=name, title=cls.report_title, columns=list(cls.report_columns))
+        for name, cls in SIGNALS.items()
+        if cls.report_title
+    }
+    rows: dict[str, dict[tuple[str, int], list[str]]] = {name: {} for name in tables}
+    for e in read_trace(run_dir, events=set(tables)):
+        c = str(e.get("class_name", ""))
+        if classname is None or c == classname:
+            rows[e["event"]][(c, int(e.get("iteration", 0)))] = SIGNALS[e["event"]].report_row(e)
+    for name, table in tables.items():
+        table.rows = [(c, it, cells) for (c, it), cells in sorted(rows[name].items())]
+    return list(tables.values())
 
 
 def _percent(values: list[float | None]) -> list[float]:
@@ -164,7 +170,7 @@ def report_data(run_dir: Path) -> ReportData:
             if s.test_accuracy is not None
         },
         lineage=lineage_rows(run_dir),
-        visual_words=words_rows(run_dir),
+        signals=signal_tables(run_dir),
         image_side=result.image_side,
         summary={
             "status": result.status,

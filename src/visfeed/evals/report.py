@@ -38,17 +38,13 @@ class LineageRow(BaseModel):
     removed_reason: str = ""
 
 
-class WordsRow(BaseModel):
-    """The visual words offered to the LLM for one class in one iteration (``visual_words`` trace events)."""
+class SignalTable(BaseModel):
+    """What one feedback signal told the LLM, per class and iteration (its trace events), as a table."""
 
-    classname: str
-    iteration: int
-    own: list[str]
-    against: dict[str, list[str]] = Field(default_factory=dict)
-
-    def against_text(self) -> str:
-        """'lemon: yellow, oval; pear: brown' (what the confused classes' images look like instead)."""
-        return "; ".join(f"{o}: {', '.join(w)}" for o, w in self.against.items())
+    name: str
+    title: str
+    columns: list[str] = Field(description="After 'class' and 'iteration'.")
+    rows: list[tuple[str, int, list[str]]] = Field(default_factory=list, description="(class, iteration, cells).")
 
 
 class ReportData(BaseModel):
@@ -64,7 +60,10 @@ class ReportData(BaseModel):
     confusion_after: list[list[int]]
     baselines: dict[str, float] = Field(description="Method name to test accuracy in percent.")
     lineage: list[LineageRow] = Field(default_factory=list)
-    visual_words: list[WordsRow] = Field(default_factory=list, description="Words offered per class and iteration.")
+    signals: list[SignalTable] = Field(
+        default_factory=list,
+        description="Per feedback signal with a report table: what it said per class and iteration.",
+    )
     summary: dict[str, str] = Field(default_factory=dict, description="Key facts shown at the top.")
     image_side: dict[str, Any] | None = Field(
         default=None, description="The run's image-side scores (result.json 'image_side'), when it had one."
@@ -183,11 +182,12 @@ def render_html(data: ReportData) -> str:
         for r in sorted(data.lineage, key=lambda r: (r.classname, r.added_iteration))
     ]
     lineage = html_table(["class", "description", "added at", "origin", "objective change", "removed at"], lineage_rows)
-    words = html_table(
-        ["class", "iteration", "its images look", "confused classes' images look"],
-        [(w.classname, w.iteration, ", ".join(w.own), w.against_text()) for w in data.visual_words],
+    signal_sections = "\n".join(
+        f'<h2 id="signal-{html.escape(t.name)}">{html.escape(t.title)}</h2>'
+        + html_table(["class", "iteration", *t.columns], [(c, it, *cells) for c, it, cells in t.rows])
+        for t in data.signals
+        if t.rows
     )
-    words_section = f"<h2>Visual words offered to the LLM</h2>{words}" if data.visual_words else ""
     image_section = _image_side_section(data.image_side) if data.image_side else ""
     return f"""<!doctype html>
 <html lang="en"><head><meta charset="utf-8"><title>{html.escape(data.title)}</title>
@@ -197,7 +197,7 @@ def render_html(data: ReportData) -> str:
 <h2>Baselines (same backbone, same test split)</h2>{baselines}
 <h2>Plots</h2>{figures}
 <h2>Description lineage</h2>{lineage}
-{words_section}
+{signal_sections}
 {image_section}
 {PLOTS_LOADED_SCRIPT}
 </body></html>

@@ -1,4 +1,5 @@
-"""The one feedback renderer: the tool's full layout and the prompts' compact layout, pinned to the byte.
+"""The one feedback renderer (class head, then the signals' lines; here the paper's lambda-confusion alone):
+the tool's full layout and the prompts' compact layout, pinned to the byte.
 
 The compact text goes into mutation prompts, and prompts key the runs' response caches: a changed byte
 would turn every cached answer of an old run into a miss on resume.
@@ -8,7 +9,10 @@ from __future__ import annotations
 
 import numpy as np
 
-from visfeed.tools.feedback.text import FULL, PROMPT, compact_feedback, render_feedback
+from visfeed.tools.feedback.confusion import LambdaConfusion
+from visfeed.tools.feedback.render import compact_feedback, read_signals, render_feedback
+from visfeed.tools.feedback.signal import FeedbackView
+from visfeed.tools.feedback.text import FULL, PROMPT
 from visfeed.tools.scoring.measures import Feedback
 
 NAMES = ["lemon", 'say "lime"', "cherry"]
@@ -33,8 +37,16 @@ def _feedback() -> Feedback:
     )
 
 
+SIGNALS = [LambdaConfusion()]
+
+
+def _view() -> FeedbackView:
+    return FeedbackView(NAMES, _feedback(), DESCRIPTIONS)
+
+
 def test_prompt_layout_is_the_text_mutation_prompts_always_had() -> None:
-    assert compact_feedback([0, 1, 2], NAMES, DESCRIPTIONS, _feedback()) == (
+    view = _view()
+    assert compact_feedback(SIGNALS, view, [0, 1, 2], read_signals(SIGNALS, view, [0, 1, 2])) == (
         'Class "lemon": 25% of 4 images correct.\n'
         "  Current: yellow skin 0; yellow skin 1; yellow skin 2; yellow skin 3; yellow skin 4; yellow skin 5 (+2 more)\n"
         '  Confused with: "say \\"lime\\"" (3 images; described as: green skin; small round fruit (+1 more)), '
@@ -46,13 +58,13 @@ def test_prompt_layout_is_the_text_mutation_prompts_always_had() -> None:
         "  Current: \n"
         "  Not confused with other classes."
     )
-    assert compact_feedback([1], NAMES, DESCRIPTIONS, _feedback()) == render_feedback(
-        NAMES, DESCRIPTIONS, _feedback(), [1], PROMPT
+    assert compact_feedback(SIGNALS, view, [1], read_signals(SIGNALS, view, [1])) == render_feedback(
+        SIGNALS, view, [1], PROMPT
     )
 
 
 def test_full_layout_opens_with_the_overall_accuracy_and_lists_every_confused_class() -> None:
-    text = render_feedback(NAMES, DESCRIPTIONS, _feedback(), [0, 2], FULL)
+    text = render_feedback(SIGNALS, _view(), [0, 2], FULL)
     assert text == (
         "Overall accuracy on the feedback images: 50.0% (mean margin +0.0123).\n\n"
         'Class "lemon": 25% of 4 images correct.\n'

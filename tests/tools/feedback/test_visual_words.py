@@ -135,3 +135,11 @@ def test_vocabulary_module_never_imports_the_world() -> None:
             assert all("world" not in a.name for a in node.names)
     data = resources.files("visfeed").joinpath("assets", "vocabulary", "visual_words.txt").read_text(encoding="utf-8")
     assert "market" not in data.casefold()
+
+
+def test_word_items_are_singles_then_pairs() -> None:
+    items = vw.word_items(["yellow", "round", "smooth", "small"], singles=3, pairs_of=3)
+    assert items == [
+        "a yellow thing", "a round thing", "a smooth thing",
+        "a yellow round thing", "a yellow smooth thing", "a round smooth thing",
+    ]  # fmt: skip

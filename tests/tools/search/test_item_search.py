@@ -13,7 +13,6 @@ from visfeed.tools.search.items import (
     _fitness_terms,
     accuracy_of,
     search_items,
-    word_items,
 )
 
 
@@ -68,14 +67,6 @@ def test_without_validation_the_last_round_is_kept() -> None:
     lib, (x, y), _ = _world(3)
     found = search_items(lib, x, y, init=[[0]] * 5, rounds=3)
     assert found.round_picked == len(found.rounds) - 1 and "no validation" in found.picked_on
-
-
-def test_word_items_are_singles_then_pairs() -> None:
-    items = word_items(["yellow", "round", "smooth", "small"], singles=3, pairs_of=3)
-    assert items == [
-        "a yellow thing", "a round thing", "a smooth thing",
-        "a yellow round thing", "a yellow smooth thing", "a round smooth thing",
-    ]  # fmt: skip
 
 
 def test_one_class_keeps_its_start() -> None:

@@ -49,7 +49,7 @@ async def initialize(state: GraphState, runtime: Runtime[RunContext]) -> dict[st
         return {}
     budget_hit = False
     extra: list[str] = []
-    if ctx.words is not None and cfg.vocabulary_extend:
+    if ctx.signal("visual_words") is not None and cfg.vocabulary_extend:  # the words signal's one LLM step
         try:
             extra = await extend_vocabulary(ctx, names)
         except BudgetExceeded:

@@ -25,9 +25,8 @@ from visfeed.agents.prompting import (
 )
 from visfeed.agents.schemas import DescriptionBatch, batch_to_map
 from visfeed.state.models import Candidate, GraphState
-from visfeed.tools.feedback.text import compact_feedback
-from visfeed.tools.feedback.visual_words import ClassWords, words_descriptions
-from visfeed.tools.scoring.measures import Feedback
+from visfeed.tools.feedback.render import compact_feedback, merged, read_signals
+from visfeed.tools.feedback.signal import FeedbackView
 
 log = logging.getLogger(__name__)
 
@@ -48,24 +47,27 @@ async def mutate(state: GraphState, runtime: Runtime[RunContext]) -> dict[str, A
     targets = classes_to_mutate(fb, cfg.resolved_mutate_scope)
     groups = group_by_confusion(fb.lam_confusion, targets, cfg.group_size)
     ctx.notify("mutate", iteration=it, classes=len(targets), groups=len(groups))
-    seen = offered_words(ctx, state, fb, targets, it)
+    # Every feedback signal reads the classes to mutate once (traced per class: what the LLM is told).
+    view = FeedbackView(names, fb, state.descriptions, it, state.vocabulary_extra)
+    readings = read_signals(ctx.signals, view, targets, ctx.tracer.emit)
     candidates: dict[str, list[Candidate]] = {}
-    for name, cw in seen.items():  # the no-LLM proposal: the control's descriptions against today's confusers
-        descs = words_descriptions(cw.own)
-        if descs:
-            candidates[name] = [Candidate(origin="visual_words", descriptions=descs)]
-            ctx.tracer.emit("proposal", iteration=it, class_name=name, origin="visual_words", descriptions=descs)
+    for s in ctx.signals:  # no-LLM proposals (visual words: the control's descriptions against today's confusers)
+        for name, reading in readings[s.name].items():
+            descs = s.proposals(reading)
+            if descs:
+                candidates.setdefault(name, []).append(Candidate(origin=s.name, descriptions=descs))
+                ctx.tracer.emit("proposal", iteration=it, class_name=name, origin=s.name, descriptions=descs)
     jobs: list[tuple[list[str], str]] = []
     coros: list[Any] = []
     asks_llm = cfg.crossover != "library" or cfg.library_llm_items  # withheld items need no call
     for gi, group in enumerate(groups if asks_llm else []):
         gnames = [names[c] for c in group]
         if use_agent(ctx):
-            coros.append(agent_mutate_group(ctx, state, group, it, gi, words=seen))
+            coros.append(agent_mutate_group(ctx, state, group, it, gi, view, readings))
             jobs.append((gnames, "agent"))
             continue
-        text = compact_feedback(group, names, state.descriptions, fb, words=seen)
-        confused = {names[c]: [names[o] for o in fb.top_confused[c]] for c in group}
+        text = compact_feedback(ctx.signals, view, group, readings)
+        avoid = merged(ctx.signals, readings, gnames, lambda s, r: s.prose_avoid(r))
         banks = render_banks(state.banks, gnames, cfg.bank_shown, search=cfg.crossover == "library")
         for k in range(cfg.proposals_per_class):
             msgs = messages(
@@ -75,8 +77,7 @@ async def mutate(state: GraphState, runtime: Runtime[RunContext]) -> dict[str, A
             # Prose: the focus becomes the aspect, rotating over iterations too (the prompt holds no
             # feedback numbers that would change it), and the confusions one plain sentence.
             aspect = PROSE_ASPECTS[((it - 1) * cfg.proposals_per_class + k) % len(PROSE_ASPECTS)]
-            # Each sample lists the words from another starting point, so the K answers lead with other words.
-            offered = {n: _rotated(seen[n].own, 2 * k) for n in gnames if n in seen and seen[n].own}
+            offered = merged(ctx.signals, readings, gnames, lambda s, r, k=k: s.prose_words(r, k))
             coros.append(
                 ask_descriptions(
                     ctx,
@@ -84,7 +85,7 @@ async def mutate(state: GraphState, runtime: Runtime[RunContext]) -> dict[str, A
                     task="mutate",
                     salt=f"mutate:it{it}:g{gi}:k{k}",
                     classes=gnames,
-                    prose=prose_requests([aspect], confused, words=offered),
+                    prose=prose_requests([aspect], avoid, words=offered),
                     offered=offered,
                 )
             )
@@ -111,30 +112,6 @@ async def mutate(state: GraphState, runtime: Runtime[RunContext]) -> dict[str, A
         "usage": ctx.usage(),
         "stop_reason": "budget" if budget_hit else state.stop_reason,
     }
-
-
-def offered_words(
-    ctx: RunContext, state: GraphState, fb: Feedback, targets: list[int], it: int
-) -> dict[str, ClassWords]:
-    """Visual words of each class to mutate against its top-m confused classes (empty when the feature is off).
-
-    Traced per class and iteration (``visual_words`` events), so ``visfeed trace --class`` and the report
-    show what the LLM was told.
-    """
-    if ctx.words is None:
-        return {}
-    probe = ctx.words.probe(state.vocabulary_extra)
-    out: dict[str, ClassWords] = {}
-    for c in targets:
-        cw = probe.words(c, fb.top_confused[c], k=ctx.config.visual_words_count)
-        out[cw.class_name] = cw
-        ctx.tracer.emit("visual_words", iteration=it, class_name=cw.class_name, own=cw.own, against=cw.against)
-    return out
-
-
-def _rotated(words: list[str], by: int) -> list[str]:
-    by %= max(1, len(words))
-    return words[by:] + words[:by]
 
 
 def _rejected(state: GraphState, name: str) -> list[str]:

@@ -102,11 +102,12 @@ def baseline_prompt_sets(
     initial: Mapping[str, Sequence[str]],
     template: str,
     seed: int,
-    visual_words: Mapping[str, Sequence[str]] | None = None,
+    controls: Mapping[str, Mapping[str, Sequence[str]]] | None = None,
 ) -> dict[str, PromptSet]:
-    """The baselines (names, templates, llm_oneshot, waffle, and visual_words when given) as prompt sets.
+    """The baselines (names, templates, llm_oneshot, waffle, then the signals' controls) as prompt sets.
 
-    ``visual_words``: the control's descriptions (:func:`visfeed.tools.feedback.visual_words.control_descriptions`).
+    ``controls``: method name -> each class's descriptions of a feedback signal's no-LLM control
+    (:func:`visfeed.tools.feedback.registry.signal_controls`; visual words: ``visual_words``).
     """
     rng = np.random.default_rng([seed, 7])
     sets = {
@@ -115,8 +116,8 @@ def baseline_prompt_sets(
         "llm_oneshot": description_prompts(initial, template),
         "waffle": waffle_prompts({c: len(initial.get(c, [])) for c in classnames}, rng),
     }
-    if visual_words is not None:
-        sets["visual_words"] = description_prompts(visual_words, template)
+    for name, descriptions in (controls or {}).items():
+        sets[name] = description_prompts(descriptions, template)
     return sets
 
 

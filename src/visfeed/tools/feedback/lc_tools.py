@@ -12,9 +12,15 @@ from typing import Any
 from langchain_core.tools import BaseTool, StructuredTool
 from pydantic import BaseModel, Field
 
-from visfeed.tools.feedback.text import class_feedback, render_feedback
-from visfeed.tools.feedback.visual_words import WordProbe, join_words
+from visfeed.tools.feedback.confusion import LambdaConfusion
+from visfeed.tools.feedback.render import class_block, read_signals, render_feedback
+from visfeed.tools.feedback.signal import FeedbackView
+from visfeed.tools.feedback.text import FULL
 from visfeed.tools.scoring.session import ScoringSession
+
+FEEDBACK = [LambdaConfusion()]
+"""What the tools' text shows of each class besides its accuracy: the paper's confusions (the agent's first
+message carries every enabled signal's lines; a signal's own tools are its :meth:`FeedbackSignal.tools`)."""
 
 
 class VisualFeedbackArgs(BaseModel):
@@ -38,17 +44,6 @@ class NearestDescriptionsArgs(BaseModel):
     k: int = Field(default=5, ge=1, le=50, description="How many neighbours to return.")
 
 
-class VisualWordsArgs(BaseModel):
-    """Arguments of ``visual_words``."""
-
-    class_name: str = Field(description="The class whose images to describe in words.")
-    against: list[str] = Field(
-        default_factory=list,
-        description="Classes to contrast it with (e.g. those it is confused with); empty: all other classes.",
-    )
-    k: int = Field(default=6, ge=1, le=30, description="How many words to return.")
-
-
 class ScoreResult(BaseModel):
     """What a trial description set would do, compared with the current one."""
 
@@ -61,16 +56,13 @@ class ScoreResult(BaseModel):
     confused_with: list[str]
 
 
-def make_scoring_tools(session: ScoringSession, words: WordProbe | None = None) -> list[BaseTool]:
-    """The scoring tools bound to ``session`` (which holds the current descriptions).
-
-    ``visual_words`` joins them when a word probe of the same split is given.
-    """
+def make_scoring_tools(session: ScoringSession) -> list[BaseTool]:
+    """The scoring tools bound to ``session`` (which holds the current descriptions)."""
 
     def visual_feedback(class_names: list[str] | None = None) -> tuple[str, dict[str, Any]]:
         fb = session.feedback()
         idx = None if class_names is None else [session.class_index(c) for c in class_names]
-        text = render_feedback(session.classnames, session.current, fb, idx)
+        text = render_feedback(FEEDBACK, FeedbackView(session.classnames, fb, session.current), idx)
         classes = range(len(session.classnames)) if idx is None else idx
         artifact = {
             "accuracy": fb.accuracy,
@@ -100,10 +92,12 @@ def make_scoring_tools(session: ScoringSession, words: WordProbe | None = None) 
         )
         trial = dict(session.current)
         trial[class_name] = descriptions
+        view = FeedbackView(session.classnames, after, trial)
         text = (
             f"With these descriptions overall accuracy would be {after.accuracy:.1%} "
             f"({result.accuracy_change:+.1%}), class accuracy {result.class_accuracy:.0%} "
-            f"({result.class_accuracy_change:+.0%}).\n" + class_feedback(c, session.classnames, trial, after)
+            f"({result.class_accuracy_change:+.0%}).\n"
+            + class_block(c, FEEDBACK, view, read_signals(FEEDBACK, view, [c]), FULL)
         )
         return text, result.model_dump()
 
@@ -141,25 +135,4 @@ def make_scoring_tools(session: ScoringSession, words: WordProbe | None = None) 
             response_format="content_and_artifact",
         ),
     ]
-    if words is not None:
-        probe = words
-
-        def visual_words(class_name: str, against: list[str] | None = None, k: int = 6) -> tuple[str, dict[str, Any]]:
-            others = [session.class_index(o) for o in against or []]
-            cw = probe.words(session.class_index(class_name), others, k=k)
-            lines = [f"Images of {class_name} look: {join_words(cw.own) or '(no distinctive words)'}."]
-            lines += [f"Images of {o} look instead: {join_words(w)}." for o, w in cw.against.items()]
-            return "\n".join(lines), cw.model_dump()
-
-        tools.append(
-            StructuredTool.from_function(
-                func=visual_words,
-                name="visual_words",
-                description="Ask the image model what a class's labelled images look like: the visual words "
-                "(colours, shapes, textures, parts) that fit its images and not those of the classes given in "
-                "'against', and the words that fit those classes instead.",
-                args_schema=VisualWordsArgs,
-                response_format="content_and_artifact",
-            )
-        )
     return tools

@@ -288,3 +288,19 @@ def control_descriptions(probe: WordProbe, k: int = 6) -> dict[str, list[str]]:
         if descs:
             out[name] = descs
     return out
+
+
+def word_items(words: Sequence[str], *, singles: int = 10, pairs_of: int = 5) -> list[str]:
+    """Sentences from a class's best visual words (best first): "a W thing" and "a W1 W2 thing".
+
+    Singles for the first ``singles`` words, pairs among the first ``pairs_of``.
+    """
+    out = [f"a {w} thing" for w in words[:singles]]
+    top = list(words[:pairs_of])
+    out += [f"a {a} {b} thing" for i, a in enumerate(top) for b in top[i + 1 :]]
+    return list(dict.fromkeys(out))
+
+
+def word_sentences(probe: WordProbe, c: int) -> list[str]:
+    """The word sentences of class ``c``'s library: its ten best visual words, ranked on its own images."""
+    return word_items(probe.words(c, (), k=10, per_category=10).own)

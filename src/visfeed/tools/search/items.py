@@ -24,7 +24,6 @@ import numpy as np
 
 from visfeed.errors import EmbeddingError
 from visfeed.state.models import LibraryItem
-from visfeed.tools.feedback.visual_words import WordProbe
 from visfeed.tools.scoring.image_line import accuracy, normalise_rows
 
 
@@ -221,22 +220,6 @@ NAME_TEMPLATES = (
     "itap of a {}.",
 )
 """The class-name items every library starts from (six of the 80 ImageNet templates)."""
-
-
-def word_items(words: Sequence[str], *, singles: int = 10, pairs_of: int = 5) -> list[str]:
-    """Sentences from a class's best visual words (best first): "a W thing" and "a W1 W2 thing".
-
-    Singles for the first ``singles`` words, pairs among the first ``pairs_of``.
-    """
-    out = [f"a {w} thing" for w in words[:singles]]
-    top = list(words[:pairs_of])
-    out += [f"a {a} {b} thing" for i, a in enumerate(top) for b in top[i + 1 :]]
-    return list(dict.fromkeys(out))
-
-
-def word_sentences(probe: WordProbe, c: int) -> list[str]:
-    """The word sentences of class ``c``'s library: its ten best visual words, ranked on its own images."""
-    return word_items(probe.words(c, (), k=10, per_category=10).own)
 
 
 def unique_items(items: Iterable[LibraryItem], have: Iterable[str] = ()) -> list[LibraryItem]:
