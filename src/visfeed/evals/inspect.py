@@ -16,6 +16,7 @@ from pydantic import BaseModel
 
 from visfeed.errors import ConfigError
 from visfeed.evals.report import LineageRow, ReportData, WordsRow
+from visfeed.state.config.keys import get_path, nest
 from visfeed.state.rundir import CONFIG_FILE, EVALUATION_FILE, checkpoint_bytes, load_result, read_trace, shown_name
 
 
@@ -147,6 +148,7 @@ def report_data(run_dir: Path) -> ReportData:
     before = evaluation.get("llm_oneshot", {})
     after = evaluation.get("optimized", {})
     pct = 100.0
+    config = nest(result.config, warn=False)  # old runs' result.json has flat keys
     return ReportData(
         title=f"visfeed run {run_dir.name}",
         classnames=classnames,
@@ -170,8 +172,8 @@ def report_data(run_dir: Path) -> ReportData:
             "status": result.status,
             "dataset": result.dataset,
             "classes": str(result.n_classes),
-            "backbone": str(result.config.get("backbone", "")),
-            "provider": str(result.config.get("provider", "")),
+            "backbone": str(get_path(config, "backbone.model") or ""),
+            "provider": str(get_path(config, "llm.provider") or ""),
             "iterations": f"{result.iterations} (best: {result.best_iteration})",
             "stop reason": str(result.stop_reason or ""),
             "LLM calls": str(result.llm.get("calls", 0)),
