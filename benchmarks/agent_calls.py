@@ -107,19 +107,19 @@ def main() -> None:
     args = ap.parse_args()
     logging.basicConfig(level=logging.WARNING)
     with tempfile.TemporaryDirectory() as tmp:
-        cfg = RunConfig(seed=0, run_dir=Path(tmp) / "run", mutation_mode="agent")
+        cfg = RunConfig(seed=0, run_dir=Path(tmp) / "run", llm={"mutation_mode": "agent"})
         data = build_scoring(cfg)
         session = ScoringSession(
             data.encoder, data.classnames, data.feedback.image_emb, data.feedback.labels,
-            template=cfg.resolved_template, device=cfg.device, lam=cfg.lam, m=cfg.top_m,
-            logit_scale=cfg.logit_scale or data.logit_scale or 100.0,
+            template=cfg.resolved_template, device=cfg.backbone.device, lam=cfg.method.lam, m=cfg.method.top_m,
+            logit_scale=cfg.method.logit_scale or data.logit_scale or 100.0,
         )  # fmt: skip
         control = visual_words_control(data, cfg) or {c: [c] for c in data.classnames}
         session.set_descriptions(control)
         fb = session.feedback()
         words = word_source(data)
         probe = words.probe([]) if words is not None else None
-        groups = group_by_confusion(fb.lam_confusion, classes_to_mutate(fb, cfg.mutate_scope), cfg.group_size)
+        groups = group_by_confusion(fb.lam_confusion, classes_to_mutate(fb, cfg.method.mutate_scope), cfg.group_size)
         groups = groups[: args.groups]
         handle = resolve_provider(
             "local", temperature=cfg.resolved_temperature, local_seed=0, local_chat_format=AGENT_CHAT_FORMAT,
@@ -132,11 +132,11 @@ def main() -> None:
                 seen = {}
                 if probe is not None:
                     for c in group:
-                        cw = probe.words(c, fb.top_confused[c], k=cfg.visual_words_count)
+                        cw = probe.words(c, fb.top_confused[c], k=cfg.signals.visual_words.count)
                         seen[cw.class_name] = cw
                 text = compact_feedback(group, session.classnames, control, fb, words=seen)
                 for arm in ARMS:
-                    row = asyncio.run(turn(client, arm, session, group, text, cfg.n_new))
+                    row = asyncio.run(turn(client, arm, session, group, text, cfg.method.n_new))
                     rows[arm].append(row)
                     print(
                         arm,

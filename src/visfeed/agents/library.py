@@ -60,7 +60,7 @@ def _search(
     """The item search on the feedback split, its round picked on validation (never the test split)."""
     fb, val = ctx.session.engine, ctx.val_session.engine if ctx.val_session is not None else None
     return search_items(
-        library, fb.x.cpu().numpy(), fb.labels.cpu().numpy(), init=init, rounds=ctx.config.library_rounds,
+        library, fb.x.cpu().numpy(), fb.labels.cpu().numpy(), init=init, rounds=ctx.config.search.library_rounds,
         val_emb=val.x.cpu().numpy() if val is not None else None,
         val_labels=val.labels.cpu().numpy() if val is not None else None, seed=ctx.config.seed, classes=classes,
     )  # fmt: skip
@@ -112,7 +112,7 @@ def initial_library(ctx: RunContext, state: GraphState, initial: Descriptions) -
         # the name in the shown text is quoted like every class name a prompt carries; the prompt has it raw
         own = [LibraryItem(text=t.format(quote(name)), source="name", prompts=[canonical(t.format(name))])
                for t in NAME_TEMPLATES]  # fmt: skip
-        if cfg.library_llm_items:
+        if cfg.search.library_llm_items:
             own += [description_item(name, d, TEMPLATES, cfg.resolved_template, "oneshot") for d in initial[name]]
         if probe is not None:
             own += [single(w, "words") for w in word_sentences(probe, c)]
@@ -139,7 +139,7 @@ def library_crossover(
             (
                 description_item(name, d, state.templates, cfg.resolved_template, c.origin, it)
                 for c in cands
-                if cfg.library_llm_items or c.origin == "visual_words"
+                if cfg.search.library_llm_items or c.origin == "visual_words"
                 for d in c.descriptions
             ),
             have=(x.text for x in state.library[name]),

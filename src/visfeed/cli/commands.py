@@ -118,10 +118,10 @@ def optimize(
     from visfeed.state.config import RunConfig
 
     overrides: dict[str, Any] = {
-        "dataset": dataset, "dataset_root": root, "backbone": backbone, "pretrained": pretrained,
-        "allow_download": download or None, "provider": provider, "base_url": base_url, "seed": seed,
-        "k_shot": k_shot, "max_iterations": max_iterations, "patience": patience, "max_calls": max_calls,
-        "run_dir": run_dir, "vocabulary": vocabulary,
+        "data.name": dataset, "data.root": root, "backbone.model": backbone, "backbone.pretrained": pretrained,
+        "backbone.allow_download": download or None, "llm.provider": provider, "llm.base_url": base_url, "seed": seed,
+        "data.k_shot": k_shot, "method.max_iterations": max_iterations, "method.patience": patience, "budget.max_calls": max_calls,
+        "run_dir": run_dir, "signals.visual_words.vocabulary": vocabulary,
     }  # fmt: skip
     overrides.update(parse_sets(set_ or []))
     cfg = RunConfig.load(config, overrides)

@@ -34,7 +34,7 @@ log = logging.getLogger(__name__)
 
 def use_agent(ctx: RunContext) -> bool:
     """Whether mutation runs as a tool-calling agent (configured, and the provider can call tools)."""
-    mode = ctx.config.mutation_mode
+    mode = ctx.config.llm.mutation_mode
     return mode == "agent" or (mode == "auto" and ctx.supports_tools)
 
 
@@ -57,7 +57,7 @@ async def mutate(state: GraphState, runtime: Runtime[RunContext]) -> dict[str, A
             ctx.tracer.emit("proposal", iteration=it, class_name=name, origin="visual_words", descriptions=descs)
     jobs: list[tuple[list[str], str]] = []
     coros: list[Any] = []
-    asks_llm = cfg.crossover != "library" or cfg.library_llm_items  # withheld items need no call
+    asks_llm = cfg.search.crossover != "library" or cfg.search.library_llm_items  # withheld items need no call
     for gi, group in enumerate(groups if asks_llm else []):
         gnames = [names[c] for c in group]
         if use_agent(ctx):
@@ -66,10 +66,10 @@ async def mutate(state: GraphState, runtime: Runtime[RunContext]) -> dict[str, A
             continue
         text = compact_feedback(group, names, state.descriptions, fb, words=seen)
         confused = {names[c]: [names[o] for o in fb.top_confused[c]] for c in group}
-        banks = render_banks(state.banks, gnames, cfg.bank_shown, search=cfg.crossover == "library")
+        banks = render_banks(state.banks, gnames, cfg.method.bank_shown, search=cfg.search.crossover == "library")
         for k in range(cfg.proposals_per_class):
             msgs = messages(
-                "mutate", feedback=text, banks=banks, classes=quoted(gnames), n=cfg.n_new,
+                "mutate", feedback=text, banks=banks, classes=quoted(gnames), n=cfg.method.n_new,
                 focus=FOCUSES[k % len(FOCUSES)],
             )  # fmt: skip
             # Prose: the focus becomes the aspect, rotating over iterations too (the prompt holds no
@@ -98,7 +98,7 @@ async def mutate(state: GraphState, runtime: Runtime[RunContext]) -> dict[str, A
                 n: [*state.descriptions.get(n, []), *_rejected(state, n), *(x.text for x in state.library.get(n, []))]
                 for n in gnames
             }
-            proposed = batch_to_map(result, gnames, limit=cfg.n_new, exclude=exclude)
+            proposed = batch_to_map(result, gnames, limit=cfg.method.n_new, exclude=exclude)
         else:
             proposed = result
         for name, descs in proposed.items():
@@ -126,7 +126,7 @@ def offered_words(
     probe = ctx.words.probe(state.vocabulary_extra)
     out: dict[str, ClassWords] = {}
     for c in targets:
-        cw = probe.words(c, fb.top_confused[c], k=ctx.config.visual_words_count)
+        cw = probe.words(c, fb.top_confused[c], k=ctx.config.signals.visual_words.count)
         out[cw.class_name] = cw
         ctx.tracer.emit("visual_words", iteration=it, class_name=cw.class_name, own=cw.own, against=cw.against)
     return out
