@@ -109,9 +109,9 @@ def optimize(
 
       visfeed optimize -d flowers102 --root ~/data --backbone ViT-B-32 --pretrained openai -p openai:gpt-4o-mini
 
-      visfeed optimize -c run.yaml --set patience=3 --set crossover=beam
+      visfeed optimize -c run.yaml --set method.patience=3 --set search.crossover=beam
 
-      visfeed optimize --vocabulary my_words.txt --set visual_words_count=8
+      visfeed optimize --vocabulary my_words.txt --set signals.visual_words.count=8
 
       visfeed optimize --keep-checkpoints last          # a finished run keeps only its final checkpoint
     """

@@ -29,7 +29,7 @@ def embed_command(
     gpus_per_worker: Annotated[
         float, typer.Option("--gpus-per-worker", min=0, help="GPUs each Ray actor asks for (0: CPU actors).")
     ] = 0.0,
-    set_: Annotated[list[str] | None, typer.Option("--set", help="Override a config field: --set n_test=500.")] = None,
+    set_: Annotated[list[str] | None, typer.Option("--set", help="Any config key: --set data.n_test=500.")] = None,
 ) -> None:
     """Embed a split's images into the embedding cache as memory-mapped shards, before the runs need them.
 

@@ -133,7 +133,7 @@ def eval_command(
     pretrained: Annotated[str | None, typer.Option("--pretrained", help="Pretrained tag or checkpoint.")] = None,
     download: Annotated[bool, typer.Option("--download", help="Allow downloading weights or data.")] = False,
     seeds: Annotated[str, typer.Option("--seeds", help="Comma-separated seeds (splits differ per seed).")] = "0",
-    set_: Annotated[list[str] | None, typer.Option("--set", help="Any run-config field: --set n_test=100.")] = None,
+    set_: Annotated[list[str] | None, typer.Option("--set", help="Any run-config key: --set data.n_test=100.")] = None,
     to: Annotated[Path | None, typer.Option("--out", help="Also write the table as JSON.")] = None,
     image_side: Annotated[
         str | None,
