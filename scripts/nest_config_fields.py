@@ -120,6 +120,13 @@ def main() -> None:
     print(f"flat RunConfig accesses left: {len(left)}")
     for path, line, _, name in left:
         print(f"  {path}:{line}: .{name}")
+    # backbone and image_side were strings and are sections now: mypy flags cfg.backbone only where a
+    # str is required (not in a comparison or an f-string), so every whole-section read is listed
+    whole = re.compile(r"\b(cfg|config)\.(backbone|image_side)\b(?!\.)")
+    for path in sorted({*Path("src").rglob("*.py"), *map(Path, extra)}):
+        for n, text in enumerate(path.read_text(encoding="utf-8").splitlines(), 1):
+            if whole.search(text):
+                print(f"  check by hand (a section, formerly a string): {path}:{n}: {text.strip()}")
 
 
 if __name__ == "__main__":
