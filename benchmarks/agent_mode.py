@@ -86,7 +86,7 @@ def main() -> None:
     for mode in modes:
         runs[mode] = []
         for seed in range(args.seeds):
-            row = run_seed(seed, runs_dir / mode, {**overrides, "mutation_mode": mode})
+            row = run_seed(seed, runs_dir / mode, {**overrides, "llm.mutation_mode": mode})
             if mode == "agent":
                 row["agent"] = agent_figures(runs_dir / mode / f"seed{seed}")
             runs[mode].append(row)

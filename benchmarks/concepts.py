@@ -81,7 +81,7 @@ def build_trees(seed: int, args: argparse.Namespace, cfg: RunConfig, data: Any) 
     """
     out = args.build / f"seed{seed}" / "tree_grounded"
     if not (out / TREE_FILE).is_file():
-        llm_cfg = cfg.model_copy(update={"llm_cache": args.build / "llm_cache.sqlite"})
+        llm_cfg = cfg.with_updates({"llm.cache_file": args.build / "llm_cache.sqlite"})
         evidence = ImageEvidence(
             encoder=data.encoder, image_emb=data.feedback.image_emb, labels=data.feedback.labels,
             vocabulary=load_vocabulary(None),
@@ -126,7 +126,9 @@ def seed_trees(seed: int, args: argparse.Namespace, llm_tree: ConceptTree | None
     spec = load_spec(args.spec)
     trees = {"tree_llm": llm_tree} if llm_tree is not None else {}
     if args.build is not None:
-        cfg = RunConfig(seed=seed, n_val=20, n_test=50, device="cpu", world_spec=args.spec)
+        cfg = RunConfig(
+            seed=seed, data={"n_val": 20, "n_test": 50, "world_spec": args.spec}, backbone={"device": "cpu"}
+        )
         trees.update(build_trees(seed, args, cfg, build_scoring(cfg)))
     trees["tree_spec"] = spec_tree(spec)
     return trees
@@ -134,7 +136,9 @@ def seed_trees(seed: int, args: argparse.Namespace, llm_tree: ConceptTree | None
 
 def one(seed: int, size: int, args: argparse.Namespace, trees: dict[str, ConceptTree]) -> dict[str, Any]:
     t0 = time.perf_counter()
-    cfg = RunConfig(seed=seed, k_shot=size, n_val=20, n_test=50, device="cpu", world_spec=args.spec)
+    cfg = RunConfig(
+        seed=seed, data={"k_shot": size, "n_val": 20, "n_test": 50, "world_spec": args.spec}, backbone={"device": "cpu"}
+    )
     data = build_scoring(cfg)
     assert data.validation is not None
     scale, _ = resolve_logit_scale(None, data.logit_scale)

@@ -160,7 +160,7 @@ def other_rules(data: Any, spec: Any, attribute: str, sentence: str, cands: list
 
 
 def one(seed: int, args: argparse.Namespace) -> dict[str, Any]:
-    cfg = RunConfig(seed=seed, n_val=20, n_test=50, device="cpu", world_spec=args.spec)
+    cfg = RunConfig(seed=seed, data={"n_val": 20, "n_test": 50, "world_spec": args.spec}, backbone={"device": "cpu"})
     data = build_scoring(cfg)
     test = data.test_loader()
     spec = load_spec(args.spec)

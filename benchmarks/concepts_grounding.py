@@ -33,7 +33,9 @@ def one(seed: int, args: argparse.Namespace) -> dict[str, Any]:
     tree = ConceptTree.load(args.build / f"seed{seed}" / "tree_grounded" / TREE_FILE)
     answers = [(s.part, s.attribute, s.class_name, s.llm_value) for s in tree.sources if s.llm_value]
     attributes = {path: part.attributes for path, part in tree.leaf_parts()}
-    data = build_scoring(RunConfig(seed=seed, n_val=20, n_test=50, device="cpu", world_spec=args.spec))
+    data = build_scoring(
+        RunConfig(seed=seed, data={"n_val": 20, "n_test": 50, "world_spec": args.spec}, backbone={"device": "cpu"})
+    )
     spec = load_spec(args.spec)
     out: dict[str, Any] = {}
     for m in CONFUSERS:

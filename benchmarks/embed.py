@@ -40,7 +40,10 @@ def main() -> int:
     ap.add_argument("--shard-size", type=int, default=256)
     ap.add_argument("--workers", default="1,2", help="Ray actor counts to time, comma-separated")
     args = ap.parse_args()
-    cfg = RunConfig(dataset="world", k_shot=1, n_val=0, n_test=max(1, args.images // N_CLASSES), device="cpu")
+    cfg = RunConfig(
+        data={"name": "world", "k_shot": 1, "n_val": 0, "n_test": max(1, args.images // N_CLASSES)},
+        backbone={"device": "cpu"},
+    )
     t0 = time.perf_counter()
     paths = split_paths(cfg, "test", visfeed_cache_dir(os.environ))
     render_s = time.perf_counter() - t0

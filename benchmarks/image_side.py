@@ -81,8 +81,8 @@ def class_sides(run_dir: Path | None, data: Any, cfg: RunConfig) -> dict[str, di
 
 def true_attributes(paths: list[str], labels: np.ndarray, cfg: RunConfig, split: str) -> list[dict[str, str]]:
     """The attributes each world picture was rendered from (file ``NNNN.png`` is draw NNNN of its class)."""
-    spec = load_spec(cfg.world_spec)
-    n = cfg.n_test if split == "test" else cfg.n_val
+    spec = load_spec(cfg.data.world_spec)
+    n = cfg.data.n_test if split == "test" else cfg.data.n_val
     draws = {ci: render_class_images(spec, ci, n, seed=cfg.seed, split=split) for ci in set(labels.tolist())}
     return [draws[int(lab)][int(Path(p).stem)][0] for p, lab in zip(paths, labels, strict=True)]
 
@@ -120,7 +120,7 @@ def run_seed(seed: int, runs_dir: Path, args: argparse.Namespace, client: LLMCli
             raise SystemExit(f"{worth_run} is a run of seed {cfg.seed}, not {seed}")
     else:
         logging.warning("no worth run in %s: class sides are the baselines and the visual-words control", run_dir)
-        overrides = {"seed": seed} | ({"world_spec": args.world_spec} if args.world_spec else {})
+        overrides = {"seed": seed} | ({"data.world_spec": args.world_spec} if args.world_spec else {})
         run_dir, cfg = None, RunConfig.load(None, overrides)
     data = build_scoring(cfg)
     paths, labels, image_emb = first_of_each_class(data.test_loader(), args.per_class)

@@ -242,9 +242,10 @@ def run(
     res = make_resources(n_classes, k_shot, n_test=n_test, seed=seed)
     run_dir = out_dir / f"scale-{n_classes}"
     cfg = RunConfig(
-        provider="scripted", run_dir=run_dir, llm_cache=run_dir / "llm_cache.sqlite", device="cpu", seed=seed,
-        classes_per_call=per_call, max_iterations=iterations, patience=iterations + 1, n_init=6, n_new=3,
-        n_mutations=2, max_concurrency=4, mutate_scope="confused", crossover=crossover,
+        seed=seed, run_dir=run_dir, backbone={"device": "cpu"}, search={"crossover": crossover},
+        llm={"provider": "scripted", "cache_file": run_dir / "llm_cache.sqlite", "max_concurrency": 4},
+        method={"classes_per_call": per_call, "max_iterations": iterations, "patience": iterations + 1, "n_init": 6,
+                "n_new": 3, "n_mutations": 2, "mutate_scope": "confused"},
     )  # fmt: skip
     marks: list[dict[str, Any]] = []
     rss_before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024

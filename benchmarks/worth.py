@@ -42,7 +42,7 @@ def run_seed(seed: int, runs_dir: Path, overrides: dict[str, Any], cache_dir: Pa
     are the full run's (the same prompts, the same per-call seeds) and cost no LLM time."""
     run_dir = runs_dir / f"seed{seed}"
     cache = cache_dir / f"llm_cache_seed{seed}.sqlite"
-    cfg = RunConfig.load(None, {"seed": seed, "run_dir": run_dir, "llm_cache": cache, **overrides})
+    cfg = RunConfig.load(None, {"seed": seed, "run_dir": run_dir, "llm.cache_file": cache, **overrides})
     t0 = time.perf_counter()
     if load_result(run_dir) is not None:
         stored = RunConfig.load(run_dir / CONFIG_FILE)
@@ -100,7 +100,7 @@ def main() -> None:
         []
         if args.no_ablation
         else [
-            run_seed(s, runs_dir / "no_llm_items", {**overrides, "library_llm_items": False}, runs_dir)
+            run_seed(s, runs_dir / "no_llm_items", {**overrides, "search.library_llm_items": False}, runs_dir)
             for s in range(args.seeds)
         ]
     )

@@ -23,8 +23,8 @@ def optimize_args(world: dict, run_dir: Path, *extra: str) -> list[str]:
     return [
         "optimize", "-q", "-d", "imagefolder", "--root", str(world["images"]), "--backbone", world["backbone"],
         "-p", PROVIDER, "--run-dir", str(run_dir), "--k-shot", "3", "--max-iterations", "2", "--seed", "1",
-        "--set", "n_init=4", "--set", "device=cpu", "--set", f"embedding_cache={world['cache']}",
-        "--set", "mutate_scope=all", *extra,
+        "--set", "method.n_init=4", "--set", "backbone.device=cpu", "--set", f"backbone.embedding_cache={world['cache']}",
+        "--set", "method.mutate_scope=all", *extra,
     ]  # fmt: skip
 
 
@@ -110,8 +110,8 @@ def test_report_and_export_round_trip(finished_run: Path, world: dict, tmp_path:
     scored = tmp_path / "eval.json"
     res = runner.invoke(app, [
         "eval", "-D", str(exported), "-d", "imagefolder", "--root", str(world["images"]), "--backbone",
-        world["backbone"], "--seeds", "1", "--set", "k_shot=3", "--set", "device=cpu",
-        "--set", f"embedding_cache={world['cache']}", "--out", str(scored),
+        world["backbone"], "--seeds", "1", "--set", "data.k_shot=3", "--set", "backbone.device=cpu",
+        "--set", f"backbone.embedding_cache={world['cache']}", "--out", str(scored),
     ])  # fmt: skip
     assert res.exit_code == 0, res.output
     methods = json.loads(scored.read_text())["methods"]

@@ -26,7 +26,7 @@ def world(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path | str]:
 
 def data_args(world: dict) -> list[str]:
     return ["-d", "imagefolder", "--root", str(world["images"]), "--seed", "1",
-            "--set", "device=cpu", "--set", f"embedding_cache={world['cache']}", "--set", "k_shot=3"]  # fmt: skip
+            "--set", "backbone.device=cpu", "--set", f"backbone.embedding_cache={world['cache']}", "--set", "data.k_shot=3"]  # fmt: skip
 
 
 @pytest.fixture(scope="module")

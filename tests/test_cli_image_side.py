@@ -62,8 +62,8 @@ def _eval(
 ) -> list[str]:
     return [
         "eval", "-d", "imagefolder", "--root", world["images"], "--backbone", world["backbone"], "--seeds", "0",
-        "--set", "k_shot=2", "--set", "device=cpu", "--set", f"embedding_cache={world['cache']}",
-        "--set", f"llm_cache={cache or world['llm_cache']}", "--image-side", side, "--image-weights", weights,
+        "--set", "data.k_shot=2", "--set", "backbone.device=cpu", "--set", f"backbone.embedding_cache={world['cache']}",
+        "--set", f"llm.cache_file={cache or world['llm_cache']}", "--image-side", side, "--image-weights", weights,
         "--mllm", mllm, "--mllm-base-url", url, "--out", str(to),
     ]  # fmt: skip
 
@@ -126,9 +126,9 @@ def test_a_run_with_the_image_side_records_it_and_reports_it(
     res = runner.invoke(app, [
         "optimize", "-q", "-d", "imagefolder", "--root", world["images"], "--backbone", world["backbone"],
         "-p", "support.scripted_provider:make", "--run-dir", str(run_dir), "--k-shot", "2", "--max-iterations", "1",
-        "--set", "n_init=3", "--set", "device=cpu", "--set", f"embedding_cache={world['cache']}",
-        "--set", "image_side=image,label", "--set", "mllm=openai-compatible:vision-1",
-        "--set", f"mllm_base_url={fault_server.url}",
+        "--set", "method.n_init=3", "--set", "backbone.device=cpu", "--set", f"backbone.embedding_cache={world['cache']}",
+        "--set", "image_side.parts=image,label", "--set", "image_side.mllm=openai-compatible:vision-1",
+        "--set", f"image_side.mllm_base_url={fault_server.url}",
     ])  # fmt: skip
     assert res.exit_code == 0, res.output
     result = json.loads((run_dir / "result.json").read_text())

@@ -140,8 +140,8 @@ def test_published_sets_are_rows_scored_on_each_cells_test_split_as_eval_scores_
     scored = world["base"] / "pub-eval.json"
     source = f"dclip:{world['base'] / 'pub.json'}"
     res = runner.invoke(app, ["eval", "-d", "imagefolder", "--root", str(world["images"]), "--backbone",
-                              str(world["backbone"]), "--seeds", "3", "--set", "k_shot=3", "--set", "device=cpu",
-                              "--set", f"embedding_cache={world['base'] / 'emb.sqlite'}", "-D", source,
+                              str(world["backbone"]), "--seeds", "3", "--set", "data.k_shot=3", "--set", "backbone.device=cpu",
+                              "--set", f"backbone.embedding_cache={world['base'] / 'emb.sqlite'}", "-D", source,
                               "--out", str(scored)])  # fmt: skip
     assert res.exit_code == 0, res.output
     expected = json.loads(scored.read_text())["methods"][source]["mean"]
@@ -154,8 +154,8 @@ def test_published_sets_are_rows_scored_on_each_cells_test_split_as_eval_scores_
 
 def test_embed_fills_the_cache_then_finds_everything_cached(world: dict) -> None:
     args = ["embed", "-d", "imagefolder", "--root", str(world["images"]), "--backbone", str(world["backbone"]),
-            "--split", "all", "--shard-size", "8", "--set", "device=cpu",
-            "--set", f"embedding_cache={world['base'] / 'embed.sqlite'}"]  # fmt: skip
+            "--split", "all", "--shard-size", "8", "--set", "backbone.device=cpu",
+            "--set", f"backbone.embedding_cache={world['base'] / 'embed.sqlite'}"]  # fmt: skip
     res = runner.invoke(app, args)
     assert res.exit_code == 0, res.output
     assert "30 images (all): 30 embedded in 4 shard(s)" in res.output

@@ -113,22 +113,20 @@ def make_resources() -> MakeResources:
 def base_config(tmp_path: Path) -> Callable[..., RunConfig]:
     def make(name: str = "run", **changes: Any) -> RunConfig:
         fields: dict[str, Any] = {
-            "provider": "scripted",
-            "backbone": "synthetic",  # named prompts, as for any real backbone
+            "llm": {"provider": "scripted", "max_concurrency": 2, "cache_file": tmp_path / name / "llm_cache.sqlite"},
+            "backbone": {"model": "synthetic", "device": "cpu"},  # named prompts, as for any real backbone
             "run_dir": tmp_path / name,
-            "n_init": 4,
-            "n_new": 3,
-            "n_mutations": 3,
-            "classes_per_call": 3,
-            "max_iterations": 3,
-            "patience": 2,
-            "device": "cpu",
-            "mutate_scope": "all",
-            "crossover": "auto",  # the classic crossover's mechanics; library mode has its own tests
-            "max_concurrency": 2,
-            "llm_cache": tmp_path / name / "llm_cache.sqlite",
+            "method": {
+                "n_init": 4,
+                "n_new": 3,
+                "n_mutations": 3,
+                "classes_per_call": 3,
+                "max_iterations": 3,
+                "patience": 2,
+                "mutate_scope": "all",
+            },
+            "search": {"crossover": "auto"},  # the classic crossover's mechanics; library mode has its own tests
         }
-        fields.update(changes)
-        return RunConfig(**fields)
+        return RunConfig.from_mapping(fields).with_updates(changes)
 
     return make

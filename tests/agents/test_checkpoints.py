@@ -37,7 +37,7 @@ def rows(run_dir: Path, sql: str) -> list[tuple[Any, ...]]:
 
 
 def test_nodes_store_only_what_they_changed_and_the_state_rebuilds_exactly(base_config, make_resources):
-    cfg = base_config(max_iterations=3, patience=5)
+    cfg = base_config(method={"max_iterations": 3, "patience": 5})
     result = optimize(cfg, resources=make_resources(fruit_chat()))
     assert result.status == "completed" and result.iterations == 3
     state = final_state(cfg.run_dir)
@@ -64,7 +64,7 @@ def test_nodes_store_only_what_they_changed_and_the_state_rebuilds_exactly(base_
 
 
 def test_keep_last_leaves_one_checkpoint_with_the_same_final_state(base_config, make_resources):
-    cfg = base_config(max_iterations=2, patience=5)
+    cfg = base_config(method={"max_iterations": 2, "patience": 5})
     assert optimize(cfg, resources=make_resources(fruit_chat())).status == "completed"
     state = final_state(cfg.run_dir)
     n_before = rows(cfg.run_dir, "SELECT count(*) FROM checkpoints")[0][0]

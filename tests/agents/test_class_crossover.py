@@ -57,7 +57,9 @@ def test_a_helpful_proposal_is_taken_and_a_harmful_addition_is_rejected(session,
     base = session.objective()
     assert _objective(session, "lemon", union([current, HELPS.descriptions])) > base
     assert _objective(session, "lemon", union([current, HURTS.descriptions])) < base
-    change, n_evaluated = crossover_class(session, "lemon", [HELPS, HURTS], [], RunConfig(crossover=mode), 3)
+    change, n_evaluated = crossover_class(
+        session, "lemon", [HELPS, HURTS], [], RunConfig(search={"crossover": mode}), 3
+    )
     assert change.before == current and session.current["lemon"] == change.after
     assert "a yellow oval look" in change.after and "a green look" not in change.after
     assert change.origins["a yellow oval look"] == "mutate:k=0"
@@ -77,7 +79,7 @@ def test_the_current_set_stays_when_nothing_beats_it(session, mode):
     base = session.objective()
     recombined = [Candidate(origin="llm-crossover", descriptions=["a long curved look", "a green look"])]
     assert _best_union(session, "banana", [current, HURTS.descriptions]) == base
-    change, _ = crossover_class(session, "banana", [HURTS], recombined, RunConfig(crossover=mode), 1)
+    change, _ = crossover_class(session, "banana", [HURTS], recombined, RunConfig(search={"crossover": mode}), 1)
     assert change.before == change.after == current == session.current["banana"]
     assert session.objective() == base
     assert (change.delta_correct, change.delta_margin, change.origins) == (0, 0.0, {})

@@ -24,7 +24,9 @@ def handle(chat: ScriptedChat) -> ProviderHandle:
 
 
 def config(tmp_path: Path) -> RunConfig:
-    return RunConfig(provider="scripted", backbone="synthetic", device="cpu", max_concurrency=2)
+    return RunConfig(
+        llm={"provider": "scripted", "max_concurrency": 2}, backbone={"model": "synthetic", "device": "cpu"}
+    )
 
 
 def build(tmp_path: Path, chat: ScriptedChat, *, resume: bool = False, **settings: object):
@@ -111,7 +113,7 @@ def test_screen_keeps_values_and_names_why_it_drops(answer: str, kept: str | Non
 
 def test_build_stops_at_the_llm_budget(tmp_path: Path) -> None:
     chat = ScriptedChat(attrs=ATTRS)
-    cfg = config(tmp_path).model_copy(update={"max_calls": 2})
+    cfg = config(tmp_path).with_updates({"budget.max_calls": 2})
     settings = ConceptSettings(parts=["skin"], attributes=["color"], depth=1)
     result = build_tree(tmp_path / "tree", cfg, settings, CLASSES, "fruit", handle(chat))
     assert chat.state["calls"] == 2  # three value requests, two allowed

@@ -62,7 +62,8 @@ def test_mutate_prompt_names_the_near_miss_with_its_lambda_count(
     init = tmp_path / "init.json"
     init.write_text(json.dumps({c: [d] for c, d in INIT.items()}))
     cfg = base_config(
-        template="{description}", lam=0.1, logit_scale=configured, init_file=init, max_iterations=1, n_mutations=1
+        backbone={"template": "{description}"},
+        method={"lam": 0.1, "logit_scale": configured, "init_file": init, "max_iterations": 1, "n_mutations": 1},
     )
     chat = fruit_chat()
     res = RunResources(

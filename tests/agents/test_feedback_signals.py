@@ -28,7 +28,12 @@ def _mutate_prompts(run_dir) -> list[str]:
 
 
 def _run(base_config, make_resources, name: str):
-    cfg = base_config(name, crossover="library", max_iterations=2, patience=5, answer_format="json")
+    cfg = base_config(
+        name,
+        search={"crossover": "library"},
+        method={"max_iterations": 2, "patience": 5},
+        llm={"answer_format": "json"},
+    )
     result = optimize(cfg, resources=make_resources(fruit_chat()))
     assert result.status == "completed", result.error
     return cfg

@@ -30,23 +30,20 @@ def test_run_with_the_embedded_backbone_uses_its_learned_logit_scale(tmp_path: P
     spec = tmp_path / "three.yaml"
     spec.write_text(SPEC)
     cfg = RunConfig(
-        dataset="world",
-        world_spec=spec,
-        k_shot=2,
-        n_val=0,
-        n_test=2,
-        provider="support.scripted_provider:make",
+        data={"name": "world", "world_spec": spec, "k_shot": 2, "n_val": 0, "n_test": 2},
+        llm={"provider": "support.scripted_provider:make"},
         run_dir=tmp_path / "run",
-        embedding_cache=tmp_path / "embeddings.sqlite",
-        device="cpu",
-        n_init=3,
-        n_new=2,
-        n_mutations=1,
-        classes_per_call=3,
-        max_iterations=1,
-        mutate_scope="all",
+        backbone={"embedding_cache": tmp_path / "embeddings.sqlite", "device": "cpu"},
+        method={
+            "n_init": 3,
+            "n_new": 2,
+            "n_mutations": 1,
+            "classes_per_call": 3,
+            "max_iterations": 1,
+            "mutate_scope": "all",
+        },
     )
-    assert cfg.logit_scale is None  # nobody chose one: the backbone's own
+    assert cfg.method.logit_scale is None  # nobody chose one: the backbone's own
     result = optimize(cfg)
     assert result.status == "completed", result.error
     assert result.n_classes == 3 and result.iterations == 1

@@ -13,7 +13,7 @@ from visfeed.state.rundir import load_result, read_trace
 def test_run_end_to_end_improves_and_writes_run_dir(base_config, make_resources):
     chat = fruit_chat(require=["Current:", "images correct"])
     res = make_resources(chat)
-    cfg = base_config(max_iterations=3, patience=3)
+    cfg = base_config(method={"max_iterations": 3, "patience": 3})
     result = optimize(cfg, resources=res)
     assert result.status == "completed", result.error
     run_dir = cfg.run_dir
@@ -77,7 +77,7 @@ def test_run_end_to_end_improves_and_writes_run_dir(base_config, make_resources)
 
 def test_one_class_per_call_uses_the_flat_schema(base_config, make_resources):
     chat = fruit_chat()
-    cfg = base_config(classes_per_call=1, max_iterations=1, n_mutations=2)
+    cfg = base_config(method={"classes_per_call": 1, "max_iterations": 1, "n_mutations": 2})
     result = optimize(cfg, resources=make_resources(chat))
     assert result.status == "completed", result.error
     events = read_trace(cfg.run_dir)
@@ -91,7 +91,9 @@ def test_one_class_per_call_uses_the_flat_schema(base_config, make_resources):
 
 def test_prose_answers_one_call_per_class_without_json(base_config, make_resources):
     chat = fruit_chat()
-    cfg = base_config(answer_format="prose", classes_per_call=3, max_iterations=1, n_mutations=2)
+    cfg = base_config(
+        llm={"answer_format": "prose"}, method={"classes_per_call": 3, "max_iterations": 1, "n_mutations": 2}
+    )
     result = optimize(cfg, resources=make_resources(chat))
     assert result.status == "completed", result.error
     events = read_trace(cfg.run_dir)

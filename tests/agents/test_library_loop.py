@@ -23,7 +23,9 @@ from visfeed.tools.search.items import accuracy_of, build_library
 def _run(base_config, make_resources, name: str, **changes):
     chat = fruit_chat()
     res = dataclasses.replace(make_resources(chat, validation=True), vocabulary=_vocab())
-    cfg = base_config(name, crossover="library", max_iterations=3, patience=3, **changes)
+    cfg = base_config(
+        name, **{"search": {"crossover": "library"}, "method": {"max_iterations": 3, "patience": 3}, **changes}
+    )
     result = optimize(cfg, resources=res)
     assert result.status == "completed", result.error
     return cfg, res, chat, result
@@ -52,7 +54,9 @@ def test_the_loop_scores_the_searched_vectors_and_remembers_what_the_search_kept
 
 
 def test_withheld_llm_items_make_no_mutation_call_and_add_no_llm_item(base_config, make_resources) -> None:
-    cfg, _, _, result = _run(base_config, make_resources, "bare", library_llm_items=False)
+    cfg, _, _, result = _run(
+        base_config, make_resources, "bare", search={"crossover": "library", "library_llm_items": False}
+    )
     tasks = [e["task"] for e in read_trace(cfg.run_dir, events={"llm_call"})]
     assert "mutate" not in tasks
     library = json.loads((cfg.run_dir / LIBRARY_FILE).read_text())
@@ -82,7 +86,12 @@ def test_no_selection_reads_the_test_split(base_config, make_resources, seed: in
 def test_the_agent_tries_its_descriptions_through_the_library_search(base_config, make_resources) -> None:
     chat = fruit_chat()
     res = dataclasses.replace(make_resources(chat, tools=True, validation=True), vocabulary=_vocab())
-    cfg = base_config("agent", crossover="library", mutation_mode="agent", max_iterations=1, patience=2)
+    cfg = base_config(
+        "agent",
+        search={"crossover": "library"},
+        llm={"mutation_mode": "agent"},
+        method={"max_iterations": 1, "patience": 2},
+    )
     result = optimize(cfg, resources=res)
     assert result.status == "completed", result.error
     trials = [e for e in read_trace(cfg.run_dir, events={"tool_call"}) if e["tool"] == "score_descriptions"]

@@ -53,7 +53,8 @@ def test_real_local_model_runs_one_iteration(local_llm_handle, base_config):
         handle=local_llm_handle,
     )
     cfg = base_config(
-        provider="local", n_init=4, n_new=3, n_mutations=2, classes_per_call=1, max_iterations=1, max_tokens=300
+        llm={"provider": "local", "max_tokens": 300},
+        method={"n_init": 4, "n_new": 3, "n_mutations": 2, "classes_per_call": 1, "max_iterations": 1},
     )
     result = optimize(cfg, resources=res)
     assert result.status == "completed", result.error

@@ -20,7 +20,7 @@ KEY = "sk-from-the-shell-0123"
 
 
 def test_a_run_gives_its_provider_the_key_from_the_shell(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
-    cfg = RunConfig(provider="openai:gpt-4o-mini", run_dir=tmp_path)
+    cfg = RunConfig(llm={"provider": "openai:gpt-4o-mini"}, run_dir=tmp_path)
     monkeypatch.delenv("OPENAI_API_KEY", raising=False)
     with pytest.raises(ConfigError, match="set OPENAI_API_KEY"):
         provider_handle(cfg)
@@ -44,7 +44,7 @@ def test_a_run_puts_its_caches_where_the_shell_says(monkeypatch: pytest.MonkeyPa
     """The world's pictures, the assembled default backbone and the embeddings all land in $VISFEED_CACHE_DIR."""
     cache = tmp_path / "vcache"
     monkeypatch.setenv("VISFEED_CACHE_DIR", str(cache))
-    cfg = RunConfig(k_shot=1, n_val=0, n_test=1, device="cpu", run_dir=tmp_path / "run")
+    cfg = RunConfig(data={"k_shot": 1, "n_val": 0, "n_test": 1}, backbone={"device": "cpu"}, run_dir=tmp_path / "run")
     data = build_scoring(cfg)
     assert len(data.classnames) > 1
     assert len(list((cache / "world").glob("*/manifest.json"))) == 1

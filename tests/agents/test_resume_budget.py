@@ -5,12 +5,14 @@ from __future__ import annotations
 import json
 
 import pytest
+import yaml
 from tests.agents.conftest import fruit_chat
+from tests.support.legacy_config import flat_dump
 
 from visfeed.agents.resources import EmbeddedSplit
 from visfeed.agents.run import optimize, resume
 from visfeed.errors import ConfigError
-from visfeed.state.rundir import load_result, read_trace
+from visfeed.state.rundir import CONFIG_FILE, load_result, read_trace
 
 
 def _summary(result, run_dir):
@@ -25,12 +27,12 @@ def _summary(result, run_dir):
 @pytest.mark.parametrize("fail_with", ["interrupt", "error"])
 def test_resume_after_interruption_matches_uninterrupted_run(base_config, make_resources, fail_with):
     ref_chat = fruit_chat()
-    ref_cfg = base_config("ref", max_concurrency=1)
+    ref_cfg = base_config("ref", llm={"max_concurrency": 1})
     ref = optimize(ref_cfg, resources=make_resources(ref_chat))
     assert ref.status == "completed"
 
     cut_chat = fruit_chat(fail_on_call=12, fail_with=fail_with)
-    cfg = base_config("cut", max_concurrency=1)
+    cfg = base_config("cut", llm={"max_concurrency": 1})
     first = optimize(cfg, resources=make_resources(cut_chat))
     if fail_with == "interrupt":
         assert first.status == "interrupted"
@@ -38,6 +40,8 @@ def test_resume_after_interruption_matches_uninterrupted_run(base_config, make_r
         assert first.status.startswith("failed: ProviderError") and "scripted failure" in first.error
     assert load_result(cfg.run_dir).status == first.status
     assert not (cfg.run_dir / "descriptions.json").exists()
+    if fail_with == "interrupt":  # a run directory written before the config had sections resumes the same
+        (cfg.run_dir / CONFIG_FILE).write_text(yaml.safe_dump(flat_dump(cfg)))
 
     again_chat = fruit_chat()
     second = resume(cfg.run_dir, resources=make_resources(again_chat))
@@ -56,7 +60,7 @@ def test_resume_after_interruption_matches_uninterrupted_run(base_config, make_r
 
 
 def test_optimize_refuses_a_used_run_dir(base_config, make_resources):
-    cfg = base_config(max_iterations=0)
+    cfg = base_config(method={"max_iterations": 0})
     assert optimize(cfg, resources=make_resources(fruit_chat())).status == "completed"
     with pytest.raises(ConfigError, match="run_dir"):
         optimize(cfg, resources=make_resources(fruit_chat()))
@@ -64,7 +68,7 @@ def test_optimize_refuses_a_used_run_dir(base_config, make_resources):
 
 def test_budget_stop_is_clean(base_config, make_resources):
     chat = fruit_chat()
-    cfg = base_config(max_calls=3, max_iterations=5, patience=5)
+    cfg = base_config(budget={"max_calls": 3}, method={"max_iterations": 5, "patience": 5})
     result = optimize(cfg, resources=make_resources(chat))
     assert result.status == "stopped: budget"
     assert result.stop_reason == "budget"
@@ -77,7 +81,7 @@ def test_budget_stop_is_clean(base_config, make_resources):
 
 def test_convergence_stops_at_patience(base_config, make_resources):
     chat = fruit_chat(useless=True)
-    cfg = base_config(max_iterations=10, patience=2)
+    cfg = base_config(method={"max_iterations": 10, "patience": 2})
     result = optimize(cfg, resources=make_resources(chat))
     assert result.status == "completed"
     assert result.stop_reason == "patience"
@@ -87,7 +91,7 @@ def test_convergence_stops_at_patience(base_config, make_resources):
 
 def test_max_iterations_and_validation_selection(base_config, make_resources):
     res = make_resources(fruit_chat(), validation=True)
-    cfg = base_config(max_iterations=2, patience=5, use_validation=True)
+    cfg = base_config(method={"max_iterations": 2, "patience": 5, "use_validation": True})
     result = optimize(cfg, resources=res)
     assert result.stop_reason == "max_iterations" and result.iterations == 2
     assert all(h.validation is not None for h in result.history)
@@ -98,7 +102,7 @@ def test_max_iterations_and_validation_selection(base_config, make_resources):
 
 def test_agent_mode_calls_scoring_tools_then_submits(base_config, make_resources):
     chat = fruit_chat()
-    cfg = base_config(mutation_mode="agent", max_iterations=2, patience=5)
+    cfg = base_config(llm={"mutation_mode": "agent"}, method={"max_iterations": 2, "patience": 5})
     result = optimize(cfg, resources=make_resources(chat, tools=True))
     assert result.status == "completed", result.error
     events = read_trace(cfg.run_dir)
@@ -112,7 +116,7 @@ def test_agent_mode_calls_scoring_tools_then_submits(base_config, make_resources
 
 
 def test_agent_mode_needs_tool_support(base_config, make_resources):
-    cfg = base_config(mutation_mode="agent", max_iterations=1)
+    cfg = base_config(llm={"mutation_mode": "agent"}, method={"max_iterations": 1})
     result = optimize(cfg, resources=make_resources(fruit_chat(), tools=False))
     assert result.status.startswith("failed:") and "tool" in result.error
 
@@ -127,7 +131,7 @@ def test_the_best_iteration_is_chosen_on_validation_where_it_peaks_earlier(base_
     assert res.validation is not None
     rolled = (res.validation.labels + 1) % len(res.classnames)
     res.validation = EmbeddedSplit(res.validation.image_emb, rolled)
-    cfg = base_config(max_iterations=3, patience=5, use_validation=True)
+    cfg = base_config(method={"max_iterations": 3, "patience": 5, "use_validation": True})
     result = optimize(cfg, resources=res)
     assert result.status == "completed", result.error
     val = [(h.validation.n_correct, h.validation.mean_margin) for h in result.history]

@@ -21,6 +21,7 @@ from typing import Any
 
 import pytest
 import yaml
+from tests.support.legacy_config import flat_dump
 from tests.support.required import missing_part
 from tests.support.tiny_world import write_model
 
@@ -28,7 +29,8 @@ from visfeed.agents.sweep import LocalExecutor, check_cells
 from visfeed.agents.sweep.cells import EXECUTOR_FILE, CellOutcome
 from visfeed.errors import ConfigError
 from visfeed.evals.sweep_summary import SweepSummary, summarize_sweep
-from visfeed.state.rundir import read_trace
+from visfeed.state.config import RunConfig
+from visfeed.state.rundir import CONFIG_FILE, read_trace
 from visfeed.state.sweep import METHODS, Cell, expand, spec_from_mapping
 
 REPO = Path(__file__).resolve().parents[2]
@@ -55,8 +57,10 @@ def grid(base: Path) -> dict[str, Any]:
         "providers": ["support.scripted_provider:make"],
         "seeds": [0, 1],
         "config": {
-            "k_shot": 1, "n_val": 0, "n_test": 2, "device": "cpu", "n_init": 3, "n_new": 2, "n_mutations": 1,
-            "classes_per_call": 2, "max_iterations": 1, "mutate_scope": "all", "embedding_cache": str(base / "emb.sqlite"),
+            "data": {"k_shot": 1, "n_val": 0, "n_test": 2},
+            "backbone": {"device": "cpu", "embedding_cache": str(base / "emb.sqlite")},
+            "method": {"n_init": 3, "n_new": 2, "n_mutations": 1, "classes_per_call": 2, "max_iterations": 1,
+                       "mutate_scope": "all"},
         },
         "limits": {"cells": 2},
     }  # fmt: skip
@@ -110,6 +114,8 @@ def test_local_executor_runs_the_grid(local_sweep: tuple[list[Cell], list[CellOu
 def test_running_again_skips_every_done_cell(local_sweep: tuple[list[Cell], list[CellOutcome]], base: Path) -> None:
     cells, _ = local_sweep
     before = {c.id: len(attempts(c)) for c in cells}
+    old = cells[0].run_dir / CONFIG_FILE  # a cell written before the config had sections is the same run
+    old.write_text(yaml.safe_dump(flat_dump(RunConfig.load(old))))
     again = expand(spec_from_mapping(grid(base)), base / "local")
     check_cells(again)
     heard: list[CellOutcome] = []
@@ -122,8 +128,8 @@ def test_a_changed_spec_is_refused_naming_the_cell_and_field(
     local_sweep: tuple[list[Cell], list[CellOutcome]], base: Path
 ) -> None:
     changed = grid(base)
-    changed["config"] = {**changed["config"], "max_iterations": 2}
-    with pytest.raises(ConfigError, match=r"cell market__market__.*max_iterations: 1 -> 2"):
+    changed["config"]["method"]["max_iterations"] = 2
+    with pytest.raises(ConfigError, match=r"cell market__market__.*method\.max_iterations: 1 -> 2"):
         check_cells(expand(spec_from_mapping(changed), base / "local"))
 
 

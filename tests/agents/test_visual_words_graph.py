@@ -68,7 +68,7 @@ def test_feedback_text_and_prose_prompt_carry_the_words() -> None:
 
 def test_graph_offers_words_scores_the_control_and_traces_them(base_config, make_resources) -> None:
     chat = fruit_chat()
-    cfg = base_config(max_iterations=2, patience=5, visual_words_count=4)
+    cfg = base_config(method={"max_iterations": 2, "patience": 5}, signals={"visual_words": {"count": 4}})
     result = optimize(cfg, resources=_with_words(make_resources(chat)))
     assert result.status == "completed", result.error
     # the no-LLM control is in result.json beside the other baselines, and scored on the test split
@@ -99,7 +99,7 @@ def test_graph_offers_words_scores_the_control_and_traces_them(base_config, make
 
 
 def test_words_off_changes_the_prompts_but_still_scores_the_control(base_config, make_resources) -> None:
-    cfg = base_config(max_iterations=1, patience=5, visual_words=False)
+    cfg = base_config(method={"max_iterations": 1, "patience": 5}, signals={"visual_words": {"enabled": False}})
     result = optimize(cfg, resources=_with_words(make_resources(fruit_chat())))
     assert result.status == "completed", result.error
     assert "visual_words" in result.baselines
@@ -109,11 +109,11 @@ def test_words_off_changes_the_prompts_but_still_scores_the_control(base_config,
 
 def test_resumed_run_with_words_repeats_no_llm_call(base_config, make_resources) -> None:
     ref_chat = fruit_chat()
-    ref_cfg = base_config("ref", max_concurrency=1, answer_format="prose")
+    ref_cfg = base_config("ref", llm={"max_concurrency": 1, "answer_format": "prose"})
     ref = optimize(ref_cfg, resources=_with_words(make_resources(ref_chat)))
     assert ref.status == "completed", ref.error
     cut_chat = fruit_chat(fail_on_call=40)
-    cfg = base_config("cut", max_concurrency=1, answer_format="prose")
+    cfg = base_config("cut", llm={"max_concurrency": 1, "answer_format": "prose"})
     assert optimize(cfg, resources=_with_words(make_resources(cut_chat))).status == "interrupted"
     again_chat = fruit_chat()
     second = resume(cfg.run_dir, resources=_with_words(make_resources(again_chat)))
@@ -128,7 +128,7 @@ def test_resumed_run_with_words_repeats_no_llm_call(base_config, make_resources)
 
 def test_the_llm_extends_the_vocabulary_once_and_the_extension_survives_resume(base_config, make_resources) -> None:
     base = Vocabulary(("shiny", "fresh"), ("words", "words"), "test")  # no attribute word at all
-    cfg = base_config(max_iterations=1, patience=5, vocabulary_extend=True)
+    cfg = base_config(method={"max_iterations": 1, "patience": 5}, signals={"visual_words": {"extend": True}})
     chat = fruit_chat()
     result = optimize(cfg, resources=dataclasses.replace(make_resources(chat), vocabulary=base))
     assert result.status == "completed", result.error

@@ -65,8 +65,8 @@ def world_args(world: dict[str, Any], run_dir: Path, *extra: str, root: Path | N
     return [
         "optimize", "-q", "-d", "imagefolder", "--root", str(root or world["images"]),
         "--backbone", str(world["backbone"]), "--run-dir", str(run_dir), "--k-shot", "3", "--seed", "1",
-        "--set", "n_init=4", "--set", "device=cpu", "--set", f"embedding_cache={world['cache']}",
-        "--set", "mutate_scope=all", *extra,
+        "--set", "method.n_init=4", "--set", "backbone.device=cpu", "--set", f"backbone.embedding_cache={world['cache']}",
+        "--set", "method.mutate_scope=all", *extra,
     ]  # fmt: skip
 
 
@@ -86,7 +86,7 @@ def flat(text: str) -> str:
 def assert_run_dir_readable(run_dir: Path) -> RunResult:
     """Everything a later command reads must parse, whatever moment the process died at."""
     cfg = yaml.safe_load((run_dir / "config.yaml").read_text(encoding="utf-8"))
-    assert isinstance(cfg, dict) and cfg.get("dataset"), cfg
+    assert isinstance(cfg, dict) and cfg.get("data", {}).get("name"), cfg
     result = RunResult.model_validate_json((run_dir / "result.json").read_text(encoding="utf-8"))
     events = read_trace(run_dir)
     assert events and events[0]["event"] == "run_start"

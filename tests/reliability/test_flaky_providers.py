@@ -39,7 +39,7 @@ CLASSES = ["cherry", "lemon", "lime"]
 def provider_args(srv: AutoFaultServer, *extra: str) -> list[str]:
     return [
         "-p", "openai-compatible:fault-model", "--base-url", srv.url, "--max-iterations", "1",
-        "--set", "llm_timeout_s=1.5", "--set", "llm_max_retries=4", "--set", "llm_backoff_s=0.01", *extra,
+        "--set", "llm.timeout_s=1.5", "--set", "llm.max_retries=4", "--set", "llm.backoff_base_s=0.01", *extra,
     ]  # fmt: skip
 
 
@@ -107,7 +107,7 @@ def test_an_outage_stops_resumably_and_resume_reaches_the_clean_result(
         else:
             srv.script(*[reply(AUTO)] * 3)
             srv.default = bad
-        res = run_against(world, srv, run_dir, "--set", "llm_max_retries=2")
+        res = run_against(world, srv, run_dir, "--set", "llm.max_retries=2")
         assert res.exit_code == 1, res.output
         assert f"visfeed resume {run_dir}" in flat(res.output)
         result = assert_run_dir_readable(run_dir)
@@ -189,7 +189,7 @@ def test_descriptions_naming_other_classes_are_dropped(world: dict[str, Any], tm
         return _edit_answer(body, lambda c: [f"shaped like a {o}" for o in CLASSES if o != c])
 
     with AutoFaultServer(responder=naming) as srv:
-        res = run_against(world, srv, tmp_path / "run", "--set", "similarity_threshold=1.0001")
+        res = run_against(world, srv, tmp_path / "run", "--set", "method.similarity_threshold=1.0001")
     assert res.exit_code == 0, res.output
     raw = json.loads((tmp_path / "run" / "descriptions_raw.json").read_text())
     assert all(raw.values())

@@ -31,7 +31,7 @@ def sentinel(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> str:
 def args(world: dict[str, Any], srv: AutoFaultServer, run_dir: Path, tmp_path: Path, *extra: str) -> list[str]:
     return world_args(
         world, run_dir, "-p", "openai-compatible:fault-model", "--base-url", srv.url, "--max-iterations", "1",
-        "--set", f"embedding_cache={tmp_path / 'emb.sqlite'}", "--set", "llm_backoff_s=0.01", *extra,
+        "--set", f"backbone.embedding_cache={tmp_path / 'emb.sqlite'}", "--set", "llm.backoff_base_s=0.01", *extra,
     )  # fmt: skip
 
 

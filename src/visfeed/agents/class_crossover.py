@@ -21,18 +21,25 @@ def choose(session: ScoringSession, name: str, sets: list[list[str]], cfg: RunCo
     def evaluate(cands: list[list[str]]) -> Any:
         return session.evaluate_sets(name, cands)
 
-    mode = cfg.crossover
+    mode = cfg.search.crossover
     if mode == "llm":  # the LLM's recombinations are already among the sets: select among them
         scores = evaluate(sets)
         return sets[scores.best()], len(sets)
     if mode == "auto":
-        mode = "exhaustive" if count_unions(len(sets)) <= cfg.exhaustive_limit else "beam"
+        mode = "exhaustive" if count_unions(len(sets)) <= cfg.search.exhaustive_limit else "beam"
     if mode == "exhaustive":
-        return exhaustive(sets, evaluate, cfg.max_descriptions)
+        return exhaustive(sets, evaluate, cfg.method.max_descriptions)
     pool = union(sets[1:])
     if mode == "greedy":
-        return greedy(sets[0], pool, evaluate, steps=cfg.search_steps, max_size=cfg.max_descriptions)
-    return beam(sets[0], pool, evaluate, steps=cfg.search_steps, width=cfg.beam_width, max_size=cfg.max_descriptions)
+        return greedy(sets[0], pool, evaluate, steps=cfg.search.steps, max_size=cfg.method.max_descriptions)
+    return beam(
+        sets[0],
+        pool,
+        evaluate,
+        steps=cfg.search.steps,
+        width=cfg.search.beam_width,
+        max_size=cfg.method.max_descriptions,
+    )
 
 
 def crossover_class(
@@ -53,7 +60,7 @@ def crossover_class(
     """
     current = list(session.current[name])
     proposals = [c.descriptions for c in candidates]
-    if cfg.crossover == "llm":  # full sets: current, current+each proposal, the LLM's recombination
+    if cfg.search.crossover == "llm":  # full sets: current, current+each proposal, the LLM's recombination
         sets = [current, *[union([current, p]) for p in proposals], *[c.descriptions for c in recombined]]
     else:
         sets = [current, *proposals]

@@ -61,17 +61,27 @@ def score_methods(
         if not all(prompts.get(c) for c in res.classnames):
             continue
         fb = prompt_objective(
-            res.encoder, res.classnames, prompts, res.feedback.image_emb, res.feedback.labels, device=cfg.device
+            res.encoder,
+            res.classnames,
+            prompts,
+            res.feedback.image_emb,
+            res.feedback.labels,
+            device=cfg.backbone.device,
         )
         val = (
             prompt_objective(
-                res.encoder, res.classnames, prompts, res.validation.image_emb, res.validation.labels, device=cfg.device
+                res.encoder,
+                res.classnames,
+                prompts,
+                res.validation.image_emb,
+                res.validation.labels,
+                device=cfg.backbone.device,
             )
             if res.validation is not None
             else None
         )
         te_session = prompt_session(
-            res.encoder, res.classnames, prompts, test.image_emb, test.labels, device=cfg.device
+            res.encoder, res.classnames, prompts, test.image_emb, test.labels, device=cfg.backbone.device
         )
         # Accuracies from the per-image margins alone: the full feedback would also build the lambda
         # confusion, which for near-tied baselines (class names alone) holds almost every (image, class)
@@ -162,16 +172,16 @@ def score_image_side(
     if test.paths is None:
         raise DataError("the image side needs the test split's image files; this dataset gives none")
     handle, client = open_mllm(
-        cfg.mllm,
-        base_url=cfg.mllm_base_url,
-        cache_path=cfg.llm_cache or visfeed_cache_dir(os.environ) / "mllm_cache.sqlite",
+        cfg.image_side.mllm,
+        base_url=cfg.image_side.mllm_base_url,
+        cache_path=cfg.llm.cache_file or visfeed_cache_dir(os.environ) / "mllm_cache.sqlite",
         seed=cfg.seed,
         max_concurrency=cfg.llm.max_concurrency,
     )
     with handle:
-        log.info("image side (%s): %s", cfg.mllm, projected(handle, len(test.paths), side, res.classnames))
+        log.info("image side (%s): %s", cfg.image_side.mllm, projected(handle, len(test.paths), side, res.classnames))
         return image_side_grid(
             client, res.encoder, res.classnames, sets, test.paths, test.image_emb, test.labels,
-            [ImageSide(parts=("image",)), side], device=cfg.device,
+            [ImageSide(parts=("image",)), side], device=cfg.backbone.device,
             selection=selection_split(res.validation, res.feedback) if side.auto else None,
         )  # fmt: skip

@@ -59,7 +59,7 @@ def _search(
     """The item search on the feedback split, its round picked on validation (never the test split)."""
     fb, val = ctx.session.engine, ctx.val_session.engine if ctx.val_session is not None else None
     return search_items(
-        library, fb.x.cpu().numpy(), fb.labels.cpu().numpy(), init=init, rounds=ctx.config.library_rounds,
+        library, fb.x.cpu().numpy(), fb.labels.cpu().numpy(), init=init, rounds=ctx.config.search.library_rounds,
         val_emb=val.x.cpu().numpy() if val is not None else None,
         val_labels=val.labels.cpu().numpy() if val is not None else None, seed=ctx.config.seed, classes=classes,
     )  # fmt: skip
@@ -110,7 +110,7 @@ def initial_library(ctx: RunContext, state: GraphState, initial: Descriptions) -
         # the name in the shown text is quoted like every class name a prompt carries; the prompt has it raw
         own = [LibraryItem(text=t.format(quote(name)), source="name", prompts=[canonical(t.format(name))])
                for t in NAME_TEMPLATES]  # fmt: skip
-        if cfg.library_llm_items:
+        if cfg.search.library_llm_items:
             own += [description_item(name, d, TEMPLATES, cfg.resolved_template, "oneshot") for d in initial[name]]
         for s in ctx.signals:  # the signals' item sources (visual words: sentences of the class's best words)
             own += [single(t, s.item_source or s.name) for t in s.library_items(c, state.vocabulary_extra)]
@@ -137,7 +137,7 @@ def library_crossover(
             (
                 description_item(name, d, state.templates, cfg.resolved_template, c.origin, it)
                 for c in cands
-                if cfg.library_llm_items or ctx.signal(c.origin) is not None  # a signal's proposals need no LLM
+                if cfg.search.library_llm_items or ctx.signal(c.origin) is not None  # a signal's proposals need no LLM
                 for d in c.descriptions
             ),
             have=(x.text for x in state.library[name]),

@@ -77,32 +77,34 @@ async def agent_mutate_group(
         view = FeedbackView(session.classnames, fb, state.descriptions, iteration, state.vocabulary_extra)
     view = dataclasses.replace(view, feedback=fb)
     feedback = render_feedback(ctx.signals, view, group, PROMPT, readings)
-    banks = render_banks(state.banks, names, cfg.bank_shown, search=cfg.crossover == "library")
+    banks = render_banks(state.banks, names, cfg.method.bank_shown, search=cfg.search.crossover == "library")
     exclude = {n: [*state.descriptions.get(n, [])] for n in names}
     forced = ctx.client.handle.forces_tools
     session_tools = {t.name: t for t in make_scoring_tools(session)}
     session_tools |= {t.name: t for s in ctx.signals for t in s.tools(session, view)}
-    library = cfg.crossover == "library" and bool(state.library)
+    library = cfg.search.crossover == "library" and bool(state.library)
     if library:  # a trial is the library search with the candidates added, not a replacement set
         session_tools[SCORE] = library_trial_tool(ctx, state)
     specs: list[BaseTool | dict[str, Any]] = [
-        *agent_tool_specs(names, cfg.n_new, score_help=TRIAL_HELP if library else None)
+        *agent_tool_specs(names, cfg.method.n_new, score_help=TRIAL_HELP if library else None)
     ]
-    system = load_prompt("agent").substitute(n=cfg.n_new)
+    system = load_prompt("agent").substitute(n=cfg.method.n_new)
     if not forced:  # a model that chooses its tools gets all of them
         specs += [t for name, t in session_tools.items() if name != SCORE]
         system += "\n" + load_prompt("agent_explore").substitute()
         system += "".join("\n" + note for s in ctx.signals if (note := s.agent_note()))
     # forced: one trial per class, then the submission (the last turn is always the submission)
-    plan = [*[SCORE] * min(len(names), cfg.agent_max_steps - 1), SUBMIT] if forced else []
-    first = f"{feedback}{banks}\nClasses to improve: {quoted(names)}. Write {cfg.n_new} new descriptions for each."
+    plan = [*[SCORE] * min(len(names), cfg.llm.agent_max_steps - 1), SUBMIT] if forced else []
+    first = (
+        f"{feedback}{banks}\nClasses to improve: {quoted(names)}. Write {cfg.method.n_new} new descriptions for each."
+    )
     if plan:
-        first += "\n" + _instruction(plan[0], names, 0, cfg.n_new, [])
+        first += "\n" + _instruction(plan[0], names, 0, cfg.method.n_new, [])
     msgs: list[BaseMessage] = [SystemMessage(content=system), HumanMessage(content=first)]
     trials: list[str] = []
-    cap = max(cfg.resolved_max_tokens, max_argument_tokens(names, cfg.n_new))
-    reason = f"no valid submission in {len(plan) or cfg.agent_max_steps} turns"
-    for step in range(len(plan) or cfg.agent_max_steps):
+    cap = max(cfg.resolved_max_tokens, max_argument_tokens(names, cfg.method.n_new))
+    reason = f"no valid submission in {len(plan) or cfg.llm.agent_max_steps} turns"
+    for step in range(len(plan) or cfg.llm.agent_max_steps):
         try:
             reply = await ctx.client.ainvoke(
                 _fit(msgs, specs), tools=specs, tool_choice=plan[step] if plan else None, max_tokens=cap,
@@ -118,13 +120,13 @@ async def agent_mutate_group(
             except OutputParseError:
                 msgs.append(HumanMessage(content=f"Call {SUBMIT} with your new descriptions now."))
                 continue
-            return batch_to_map(batch, names, limit=cfg.n_new, exclude=exclude)
+            return batch_to_map(batch, names, limit=cfg.method.n_new, exclude=exclude)
         submitted, results = _answer_calls(ctx, reply, names, session_tools, iteration, trials)
         msgs += results
         if submitted is not None:
-            return batch_to_map(submitted, names, limit=cfg.n_new, exclude=exclude)
+            return batch_to_map(submitted, names, limit=cfg.method.n_new, exclude=exclude)
         if plan and step + 1 < len(plan):  # llama.cpp's template drops tool messages: results go in the user turn
-            msgs.append(HumanMessage(content=_instruction(plan[step + 1], names, step + 1, cfg.n_new, trials)))
+            msgs.append(HumanMessage(content=_instruction(plan[step + 1], names, step + 1, cfg.method.n_new, trials)))
     return await _fallback(ctx, state, names, feedback, banks, exclude, iteration, gi, reason)
 
 
@@ -245,7 +247,7 @@ async def _fallback(
     log.info("agent for group %d (%s) ends without a submission (%s); falling back to one call", gi, names, reason)
     ctx.tracer.emit("agent_fallback", iteration=iteration, group=names, reason=reason)
     fallback = messages(
-        "mutate", feedback=feedback, banks=banks, classes=quoted(names), n=ctx.config.n_new, focus=FOCUSES[0]
+        "mutate", feedback=feedback, banks=banks, classes=quoted(names), n=ctx.config.method.n_new, focus=FOCUSES[0]
     )
     batch = await ctx.client.astructured(
         fallback,
@@ -254,4 +256,4 @@ async def _fallback(
         example=example_batch(),
         cache_salt=f"agent-fallback:it{iteration}:g{gi}",
     )
-    return batch_to_map(batch, names, limit=ctx.config.n_new, exclude=exclude)
+    return batch_to_map(batch, names, limit=ctx.config.method.n_new, exclude=exclude)

@@ -170,18 +170,22 @@ def build_vlm(cfg: RunConfig) -> VLM:
     from visfeed.tools.embedding.cache import EmbeddingCache
     from visfeed.tools.embedding.vlm import VLM, BackboneRef
 
-    pretrained = cfg.pretrained
-    if pretrained is None and cfg.backbone == DEFAULT_MODEL:
+    pretrained = cfg.backbone.pretrained
+    if pretrained is None and cfg.backbone.model == DEFAULT_MODEL:
         pretrained = str(default_pretrained(cache_dir()))
-    cache = EmbeddingCache(cfg.embedding_cache or cache_dir() / "embeddings.sqlite")
-    return VLM(BackboneRef(cfg.backbone, pretrained, cfg.allow_download), cache, device=cfg.device)
+    cache = EmbeddingCache(cfg.backbone.embedding_cache or cache_dir() / "embeddings.sqlite")
+    return VLM(
+        BackboneRef(cfg.backbone.model, pretrained, cfg.backbone.allow_download), cache, device=cfg.backbone.device
+    )
 
 
 def build_scoring(cfg: RunConfig) -> ScoringData:
     """Load the data and the backbone, embedding the feedback and validation images through the cache."""
     from visfeed.tools.datasets import load_for_config
 
-    vocabulary = load_vocabulary(cfg.vocabulary)  # a bad file is a usage error, raised before any work
+    vocabulary = load_vocabulary(
+        cfg.signals.visual_words.vocabulary
+    )  # a bad file is a usage error, raised before any work
     splits, report = load_for_config(cfg, cache_dir())
     vlm = build_vlm(cfg)
     cache = vlm.cache
@@ -233,12 +237,12 @@ def provider_handle(cfg: RunConfig) -> ProviderHandle:
     user unless they named another one. The process environment (``OPENAI_API_KEY``, ``*_proxy``) is
     read here, where a run meets its process, and handed to the provider.
     """
-    chat_format = cfg.local_chat_format
-    if chat_format is None and cfg.is_local and cfg.mutation_mode == "agent":
+    chat_format = cfg.llm.local_chat_format
+    if chat_format is None and cfg.is_local and cfg.llm.mutation_mode == "agent":
         chat_format = AGENT_CHAT_FORMAT
     return resolve_provider(
-        cfg.provider,
-        base_url=cfg.base_url,
+        cfg.llm.provider,
+        base_url=cfg.llm.base_url,
         temperature=cfg.resolved_temperature,
         timeout_s=cfg.llm.timeout_s,
         local_seed=cfg.seed,

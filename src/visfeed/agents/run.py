@@ -119,7 +119,7 @@ def _execute(
     try:
         res = resources if resources is not None else build_resources(cfg)
         opened.res = res
-        scale, scale_source = resolve_logit_scale(cfg.logit_scale, res.logit_scale)
+        scale, scale_source = resolve_logit_scale(cfg.method.logit_scale, res.logit_scale)
         result = result.model_copy(update={"logit_scale": scale, "logit_scale_source": scale_source})
         tracer.emit(
             "resume" if resuming else "run_start",
@@ -187,25 +187,27 @@ async def _arun(
             split.image_emb,
             split.labels,
             template=cfg.session_template,
-            device=cfg.device,
-            lam=cfg.lam,
-            m=cfg.top_m,
+            device=cfg.backbone.device,
+            lam=cfg.method.lam,
+            m=cfg.method.top_m,
             logit_scale=logit_scale,
         )
 
     session = make_session(res.feedback)
     val_session = make_session(res.validation) if res.validation is not None else None
     budget = None
-    if any(v is not None for v in (cfg.max_calls, cfg.max_total_tokens, cfg.max_cost_usd)):
-        budget = Budget(max_calls=cfg.max_calls, max_tokens=cfg.max_total_tokens, max_cost_usd=cfg.max_cost_usd)
+    if any(v is not None for v in (cfg.budget.max_calls, cfg.budget.max_total_tokens, cfg.budget.max_cost_usd)):
+        budget = Budget(
+            max_calls=cfg.budget.max_calls, max_tokens=cfg.budget.max_total_tokens, max_cost_usd=cfg.budget.max_cost_usd
+        )
     settings = cfg.llm_settings
-    cache = ResponseCache(cfg.llm_cache or run_dir / "llm_cache.sqlite")
+    cache = ResponseCache(cfg.llm.cache_file or run_dir / "llm_cache.sqlite")
     client = LLMClient(res.handle, settings, cache=cache, budget=budget, on_call=tracer.llm_call)
     opened.client = client
     try:
         async with aiosqlite.connect(str(run_dir / CHECKPOINTS)) as conn:
             graph = build_graph(checkpointer=AsyncSqliteSaver(conn, serde=checkpoint_serde()))
-            run_cfg: Any = {**THREAD, "recursion_limit": 20 + 6 * (cfg.max_iterations + 2)}
+            run_cfg: Any = {**THREAD, "recursion_limit": 20 + 6 * (cfg.method.max_iterations + 2)}
             snap = await graph.aget_state(run_cfg)
             usage = Usage()
             start: GraphState | None = GraphState()
@@ -284,7 +286,7 @@ def _final_result(
     for e in read_trace(run_dir, events={"node_end"}):
         nodes[e["node"]] = nodes.get(e["node"], 0.0) + float(e.get("duration_s", 0.0))
     status = "stopped: budget" if state.stop_reason == "budget" else "completed"
-    stop = state.stop_reason or ("max_iterations" if state.iteration >= cfg.max_iterations else "patience")
+    stop = state.stop_reason or ("max_iterations" if state.iteration >= cfg.method.max_iterations else "patience")
     u = state.usage
     return RunResult(
         status=status,

@@ -109,19 +109,19 @@ def optimize(
 
       visfeed optimize -d flowers102 --root ~/data --backbone ViT-B-32 --pretrained openai -p openai:gpt-4o-mini
 
-      visfeed optimize -c run.yaml --set patience=3 --set crossover=beam
+      visfeed optimize -c run.yaml --set method.patience=3 --set search.crossover=beam
 
-      visfeed optimize --vocabulary my_words.txt --set visual_words_count=8
+      visfeed optimize --vocabulary my_words.txt --set signals.visual_words.count=8
 
       visfeed optimize --keep-checkpoints last          # a finished run keeps only its final checkpoint
     """
     from visfeed.state.config import RunConfig
 
     overrides: dict[str, Any] = {
-        "dataset": dataset, "dataset_root": root, "backbone": backbone, "pretrained": pretrained,
-        "allow_download": download or None, "provider": provider, "base_url": base_url, "seed": seed,
-        "k_shot": k_shot, "max_iterations": max_iterations, "patience": patience, "max_calls": max_calls,
-        "run_dir": run_dir, "vocabulary": vocabulary,
+        "data.name": dataset, "data.root": root, "backbone.model": backbone, "backbone.pretrained": pretrained,
+        "backbone.allow_download": download or None, "llm.provider": provider, "llm.base_url": base_url, "seed": seed,
+        "data.k_shot": k_shot, "method.max_iterations": max_iterations, "method.patience": patience, "budget.max_calls": max_calls,
+        "run_dir": run_dir, "signals.visual_words.vocabulary": vocabulary,
     }  # fmt: skip
     overrides.update(parse_sets(set_ or []))
     cfg = RunConfig.load(config, overrides)

@@ -32,7 +32,7 @@ BackboneOpt = Annotated[
 PretrainedOpt = Annotated[str | None, typer.Option("--pretrained", help="open_clip pretrained tag or checkpoint file.")]
 DownloadOpt = Annotated[bool, typer.Option("--download", help="Allow downloading weights or data (off by default).")]
 SeedOpt = Annotated[int | None, typer.Option("--seed", help="Seed of splits, sampling and search.")]
-SetOpt = Annotated[list[str] | None, typer.Option("--set", help="Override any config field: --set patience=3.")]
+SetOpt = Annotated[list[str] | None, typer.Option("--set", help="Any config key: --set method.patience=3.")]
 ProviderOpt = Annotated[
     str | None,
     typer.Option("--provider", "-p", help="local | openai:MODEL | openai-compatible:MODEL | pkg.mod:factory."),

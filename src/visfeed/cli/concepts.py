@@ -28,6 +28,7 @@ from visfeed.cli.common import (
 from visfeed.errors import ConfigError
 
 if TYPE_CHECKING:
+    from visfeed.state.config import RunConfig
     from visfeed.tools.concepts.features import FeatureSource
 
 app = typer.Typer(
@@ -38,7 +39,7 @@ KShotOpt = Annotated[int | None, typer.Option("--k-shot", help="Training images 
 SOURCES = ("tree", "descriptions", "both")
 
 
-def _config(config: Path | None, overrides: dict[str, Any], sets: list[str] | None) -> Any:
+def _config(config: Path | None, overrides: dict[str, Any], sets: list[str] | None) -> RunConfig:
     from visfeed.state.config import RunConfig
 
     merged = {k: v for k, v in overrides.items() if v is not None}
@@ -104,8 +105,8 @@ def build(
     from visfeed.tools.datasets import load_for_config
     from visfeed.tools.feedback.visual_words import load_vocabulary
 
-    overrides = {"dataset": dataset, "dataset_root": root, "provider": provider, "seed": seed, "backbone": backbone,
-                 "pretrained": pretrained, "allow_download": download or None, "k_shot": k_shot}  # fmt: skip
+    overrides = {"data.name": dataset, "data.root": root, "llm.provider": provider, "seed": seed, "backbone.model": backbone,
+                 "backbone.pretrained": pretrained, "backbone.allow_download": download or None, "data.k_shot": k_shot}  # fmt: skip
     cfg = _config(config, overrides, set_)
     settings = ConceptSettings(
         domain=domain, depth=depth, max_parts=max_parts, max_attributes=max_attributes, parts=_names(parts),
@@ -119,7 +120,7 @@ def build(
         classnames = data.classnames
         evidence = ImageEvidence(
             encoder=data.encoder, image_emb=data.feedback.image_emb, labels=data.feedback.labels,
-            vocabulary=load_vocabulary(cfg.vocabulary), n_confusers=settings.confusers,
+            vocabulary=load_vocabulary(cfg.signals.visual_words.vocabulary), n_confusers=settings.confusers,
         )  # fmt: skip
     with provider_handle(cfg) as handle:
         result = build_tree(
@@ -203,8 +204,8 @@ def fit(
         raise ConfigError(f"--source must be one of {', '.join(SOURCES)}, got {source!r}")
     if classifier not in CLASSIFIERS:
         raise ConfigError(f"--classifier must be one of {', '.join(CLASSIFIERS)}, got {classifier!r}")
-    overrides = {"dataset": dataset, "dataset_root": root, "backbone": backbone, "pretrained": pretrained,
-                 "allow_download": download or None, "seed": seed, "k_shot": k_shot}  # fmt: skip
+    overrides = {"data.name": dataset, "data.root": root, "backbone.model": backbone, "backbone.pretrained": pretrained,
+                 "backbone.allow_download": download or None, "seed": seed, "data.k_shot": k_shot}  # fmt: skip
     cfg = _config(config, overrides, set_)
     data = build_scoring(cfg)
     if data.validation is None:
@@ -213,10 +214,10 @@ def fit(
         )
     t, prompts = _tree_and_prompts(tree, descriptions, data.classnames)
     space = select_space(cast("FeatureSource", source), t, prompts)
-    scale, _ = resolve_logit_scale(cfg.logit_scale, data.logit_scale)
+    scale, _ = resolve_logit_scale(cfg.method.logit_scale, data.logit_scale)
     exp = Experiment(
         encoder=data.encoder, classnames=data.classnames, train=data.feedback, validation=data.validation,
-        test_loader=data.test_loader, scale=scale, device=cfg.device,
+        test_loader=data.test_loader, scale=scale, device=cfg.backbone.device,
     )  # fmt: skip
     fitted = fit_models(exp, {source: space}, list(CLASSIFIERS), seed=cfg.seed, select=not no_selection)
     base, test = score_on_test(exp, fitted)
@@ -281,7 +282,7 @@ def explain(
     cfg = RunConfig.load(model_dir / CONFIG_FILE)
     vlm = build_vlm(cfg)
     feats = clue_features(
-        vlm, bundle.space, vlm.embed_images([str(p) for p in images]), scale=bundle.scale, device=cfg.device
+        vlm, bundle.space, vlm.embed_images([str(p) for p in images]), scale=bundle.scale, device=cfg.backbone.device
     )
     explanations = explain_rows(
         bundle.model, bundle.background, bundle.space.frame(feats), images=[str(p) for p in images],

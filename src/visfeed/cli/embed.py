@@ -29,7 +29,7 @@ def embed_command(
     gpus_per_worker: Annotated[
         float, typer.Option("--gpus-per-worker", min=0, help="GPUs each Ray actor asks for (0: CPU actors).")
     ] = 0.0,
-    set_: Annotated[list[str] | None, typer.Option("--set", help="Override a config field: --set n_test=500.")] = None,
+    set_: Annotated[list[str] | None, typer.Option("--set", help="Any config key: --set data.n_test=500.")] = None,
 ) -> None:
     """Embed a split's images into the embedding cache as memory-mapped shards, before the runs need them.
 
@@ -45,8 +45,8 @@ def embed_command(
     from visfeed.tools.embedding.job import EmbedJob, embed_split, split_paths
 
     overrides: dict[str, Any] = {
-        "dataset": dataset, "dataset_root": root, "backbone": backbone, "pretrained": pretrained,
-        "allow_download": download or None, "seed": seed,
+        "data.name": dataset, "data.root": root, "backbone.model": backbone, "backbone.pretrained": pretrained,
+        "backbone.allow_download": download or None, "seed": seed,
     }  # fmt: skip
     overrides.update(parse_sets(set_ or []))
     cfg = RunConfig.load(config, overrides)
@@ -57,11 +57,11 @@ def embed_command(
         import_ray()  # a missing extra is a usage error, raised before any work
     cache_dir = visfeed_cache_dir(os.environ)  # the CLI reads $VISFEED_CACHE_DIR; the tools take the folder
     job = EmbedJob(
-        backbone=cfg.backbone,
-        pretrained=cfg.pretrained,
-        allow_download=cfg.allow_download,
-        device=cfg.device,
-        cache=cfg.embedding_cache or cache_dir / "embeddings.sqlite",
+        backbone=cfg.backbone.model,
+        pretrained=cfg.backbone.pretrained,
+        allow_download=cfg.backbone.allow_download,
+        device=cfg.backbone.device,
+        cache=cfg.backbone.embedding_cache or cache_dir / "embeddings.sqlite",
         cache_dir=cache_dir,
     )
     report = embed_split(

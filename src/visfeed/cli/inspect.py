@@ -132,7 +132,7 @@ def eval_command(
     pretrained: Annotated[str | None, typer.Option("--pretrained", help="Pretrained tag or checkpoint.")] = None,
     download: Annotated[bool, typer.Option("--download", help="Allow downloading weights or data.")] = False,
     seeds: Annotated[str, typer.Option("--seeds", help="Comma-separated seeds (splits differ per seed).")] = "0",
-    set_: Annotated[list[str] | None, typer.Option("--set", help="Any run-config field: --set n_test=100.")] = None,
+    set_: Annotated[list[str] | None, typer.Option("--set", help="Any run-config key: --set data.n_test=100.")] = None,
     to: Annotated[Path | None, typer.Option("--out", help="Also write the table as JSON.")] = None,
     image_side: Annotated[
         str | None,
@@ -199,8 +199,8 @@ def eval_command(
         raise ConfigError("--seeds is empty")
     # rows are named as given, so one file read in two formats (dclip:F and cupl:F) gives two rows
     files = {spec: read_description_file(*parse_source(spec, file_format)) for spec in descriptions or []}
-    overrides: dict[str, Any] = {"dataset": dataset, "dataset_root": root, "backbone": backbone,
-                                 "pretrained": pretrained, "allow_download": download or None}  # fmt: skip
+    overrides: dict[str, Any] = {"data.name": dataset, "data.root": root, "backbone.model": backbone,
+                                 "backbone.pretrained": pretrained, "backbone.allow_download": download or None}  # fmt: skip
     overrides.update(parse_sets(set_ or []))
     side = None if image_side is None else parse_image_side(image_side, image_weights)
     fused: dict[str, list[float]] = {}
@@ -225,7 +225,7 @@ def eval_command(
             sets[name] = file.for_classes(data.classnames)
         for name, prompts in sets.items():
             obj = prompt_objective(
-                data.encoder, data.classnames, prompts, test.image_emb, test.labels, device=cfg.device
+                data.encoder, data.classnames, prompts, test.image_emb, test.labels, device=cfg.backbone.device
             )
             scores.setdefault(name, []).append(100.0 * obj.n_correct / obj.n_images)
         if searched is not None:  # no LLM: name templates and visual-word sentences, searched on feedback
@@ -315,7 +315,7 @@ def _image_side(
     if test.paths is None:
         raise ConfigError("this dataset gives no image files, so the image side cannot ask an MLLM about them")
     handle, client = open_mllm(
-        mllm, base_url=base_url, cache_path=cfg.llm_cache or visfeed_cache_dir(os.environ) / "mllm_cache.sqlite",
+        mllm, base_url=base_url, cache_path=cfg.llm.cache_file or visfeed_cache_dir(os.environ) / "mllm_cache.sqlite",
         seed=cfg.seed, max_calls=max_calls, max_cost_usd=max_cost, max_concurrency=cfg.llm.max_concurrency,
     )  # fmt: skip
     selection = selection_split(data.validation, data.feedback) if side.auto else None
@@ -326,7 +326,7 @@ def _image_side(
             out.print(f"[dim]MLLM {mllm}, {n} pictures{where}: {projected(handle, n, side, data.classnames)}[/dim]")
         grid = image_side_grid(
             client, data.encoder, data.classnames, sets, test.paths, test.image_emb, test.labels, [side],
-            device=cfg.device, selection=selection,
+            device=cfg.backbone.device, selection=selection,
         )  # fmt: skip
         totals = client.totals
         out.print(

@@ -82,7 +82,7 @@ class RunResult(BaseModel):
 def default_run_dir(cfg: RunConfig) -> Path:
     """runs/<dataset>-s<seed>-<UTC time>."""
     stamp = datetime.now(UTC).strftime("%Y%m%d-%H%M%S")
-    return Path("runs") / f"{cfg.dataset.replace(':', '_')}-s{cfg.seed}-{stamp}"
+    return Path("runs") / f"{cfg.data.name.replace(':', '_')}-s{cfg.seed}-{stamp}"
 
 
 def load_result(run_dir: str | Path) -> RunResult | None:

@@ -21,6 +21,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 
 from visfeed.errors import ConfigError
 from visfeed.state.config import DEFAULT_MODEL, RunConfig, format_validation_error, read_config_file
+from visfeed.state.config.keys import WHOLE, flatten, get_path, merge, nest
 from visfeed.state.templates import parse_source
 
 #: The rows a sweep summary can show, in table order: what ``result.json`` scores for every run.
@@ -40,12 +41,17 @@ PUBLISHED_FILE = "published.json"  # in a cell's run directory: row -> {source, 
 CELLS_DIR = "cells"
 _SLUG = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*$")
 #: Cell fields the grid sets; a ``set`` or ``config`` mapping may not set them (the grid decides).
-GRID_FIELDS = ("dataset", "dataset_root", "world_spec", "backbone", "pretrained", "provider", "seed", "run_dir")
+GRID_FIELDS = (
+    "data.name", "data.root", "data.world_spec", "backbone.model", "backbone.pretrained", "llm.provider", "seed",
+    "run_dir",
+)  # fmt: skip
+#: Config paths whose relative file names are read from the spec's folder.
+PATH_FIELDS = ("method.init_file", "signals.visual_words.vocabulary", "backbone.embedding_cache", "llm.cache_file")
 
 
 def _grid_free(overrides: dict[str, Any]) -> dict[str, Any]:
     """Reject overrides of the fields the grid sets itself (a cell's place in the table)."""
-    clash = sorted(set(overrides) & set(GRID_FIELDS))
+    clash = sorted(set(flatten(nest(overrides, warn=False), keep=WHOLE)) & set(GRID_FIELDS))
     if clash:
         raise ValueError(f"the grid axes (datasets, backbones, providers, seeds) set {', '.join(clash)}, not overrides")
     return overrides
@@ -266,27 +272,32 @@ def expand(spec: SweepSpec, sweep_dir: Path, *, base: Path | None = None) -> lis
     base = base or Path.cwd()
     start: dict[str, Any] = {}
     if spec.config_file is not None:
-        start = read_config_file(_resolve(spec.config_file, base) or spec.config_file)
+        path = _resolve(spec.config_file, base) or spec.config_file
+        start = nest(read_config_file(path), source=str(path))
+    common = merge(start, nest(spec.config, source=f"config of sweep {spec.name!r}"))
+    datasets = [(d, nest(d.set, source=f"set of dataset {d.label!r}")) for d in spec.datasets]
+    backbones = [(b, nest(b.set, source=f"set of backbone {b.label!r}")) for b in spec.backbones]
     cells = []
-    for d in spec.datasets:
-        for b in spec.backbones:
+    for d, d_set in datasets:
+        for b, b_set in backbones:
             for provider in spec.providers:
                 for seed in spec.seeds:
                     cid = cell_id(d.label, b.label, provider, seed)
-                    fields = {**start, **spec.config, **d.set, **b.set}
-                    fields.update(
-                        dataset=d.dataset,
-                        dataset_root=_resolve(d.root, base),
-                        world_spec=_resolve(d.world_spec, base),
-                        backbone=b.backbone,
-                        pretrained=b.pretrained,
-                        provider=provider,
-                        seed=seed,
-                        run_dir=(sweep_dir / CELLS_DIR / cid).resolve(),
-                    )
-                    for key in ("init_file", "vocabulary", "embedding_cache", "llm_cache"):
-                        if fields.get(key) is not None:
-                            fields[key] = _resolve(Path(fields[key]), base)
+                    fields = merge(common, d_set, b_set)
+                    grid = {
+                        "data.name": d.dataset,
+                        "data.root": _resolve(d.root, base),
+                        "data.world_spec": _resolve(d.world_spec, base),
+                        "backbone.model": b.backbone,
+                        "backbone.pretrained": b.pretrained,
+                        "llm.provider": provider,
+                        "seed": seed,
+                        "run_dir": (sweep_dir / CELLS_DIR / cid).resolve(),
+                    }
+                    for key in PATH_FIELDS:
+                        if get_path(fields, key) is not None:
+                            grid[key] = _resolve(Path(get_path(fields, key)), base)
+                    fields = merge(fields, nest(grid))
                     config = RunConfig.from_mapping(fields, source=f"cell {cid} of sweep {spec.name!r}")
                     column = f"{d.label} × {b.label}" + (f" × {provider}" if len(spec.providers) > 1 else "")
                     cells.append(

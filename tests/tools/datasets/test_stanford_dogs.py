@@ -123,14 +123,14 @@ def test_broken_layout_is_a_data_error_naming_the_path(build, tmp_path: Path, br
 def test_cli_eval_end_to_end_with_crops_and_a_subset(build, tmp_path: Path) -> None:
     build.stanford_dogs(tmp_path / "dogs")
     backbone = write_model(tmp_path / "model")
-    common = ["-d", "stanford_dogs", "--backbone", backbone, "--set", "k_shot=2", "--set", "device=cpu",
-              "--set", f"embedding_cache={tmp_path / 'emb.sqlite'}"]  # fmt: skip
+    common = ["-d", "stanford_dogs", "--backbone", backbone, "--set", "data.k_shot=2", "--set", "backbone.device=cpu",
+              "--set", f"backbone.embedding_cache={tmp_path / 'emb.sqlite'}"]  # fmt: skip
     res = runner.invoke(app, ["eval", "--root", str(tmp_path / "nowhere"), *common])
     assert res.exit_code == 2 and "nowhere" in res.output and "stanford_dogs" in res.output
     scored = tmp_path / "eval.json"
     res = runner.invoke(app, [
-        "eval", "--root", str(tmp_path / "dogs"), *common, "--set", "dogs_crop=true",
-        "--set", "dogs_breeds=[Chihuahua, Shih-Tzu]", "--seeds", "0,1", "--out", str(scored),
+        "eval", "--root", str(tmp_path / "dogs"), *common, "--set", "data.stanford_dogs.crop=true",
+        "--set", "data.stanford_dogs.breeds=[Chihuahua, Shih-Tzu]", "--seeds", "0,1", "--out", str(scored),
     ])  # fmt: skip
     assert res.exit_code == 0, res.output
     table = json.loads(scored.read_text())

@@ -180,7 +180,7 @@ def test_cli_eval_scores_published_sets_beside_the_baselines(tmp_path: Path) -> 
     images = write_images(tmp_path / "images", per_class=6)
     cache = tmp_path / "emb.sqlite"
     common = ["-d", "imagefolder", "--root", str(images), "--backbone", write_model(tmp_path / "model"),
-              "--set", "k_shot=2", "--set", "device=cpu", "--set", f"embedding_cache={cache}"]  # fmt: skip
+              "--set", "data.k_shot=2", "--set", "backbone.device=cpu", "--set", f"backbone.embedding_cache={cache}"]  # fmt: skip
     dclip = write_dclip(tmp_path / "descriptors_fruit.json")
     renamed = write_dclip(tmp_path / "renamed.json")
     ivf = write_ivf(tmp_path / "fruit_sota.txt")

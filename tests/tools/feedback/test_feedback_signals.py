@@ -49,7 +49,7 @@ class Data:
 
 
 def _cfg(tmp_path, **changes) -> RunConfig:
-    return RunConfig(run_dir=tmp_path / "run", provider="scripted", backbone="synthetic", **changes)
+    return RunConfig(run_dir=tmp_path / "run", llm={"provider": "scripted"}, backbone={"model": "synthetic"}, **changes)
 
 
 def _view() -> FeedbackView:

@@ -104,8 +104,8 @@ def build_tree(
             raise ConfigError(f"build folder {out_dir} cannot be written ({exc.strerror or exc})") from exc
     t0 = time.perf_counter()
     tracer = Tracer(out_dir)
-    budget = Budget(max_calls=cfg.max_calls) if cfg.max_calls is not None else None
-    cache = ResponseCache(cfg.llm_cache or out_dir / "llm_cache.sqlite")
+    budget = Budget(max_calls=cfg.budget.max_calls) if cfg.budget.max_calls is not None else None
+    cache = ResponseCache(cfg.llm.cache_file or out_dir / "llm_cache.sqlite")
     client = LLMClient(handle, cfg.llm_settings, cache=cache, budget=budget, on_call=tracer.llm_call)
     ctx = ConceptContext(
         settings=settings, classnames=list(classnames), domain=domain, client=client, tracer=tracer, evidence=evidence

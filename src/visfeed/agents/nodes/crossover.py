@@ -42,14 +42,14 @@ async def llm_recombinations(ctx: RunContext, state: GraphState, it: int) -> tup
             + "; ".join(union([c.descriptions for c in state.candidates[n]]))
             for n in g
         )
-        msgs = messages("crossover", pools=pools, classes=quoted(g), max=cfg.max_descriptions)
+        msgs = messages("crossover", pools=pools, classes=quoted(g), max=cfg.method.max_descriptions)
         coros.append(ask_descriptions(ctx, msgs, task="crossover", salt=f"crossover:it{it}:g{gi}", classes=g))
     results, budget_hit = await gather_budgeted(coros)
     out: dict[str, list[Candidate]] = {}
     for g, batch in zip(groups, results, strict=True):
         if batch is None:
             continue
-        for name, descs in batch_to_map(batch, g, limit=cfg.max_descriptions).items():
+        for name, descs in batch_to_map(batch, g, limit=cfg.method.max_descriptions).items():
             allowed = set(state.descriptions[name]) | {d for c in state.candidates[name] for d in c.descriptions}
             kept = [d for d in descs if d in allowed]
             if kept:
@@ -65,16 +65,16 @@ async def crossover(state: GraphState, runtime: Runtime[RunContext]) -> dict[str
     before_fb = ctx.feedback_for(state)
     recombined: dict[str, list[Candidate]] = {}
     stop_reason = state.stop_reason
-    if cfg.crossover == "llm" and state.candidates and stop_reason is None:
+    if cfg.search.crossover == "llm" and state.candidates and stop_reason is None:
         recombined, budget_hit = await llm_recombinations(ctx, state, it)
         stop_reason = "budget" if budget_hit else stop_reason
     changes: dict[str, ClassChange] = {}
     descriptions = {n: list(v) for n, v in state.descriptions.items()}
     n_evaluated = 0
     grown: dict[str, list[LibraryItem]] = {}
-    if cfg.crossover == "library":
+    if cfg.search.crossover == "library":
         descriptions, changes, grown = library_crossover(ctx, state, it)
-    for name in session.classnames if cfg.crossover != "library" else ():
+    for name in session.classnames if cfg.search.crossover != "library" else ():
         cands = state.candidates.get(name)
         if not cands:
             continue

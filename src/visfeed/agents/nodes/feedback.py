@@ -19,7 +19,7 @@ async def feedback(state: GraphState, runtime: Runtime[RunContext]) -> dict[str,
     fb = ctx.feedback_for(state)
     obj = objective_of(session)
     val = None
-    if cfg.use_validation and ctx.val_session is not None:
+    if cfg.method.use_validation and ctx.val_session is not None:
         ctx.val_session.set_descriptions(state.prompts_of(state.descriptions))
         val = objective_of(ctx.val_session)
     selection = val if val is not None else obj
@@ -47,7 +47,7 @@ async def feedback(state: GraphState, runtime: Runtime[RunContext]) -> dict[str,
     ctx.notify(
         "iteration",
         iteration=state.iteration,
-        max_iterations=ctx.config.max_iterations,
+        max_iterations=ctx.config.method.max_iterations,
         accuracy=obj.accuracy,
         improved=improved,
         llm_calls=usage.calls,

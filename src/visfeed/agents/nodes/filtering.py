@@ -55,14 +55,14 @@ async def filter_similar(state: GraphState, runtime: Runtime[RunContext]) -> dic
     cfg, session, it = ctx.config, ctx.session, state.iteration + 1
     fb = ctx.feedback_for(state)
     confused = {n: [session.classnames[o] for o in fb.top_confused[session.class_index(n)]] for n in state.candidates}
-    names = NameMatcher(session.classnames) if cfg.drop_other_class_names else None
+    names = NameMatcher(session.classnames) if cfg.method.drop_other_class_names else None
 
     def apply(cands: dict[str, list[Candidate]]) -> tuple[dict[str, list[Candidate]], dict[str, dict[str, str]]]:
         kept: dict[str, list[Candidate]] = {}
         dropped: dict[str, dict[str, str]] = {}
         for name, sets in cands.items():
             texts = list(dict.fromkeys(d for s in sets for d in s.descriptions))
-            reasons = drop_reasons(session, name, texts, confused.get(name, []), cfg.similarity_threshold, names)
+            reasons = drop_reasons(session, name, texts, confused.get(name, []), cfg.method.similarity_threshold, names)
             if reasons:
                 dropped[name] = reasons
                 for t, why in reasons.items():
@@ -76,7 +76,7 @@ async def filter_similar(state: GraphState, runtime: Runtime[RunContext]) -> dic
     kept, dropped = apply(state.candidates)
     n_dropped = sum(len(v) for v in dropped.values())
     stop_reason = state.stop_reason
-    if dropped and cfg.filter_regenerate and stop_reason is None:
+    if dropped and cfg.method.filter_regenerate and stop_reason is None:
         affected = [n for n in session.classnames if n in dropped]
         groups = chunks(affected, cfg.group_size)
         # Prose: the aspect after this iteration's mutation aspects, with the same confusion sentence.
@@ -86,7 +86,7 @@ async def filter_similar(state: GraphState, runtime: Runtime[RunContext]) -> dic
             rejected = "\n".join(
                 f"{quote(n)}: " + "; ".join(f"{t} ({why})" for t, why in dropped[n].items()) for n in g
             )
-            msgs = messages("regenerate", rejected=rejected, classes=quoted(g), n=cfg.n_new)
+            msgs = messages("regenerate", rejected=rejected, classes=quoted(g), n=cfg.method.n_new)
             coros.append(
                 ask_descriptions(
                     ctx,
@@ -105,7 +105,7 @@ async def filter_similar(state: GraphState, runtime: Runtime[RunContext]) -> dic
             if batch is None:
                 continue
             exclude = {n: [*state.descriptions.get(n, []), *dropped.get(n, {})] for n in g}
-            for name, descs in batch_to_map(batch, g, limit=cfg.n_new, exclude=exclude).items():
+            for name, descs in batch_to_map(batch, g, limit=cfg.method.n_new, exclude=exclude).items():
                 fresh[name] = [Candidate(origin="regenerate", descriptions=descs)]
         fresh_kept, fresh_dropped = apply(fresh)
         n_dropped += sum(len(v) for v in fresh_dropped.values())

@@ -49,13 +49,13 @@ async def initialize(state: GraphState, runtime: Runtime[RunContext]) -> dict[st
         return {}
     budget_hit = False
     extra: list[str] = []
-    if ctx.signal("visual_words") is not None and cfg.vocabulary_extend:  # the words signal's one LLM step
+    if ctx.signal("visual_words") is not None and cfg.signals.visual_words.extend:  # the words signal's one LLM step
         try:
             extra = await extend_vocabulary(ctx, names)
         except BudgetExceeded:
             budget_hit = True
-    if cfg.init_file is not None:
-        descs = load_description_file(cfg.init_file, names)
+    if cfg.method.init_file is not None:
+        descs = load_description_file(cfg.method.init_file, names)
         origin = "init-file"
     else:
         origin = "init"
@@ -69,7 +69,7 @@ async def initialize(state: GraphState, runtime: Runtime[RunContext]) -> dict[st
             coros = [
                 ask_descriptions(
                     ctx,
-                    messages("init", n=cfg.n_init, classes=quoted(g)),
+                    messages("init", n=cfg.method.n_init, classes=quoted(g)),
                     task="init",
                     salt=f"init:a{attempt}:g{i}",
                     classes=g,
@@ -81,11 +81,11 @@ async def initialize(state: GraphState, runtime: Runtime[RunContext]) -> dict[st
             budget_hit |= hit
             for g, batch in zip(groups, results, strict=True):
                 if batch is not None:
-                    descs.update(batch_to_map(batch, g, limit=cfg.n_init))
+                    descs.update(batch_to_map(batch, g, limit=cfg.method.n_init))
             todo = [c for c in names if c not in descs]
             if not todo or budget_hit:
                 break
-        if cfg.drop_other_class_names:
+        if cfg.method.drop_other_class_names:
             matcher = NameMatcher(names)
             for name, ds in descs.items():
                 kept = [d for d in ds if matcher.other_class(d, name) is None]
@@ -98,7 +98,7 @@ async def initialize(state: GraphState, runtime: Runtime[RunContext]) -> dict[st
         descs = {n: descs[n] for n in names}
     update: dict[str, Any] = {"descriptions": descs}
     origins = {(n, d): origin for n in names for d in descs[n]}
-    if cfg.crossover == "library":  # iteration 0 is the search's pick from each class's library
+    if cfg.search.crossover == "library":  # iteration 0 is the search's pick from each class's library
         update = initial_library(ctx, state.model_copy(update={"vocabulary_extra": extra}), descs)
         origins = {(n, x.text): x.source for n in names for x in update["library"][n]}
     lineage = [

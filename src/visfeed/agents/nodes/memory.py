@@ -60,7 +60,7 @@ async def update_memory(state: GraphState, runtime: Runtime[RunContext]) -> dict
     """Update banks and lineage; close the iteration (only changed banks and lineage entries are written)."""
     ctx = runtime.context
     it = state.iteration + 1
-    banks = update_banks(state.banks, state.changes, it, ctx.config.bank_size)
+    banks = update_banks(state.banks, state.changes, it, ctx.config.method.bank_size)
     live = {
         (e.class_name, e.text): e
         for e in state.lineage

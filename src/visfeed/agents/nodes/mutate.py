@@ -33,7 +33,7 @@ log = logging.getLogger(__name__)
 
 def use_agent(ctx: RunContext) -> bool:
     """Whether mutation runs as a tool-calling agent (configured, and the provider can call tools)."""
-    mode = ctx.config.mutation_mode
+    mode = ctx.config.llm.mutation_mode
     return mode == "agent" or (mode == "auto" and ctx.supports_tools)
 
 
@@ -59,7 +59,7 @@ async def mutate(state: GraphState, runtime: Runtime[RunContext]) -> dict[str, A
                 ctx.tracer.emit("proposal", iteration=it, class_name=name, origin=s.name, descriptions=descs)
     jobs: list[tuple[list[str], str]] = []
     coros: list[Any] = []
-    asks_llm = cfg.crossover != "library" or cfg.library_llm_items  # withheld items need no call
+    asks_llm = cfg.search.crossover != "library" or cfg.search.library_llm_items  # withheld items need no call
     for gi, group in enumerate(groups if asks_llm else []):
         gnames = [names[c] for c in group]
         if use_agent(ctx):
@@ -68,10 +68,10 @@ async def mutate(state: GraphState, runtime: Runtime[RunContext]) -> dict[str, A
             continue
         text = compact_feedback(ctx.signals, view, group, readings)
         avoid = merged(ctx.signals, readings, gnames, lambda s, r: s.prose_avoid(r))
-        banks = render_banks(state.banks, gnames, cfg.bank_shown, search=cfg.crossover == "library")
+        banks = render_banks(state.banks, gnames, cfg.method.bank_shown, search=cfg.search.crossover == "library")
         for k in range(cfg.proposals_per_class):
             msgs = messages(
-                "mutate", feedback=text, banks=banks, classes=quoted(gnames), n=cfg.n_new,
+                "mutate", feedback=text, banks=banks, classes=quoted(gnames), n=cfg.method.n_new,
                 focus=FOCUSES[k % len(FOCUSES)],
             )  # fmt: skip
             # Prose: the focus becomes the aspect, rotating over iterations too (the prompt holds no
@@ -99,7 +99,7 @@ async def mutate(state: GraphState, runtime: Runtime[RunContext]) -> dict[str, A
                 n: [*state.descriptions.get(n, []), *_rejected(state, n), *(x.text for x in state.library.get(n, []))]
                 for n in gnames
             }
-            proposed = batch_to_map(result, gnames, limit=cfg.n_new, exclude=exclude)
+            proposed = batch_to_map(result, gnames, limit=cfg.method.n_new, exclude=exclude)
         else:
             proposed = result
         for name, descs in proposed.items():

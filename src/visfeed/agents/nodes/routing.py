@@ -15,9 +15,9 @@ def stop_reason(state: GraphState, ctx: RunContext) -> str | None:
     cfg = ctx.config
     if state.stop_reason:
         return state.stop_reason
-    if state.iteration >= cfg.max_iterations:
+    if state.iteration >= cfg.method.max_iterations:
         return "max_iterations"
-    if state.stale >= cfg.patience:
+    if state.stale >= cfg.method.patience:
         return "patience"
     return None
 

@@ -55,8 +55,8 @@ def check_cells(cells: list[Cell]) -> None:
         path = cell.run_dir / CONFIG_FILE
         if not path.is_file():
             continue
-        old = RunConfig.load(path).to_file_dict()
-        new = cell.config.to_file_dict()
+        old = RunConfig.load(path).flat()
+        new = cell.config.flat()
         changed = sorted(k for k in set(old) | set(new) if old.get(k) != new.get(k))
         if changed:
             detail = ", ".join(f"{k}: {old.get(k)!r} -> {new.get(k)!r}" for k in changed[:5])
@@ -100,7 +100,7 @@ def score_published(cell: Cell) -> None:
     for row, source in todo.items():
         prompts = read_description_file(*parse_source(source)).for_classes(data.classnames)
         obj = prompt_objective(
-            data.encoder, data.classnames, prompts, test.image_emb, test.labels, device=cell.config.device
+            data.encoder, data.classnames, prompts, test.image_emb, test.labels, device=cell.config.backbone.device
         )
         scored[row] = {"source": source, "test_accuracy": obj.accuracy}
     write_json_atomic(cell.run_dir / PUBLISHED_FILE, scored)

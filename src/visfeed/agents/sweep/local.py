@@ -35,7 +35,7 @@ def wants_gpu(cell: Cell, gpus: float) -> bool:
     """Whether a cell should hold a GPU: asked for, or left to the machine and the machine has one."""
     if cell.gpu is not None:
         return cell.gpu and gpus > 0
-    return gpus > 0 and cell.config.device in ("auto", "cuda")
+    return gpus > 0 and cell.config.backbone.device in ("auto", "cuda")
 
 
 def visible_gpus() -> int:

@@ -30,7 +30,7 @@ _ENTRIES: list[DatasetInfo] = [
         name="world",
         title="The synthetic market world (visfeed's own, docs/world.md)",
         layout="none, no ROOT: rendered on demand into $VISFEED_CACHE_DIR/world from the shipped market spec "
-        "(or --set world_spec=FILE)",
+        "(or --set data.world_spec=FILE)",
         splits="rendered per seed: k shots, n_val validation and n_test test images per class",
         classnames="the spec's class names",
         downloadable=False,
@@ -144,9 +144,9 @@ _ENTRIES: list[DatasetInfo] = [
         title="Stanford Dogs (120 breeds; needs scipy for its .mat lists)",
         layout="ROOT/Images/<wnid>-<Breed>/<wnid>_<n>.jpg   e.g. ROOT/Images/n02085620-Chihuahua/n02085620_7.jpg\n"
         "ROOT/lists/train_list.mat, test_list.mat   (file_list: paths relative to Images/)\n"
-        "ROOT/Annotation/<wnid>-<Breed>/<wnid>_<n>   (PASCAL VOC XML boxes; needed for dogs_crop)\n"
-        "(crops written to ROOT/Images-cropped/ unless dogs_crop_dir is set)",
-        splits=f"official train / test lists; {_CARVED}; options: dogs_breeds (a subset), dogs_crop (the box)",
+        "ROOT/Annotation/<wnid>-<Breed>/<wnid>_<n>   (PASCAL VOC XML boxes; needed for data.stanford_dogs.crop)\n"
+        "(crops written to ROOT/Images-cropped/ unless data.stanford_dogs.crop_dir is set)",
+        splits=f"official train / test lists; {_CARVED}; options: data.stanford_dogs.breeds (a subset), .crop (the box)",
         classnames="derived: the folder name without its WordNet id, '_' -> ' ' (n02085782-Japanese_spaniel -> "
         "'Japanese spaniel')",
         downloadable=False,

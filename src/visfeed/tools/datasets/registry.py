@@ -215,11 +215,15 @@ def load_for_config(cfg: RunConfig, cache_dir: Path | None = None) -> LoadedData
     ``cache_dir``: visfeed's cache folder, where the world is rendered (see :class:`WorldOptions`).
     """
     return load_dataset_with_report(
-        cfg.dataset,
-        cfg.dataset_root,
-        k_shot=cfg.k_shot,
+        cfg.data.name,
+        cfg.data.root,
+        k_shot=cfg.data.k_shot,
         seed=cfg.seed,
-        download=cfg.allow_download,
-        world=WorldOptions(spec=cfg.world_spec, n_val=cfg.n_val, n_test=cfg.n_test, cache_dir=cache_dir),
-        stanford_dogs=StanfordDogsOptions(breeds=cfg.dogs_breeds, crop=cfg.dogs_crop, crop_dir=cfg.dogs_crop_dir),
+        download=cfg.backbone.allow_download,
+        world=WorldOptions(spec=cfg.data.world_spec, n_val=cfg.data.n_val, n_test=cfg.data.n_test, cache_dir=cache_dir),
+        stanford_dogs=StanfordDogsOptions(
+            breeds=cfg.data.stanford_dogs.breeds,
+            crop=cfg.data.stanford_dogs.crop,
+            crop_dir=cfg.data.stanford_dogs.crop_dir,
+        ),
     )

@@ -48,7 +48,7 @@ class WordsSettings:
 
 def settings(cfg: RunConfig) -> WordsSettings:
     """The signal's settings: the one line that names RunConfig fields."""
-    return WordsSettings(on=cfg.visual_words, count=cfg.visual_words_count)
+    return WordsSettings(on=cfg.signals.visual_words.enabled, count=cfg.signals.visual_words.count)
 
 
 def word_source(data: RunData) -> WordSource | None:
