@@ -123,7 +123,7 @@ def test_running_statistics_stay_those_of_the_matrix() -> None:
     stats = LogitStats(rng.normal(0, 10, size=(n, c)), y, None)
     for _ in range(200):
         k = int(rng.integers(c))
-        stats.set_column(k, stats.logits[:, k] + rng.normal(0, 15, size=n))
+        stats.set_column(k, stats.logits[:, k] + rng.normal(0, 15, size=n), np.zeros(c, dtype=bool))
         for j in range(c):
             rows = np.arange(n)
             others = np.delete(stats.logits, j, axis=1)

@@ -114,8 +114,8 @@ class LogitStats:
         correct = np.where(own, cand > rival, t > np.maximum(rival, cand)).sum(axis=0)
         return np.asarray((correct - ce_weight * ce) / self.n)
 
-    def set_column(self, c: int, new: np.ndarray) -> np.ndarray:
-        """Replace class ``c``'s column; returns a mask of the classes whose relevant images it touched."""
+    def set_column(self, c: int, new: np.ndarray, dirty: np.ndarray) -> None:
+        """Replace class ``c``'s column; marks in ``dirty`` the classes whose relevant images it touched."""
         old = self.logits[:, c].copy()
         t_before, r1_before = self.t.copy(), self.r1.copy()
         self.logits[:, c] = new
@@ -127,9 +127,9 @@ class LogitStats:
         m = self.m[rest]
         self.s[rest] += np.exp(new[rest] - m) - np.exp(old[rest] - m)
         self.refresh(rows)
-        return self._touched(c, np.maximum(old, new), np.minimum(t_before, self.t), np.minimum(r1_before, self.r1))
+        self._touch(c, np.maximum(old, new), np.minimum(t_before, self.t), np.minimum(r1_before, self.r1), dirty)
 
-    def _touched(self, c: int, high: np.ndarray, t_low: np.ndarray, r1_low: np.ndarray) -> np.ndarray:
+    def _touch(self, c: int, high: np.ndarray, t_low: np.ndarray, r1_low: np.ndarray, dirty: np.ndarray) -> None:
         """Classes a change of column ``c`` (``high``: its higher value per image) may have moved.
 
         Images of ``c`` (their true logit moved): every class they are relevant to. Other images: their own
@@ -138,21 +138,20 @@ class LogitStats:
         under exp(-MARGIN)); a class they are relevant to where ``high`` + its bound came within ``MARGIN``
         of twice the true logit (the change of the log-sum-exp times the candidates' share of it).
         """
-        dirty = np.zeros(self.c, dtype=bool)
         dirty[c] = True
         if self.bound is None:
             dirty[:] = True
-            return dirty
+            return
         mine = self.y == c
         own_side = ~mine & (high >= np.maximum(r1_low, self.low_own) - MARGIN)
         dirty[self.y[own_side]] = True
+        clean = np.flatnonzero(~dirty)  # only these can change: the mask is (rows, clean classes)
         rows = np.flatnonzero(mine | (high + self.bound_max >= 2 * t_low - MARGIN))
-        for start in range(0, len(rows), 256):  # blocks of rows: the mask is (rows, C)
+        for start in range(0, len(rows) if len(clean) else 0, 256):
             r = rows[start : start + 256]
-            b, t = self.bound[r], t_low[r][:, None]
+            b, t = self.bound[np.ix_(r, clean)], t_low[r][:, None]
             hit = (b >= t - MARGIN) & (mine[r][:, None] | (high[r][:, None] + b >= 2 * t - MARGIN))
-            dirty |= hit.any(axis=0)
-        return dirty
+            dirty[clean[hit.any(axis=0)]] = True
 
 
 def item_bounds(

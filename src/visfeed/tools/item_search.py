@@ -207,12 +207,12 @@ def _climb(
                 continue
             rows = stats.relevant(c)
             cand_cols = logit_scale * x[rows] @ library.columns(c, cands).T  # (rows, K)
-            fit = stats.fitness(c, rows, cand_cols, ce_weight)
-            current = stats.fitness(c, rows, logits[rows][:, [c]], ce_weight)[0]
+            fit = stats.fitness(c, rows, np.column_stack([cand_cols, logits[rows, c]]), ce_weight)
+            fit, current = fit[:-1], fit[-1]  # the current set's column goes last
             best = int(np.argmax(fit))
             if fit[best] > current + 1e-12:
                 chosen[c] = cands[best]
-                dirty |= stats.set_column(c, logit_scale * x @ library.columns(c, [cands[best]])[0])
+                stats.set_column(c, logit_scale * x @ library.columns(c, [cands[best]])[0], dirty)
                 changed = True
         record(r)
         if not changed:
