@@ -157,16 +157,17 @@ def search_items(
     history: list[list[list[int]]] = []
     rows: list[dict[str, float]] = []
 
-    def record(r: int) -> None:
+    def record(r: int, searched: int) -> None:
         vec = library.vectors(chosen)
         acc, ce = _fitness_terms(logit_scale * x @ vec.T, y)
-        row = {"round": float(r), "feedback_accuracy": acc, "feedback_ce": ce, "fitness": acc - ce_weight * ce}
+        row = {"round": float(r), "feedback_accuracy": acc, "feedback_ce": ce, "fitness": acc - ce_weight * ce,
+               "classes_searched": float(searched)}  # fmt: skip
         if has_val:
             row["validation_accuracy"] = accuracy_of(vec, np.asarray(val_emb), np.asarray(val_labels))
         rows.append(row)
         history.append([list(s) for s in chosen])
 
-    record(0)
+    record(0, 0)
     if len(chosen) > 1:  # one class: nothing to tell apart
         _climb(library, x, y, chosen, rounds, ce_weight, logit_scale, max_candidates, rng, classes, record)
     if has_val:  # first round with the best validation accuracy: ties keep the simpler, earlier set
@@ -180,9 +181,9 @@ def search_items(
 def _climb(
     library: ItemLibrary, x: np.ndarray, y: np.ndarray, chosen: list[list[int]], rounds: int, ce_weight: float,
     logit_scale: float, max_candidates: int, rng: np.random.Generator, classes: Sequence[int] | None,
-    record: Callable[[int], None],
+    record: Callable[[int, int], None],
 ) -> None:  # fmt: skip
-    """The rounds of :func:`search_items`, changing ``chosen`` in place and recording each round.
+    """The rounds of :func:`search_items`: ``chosen`` changes in place; each round recorded with its visits.
 
     A class is visited in a round only if a change since its last visit touched its relevant images (see
     :mod:`visfeed.tools.item_fitness`) or its candidates are a sample (a new sample may hold a better one);
@@ -195,7 +196,7 @@ def _climb(
     dirty = np.zeros(len(chosen), dtype=bool)
     dirty[order] = True
     for r in range(1, rounds + 1):
-        changed = False
+        changed, searched = False, 0
         if r > 1:
             stats.refresh(np.arange(len(y)))  # the running sums' rounding, reset once a round
         for c in order:
@@ -205,6 +206,7 @@ def _climb(
             dirty[c] = sampled
             if not cands:
                 continue
+            searched += 1
             rows = stats.relevant(c)
             cand_cols = logit_scale * x[rows] @ library.columns(c, cands).T  # (rows, K)
             fit = stats.fitness(c, rows, np.column_stack([cand_cols, logits[rows, c]]), ce_weight)
@@ -214,7 +216,7 @@ def _climb(
                 chosen[c] = cands[best]
                 stats.set_column(c, logit_scale * x @ library.columns(c, [cands[best]])[0], dirty)
                 changed = True
-        record(r)
+        record(r, searched)
         if not changed:
             break
 
