@@ -106,12 +106,12 @@ class LogitStats:
         every candidate (up to exp(-MARGIN)), so the differences between candidates are those of the
         whole-matrix fitness (accuracy − ``ce_weight`` × mean cross-entropy).
         """
-        own = (self.y[rows] == c)[:, None]
-        t = self.t[rows][:, None]
-        rival = self.rival(c, rows)[:, None]
-        lse = np.logaddexp(self.others_lse(c, rows)[:, None], cand)
-        ce = (lse - np.where(own, cand, t)).sum(axis=0)
-        correct = np.where(own, cand > rival, t > np.maximum(rival, cand)).sum(axis=0)
+        own = self.y[rows] == c
+        t, rival = self.t[rows], self.rival(c, rows)
+        ce = np.logaddexp(self.others_lse(c, rows)[:, None], cand).sum(axis=0) - cand[own].sum(axis=0) - t[~own].sum()
+        # c's own images: right where the candidate beats every rival; the others: where the true class beats
+        # its strongest fixed rival and the candidate (the only (rows, K) work besides the log-sum-exp)
+        correct = (cand[own] > rival[own, None]).sum(axis=0) + (cand < t[:, None])[~own & (t > rival)].sum(axis=0)
         return np.asarray((correct - ce_weight * ce) / self.n)
 
     def set_column(self, c: int, new: np.ndarray, dirty: np.ndarray) -> None:
