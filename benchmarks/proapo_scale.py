@@ -17,7 +17,10 @@ Usage: python benchmarks/proapo_scale.py --classes 1000 --out benchmarks/results
 from __future__ import annotations
 
 import argparse
+import cProfile
+import io
 import os
+import pstats
 import time
 import zlib
 from pathlib import Path
@@ -58,6 +61,17 @@ def world(n_classes: int, dim: int, shots: int, val: int, seed: int) -> dict[str
     return {"embed": embed, "feedback": images(shots), "validation": images(val)}
 
 
+def write_profile(prof: cProfile.Profile, path: Path) -> None:
+    """The raw profile (``.prof``) and its top functions by own and cumulative time (``.txt``)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    prof.dump_stats(str(path))
+    buf = io.StringIO()
+    stats = pstats.Stats(prof, stream=buf).strip_dirs()
+    stats.sort_stats("tottime").print_stats(25)
+    stats.sort_stats("cumulative").print_stats(25)
+    path.with_suffix(".txt").write_text(buf.getvalue(), encoding="utf-8")
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--classes", type=int, default=1000)
@@ -66,6 +80,7 @@ def main() -> None:
     ap.add_argument("--val", type=int, default=2, help="validation images per class")
     ap.add_argument("--rounds", type=int, default=8, help="rounds of the loop's search")
     ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--profile", type=Path, default=None, help="cProfile the loop's search: PATH.prof and PATH.txt")
     ap.add_argument(
         "--loop-only", action="store_true", help="skip ProAPO: the loop's search over the name-template library"
     )
@@ -106,9 +121,15 @@ def main() -> None:
         }
 
     lib = build_library(names, items, w["embed"], mean_of_cosines=True)
+    prof = cProfile.Profile() if args.profile is not None else None
     t0, c0 = time.perf_counter(), time.process_time()
+    if prof is not None:
+        prof.enable()
     loop = search_items(lib, x, y, init=[[0]] * args.classes, rounds=args.rounds, val_emb=xv, val_labels=yv)
     loop_wall, loop_cpu = time.perf_counter() - t0, time.process_time() - c0
+    if prof is not None:
+        prof.disable()
+        write_profile(prof, args.profile)
     lvec = lib.vectors(loop.chosen)
 
     out = {
