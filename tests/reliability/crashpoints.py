@@ -79,18 +79,18 @@ def install(spec: str) -> None:
         ScoringSession.evaluate_sets = patched_evaluate  # type: ignore[method-assign]
 
         # the library crossover (the default) scores candidates in the item search instead
-        from visfeed.tools.search import items as item_search
+        from visfeed.tools.search.fitness import LogitStats
 
-        class_fitness = item_search._class_candidates_fitness
+        class_fitness = LogitStats.fitness
 
-        def patched_fitness(*args: Any, **kwargs: Any) -> Any:
+        def patched_fitness(self: LogitStats, *args: Any, **kwargs: Any) -> Any:
             if armed["on"]:
                 armed["count"] += 1
                 if armed["count"] >= 2:
                     _die()
-            return class_fitness(*args, **kwargs)
+            return class_fitness(self, *args, **kwargs)
 
-        item_search._class_candidates_fitness = patched_fitness  # type: ignore[assignment]
+        LogitStats.fitness = patched_fitness  # type: ignore[method-assign]
 
     if kind == "checkpoint":
         aput = AsyncSqliteSaver.aput

@@ -25,6 +25,7 @@ import numpy as np
 from visfeed.errors import EmbeddingError
 from visfeed.state.models import LibraryItem
 from visfeed.tools.scoring.image_line import accuracy, normalise_rows
+from visfeed.tools.search.fitness import LogitStats, item_bounds
 
 
 @dataclass
@@ -106,8 +107,8 @@ def accuracy_of(vectors: np.ndarray, image_emb: np.ndarray, labels: np.ndarray) 
     return accuracy((normalise_rows(image_emb) @ vectors.T).argmax(axis=1), labels)
 
 
-def _candidates(current: list[int], n_items: int, cap: int, rng: np.random.Generator) -> list[list[int]]:
-    """Every set one change away: add one item, remove one (keeping one), replace one.
+def _candidates(current: list[int], n_items: int, cap: int, rng: np.random.Generator) -> tuple[list[list[int]], bool]:
+    """Every set one change away: add one item, remove one (keeping one), replace one; and whether sampled.
 
     Above ``cap`` sets, every add and remove and a seeded sample of the replacements (large libraries).
     """
@@ -117,32 +118,12 @@ def _candidates(current: list[int], n_items: int, cap: int, rng: np.random.Gener
     if len(current) > 1:
         out += [[j for j in current if j != i] for i in current]
     swaps = [(i, r) for i in current for r in rest]
-    if len(out) + len(swaps) > cap:
+    sampled = len(out) + len(swaps) > cap
+    if sampled:
         keep = rng.choice(len(swaps), size=max(0, cap - len(out)), replace=False)
         swaps = [swaps[k] for k in sorted(keep)]
     out += [sorted([*(j for j in current if j != i), r]) for i, r in swaps]
-    return out
-
-
-def _class_candidates_fitness(
-    logits: np.ndarray, labels: np.ndarray, c: int, cand_cols: np.ndarray, ce_weight: float
-) -> np.ndarray:
-    """Fitness of each candidate column for class ``c`` (``cand_cols``: (N, K) scaled logits), others fixed."""
-    n = len(labels)
-    others = np.delete(logits, c, axis=1)  # (N, C-1): the fixed classes
-    top = others.max(axis=1)
-    lse_others = top + np.log(np.exp(others - top[:, None]).sum(axis=1))
-    lse = np.logaddexp(lse_others[:, None], cand_cols)
-    is_c = labels == c
-    fixed_true = logits[np.arange(n), labels]
-    ce = (lse - np.where(is_c[:, None], cand_cols, fixed_true[:, None])).mean(axis=0)
-    # the strongest fixed rival of each image's true class (for class c's own images: every fixed class)
-    rivals = others.copy()
-    not_c = np.flatnonzero(~is_c)
-    rivals[not_c, np.where(labels[not_c] > c, labels[not_c] - 1, labels[not_c])] = -np.inf
-    rival = rivals.max(axis=1)[:, None]
-    correct = np.where(is_c[:, None], cand_cols > rival, fixed_true[:, None] > np.maximum(rival, cand_cols))
-    return np.asarray(correct.mean(axis=0) - ce_weight * ce)
+    return out, sampled
 
 
 def search_items(
@@ -175,40 +156,68 @@ def search_items(
     history: list[list[list[int]]] = []
     rows: list[dict[str, float]] = []
 
-    def record(r: int) -> None:
+    def record(r: int, searched: int) -> None:
         vec = library.vectors(chosen)
         acc, ce = _fitness_terms(logit_scale * x @ vec.T, y)
-        row = {"round": float(r), "feedback_accuracy": acc, "feedback_ce": ce, "fitness": acc - ce_weight * ce}
+        row = {"round": float(r), "feedback_accuracy": acc, "feedback_ce": ce, "fitness": acc - ce_weight * ce,
+               "classes_searched": float(searched)}  # fmt: skip
         if has_val:
             row["validation_accuracy"] = accuracy_of(vec, np.asarray(val_emb), np.asarray(val_labels))
         rows.append(row)
         history.append([list(s) for s in chosen])
 
-    record(0)
-    logits = logit_scale * x @ library.vectors(chosen).T  # kept in step: one column changes at a time
-    for r in range(1, rounds + 1 if len(chosen) > 1 else 1):  # one class: nothing to tell apart
-        changed = False
-        for c in range(len(library.classnames)) if classes is None else classes:
-            cands = _candidates(chosen[c], len(library.texts[c]), max_candidates, rng)
-            if not cands:
-                continue
-            cand_cols = logit_scale * x @ library.columns(c, cands).T  # (N, K)
-            fit = _class_candidates_fitness(logits, y, c, cand_cols, ce_weight)
-            current = _class_candidates_fitness(logits, y, c, logits[:, [c]], ce_weight)[0]
-            best = int(np.argmax(fit))
-            if fit[best] > current + 1e-12:
-                chosen[c] = cands[best]
-                logits[:, c] = cand_cols[:, best]
-                changed = True
-        record(r)
-        if not changed:
-            break
+    record(0, 0)
+    if len(chosen) > 1:  # one class: nothing to tell apart
+        _climb(library, x, y, chosen, rounds, ce_weight, logit_scale, max_candidates, rng, classes, record)
     if has_val:  # first round with the best validation accuracy: ties keep the simpler, earlier set
         pick = int(np.argmax([row["validation_accuracy"] for row in rows]))
         picked_on = "validation"
     else:
         pick, picked_on = len(rows) - 1, "feedback (no validation split)"
     return SearchResult(chosen=history[pick], round_picked=pick, picked_on=picked_on, rounds=rows)
+
+
+def _climb(
+    library: ItemLibrary, x: np.ndarray, y: np.ndarray, chosen: list[list[int]], rounds: int, ce_weight: float,
+    logit_scale: float, max_candidates: int, rng: np.random.Generator, classes: Sequence[int] | None,
+    record: Callable[[int, int], None],
+) -> None:  # fmt: skip
+    """The rounds of :func:`search_items`: ``chosen`` changes in place; each round recorded with its visits.
+
+    A class is visited in a round only if a change since its last visit touched its relevant images (see
+    :mod:`visfeed.tools.search.fitness`) or its candidates are a sample (a new sample may hold a better one);
+    the others found nothing better last time and their candidates' fitness has not moved.
+    """
+    logits = logit_scale * x @ library.vectors(chosen).T  # kept in step: one column changes at a time
+    bounds = item_bounds(x, y, library.emb, library.counts, logit_scale) if library.mean_of_cosines else None
+    stats = LogitStats(logits, y, bounds)
+    order = np.arange(len(chosen)) if classes is None else np.asarray(classes, dtype=np.int64)
+    dirty = np.zeros(len(chosen), dtype=bool)
+    dirty[order] = True
+    for r in range(1, rounds + 1):
+        changed, searched = False, 0
+        if r > 1:
+            stats.refresh(np.arange(len(y)))  # the running sums' rounding, reset once a round
+        for c in order:
+            if not dirty[c]:  # read at its turn: a change earlier in this round may have touched it
+                continue
+            cands, sampled = _candidates(chosen[c], len(library.texts[c]), max_candidates, rng)
+            dirty[c] = sampled
+            if not cands:
+                continue
+            searched += 1
+            rows = stats.relevant(c)
+            cand_cols = logit_scale * x[rows] @ library.columns(c, cands).T  # (rows, K)
+            fit = stats.fitness(c, rows, np.column_stack([cand_cols, logits[rows, c]]), ce_weight)
+            fit, current = fit[:-1], fit[-1]  # the current set's column goes last
+            best = int(np.argmax(fit))
+            if fit[best] > current + 1e-12:
+                chosen[c] = cands[best]
+                stats.set_column(c, logit_scale * x @ library.columns(c, [cands[best]])[0], dirty)
+                changed = True
+        record(r, searched)
+        if not changed:
+            break
 
 
 NAME_TEMPLATES = (
