@@ -52,6 +52,8 @@ class EyesConfig:
     eval_images: int = 1_000
     minutes: float | None = 28.0
     """Wall-clock budget of the training loop (None: see all ``images``)."""
+    skin_weight: float = 1.0
+    """Weight of the skin texture's (``pattern``) loss against 1 for each other attribute."""
     bf16: bool = False
     """Train under bfloat16 autocast (weights stay float32): about twice the pictures per second on a CPU
     with AMX or AVX-512 BF16, slower on one without."""
