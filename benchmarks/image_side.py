@@ -177,6 +177,8 @@ def _table(grids: list[dict[str, Any]]) -> dict[str, dict[str, Any]]:
             if cells[0].get("selection_accuracy") is not None:
                 entry["weights_per_seed"] = [c["weights"] for c in cells]
                 entry["validation"] = _spread([c["selection_accuracy"] for c in cells])
+                if cells[0].get("selection_best_accuracy") is not None:
+                    entry["validation_best"] = _spread([c["selection_best_accuracy"] for c in cells])
                 if cells[0]["selection_image_accuracy"] is not None:
                     entry["validation_image"] = _spread([c["selection_image_accuracy"] for c in cells])
             table.setdefault(method, {})[side] = entry

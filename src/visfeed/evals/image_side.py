@@ -76,6 +76,11 @@ class SideScore(BaseModel):
     selection_image_accuracy: float | None = Field(
         default=None, description="Auto side: accuracy (%) on the selection split with the image alone."
     )
+    selection_best_accuracy: float | None = Field(
+        default=None,
+        description="Auto side: the best weighting's accuracy (%) on the selection split (the chosen one is the "
+        "simplest within a standard error of it).",
+    )
 
 
 class ImageSideResult(BaseModel):
@@ -170,6 +175,7 @@ def score_grid(
                     fixed = side.with_weights(choice.weights)
                     score.selection_accuracy = choice.accuracy
                     score.selection_image_accuracy = choice.image_accuracy
+                    score.selection_best_accuracy = choice.best_accuracy
                 right = correct_against(fuse(views.parts, fixed), rows, labels)
                 score.weights = {p: fixed.weight(p) for p in fixed.parts}
             score.accuracy = _pct(right)
