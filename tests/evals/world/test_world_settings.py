@@ -19,7 +19,6 @@ def test_the_eyes_defaults_are_the_shipped_eyes_run_but_bf16() -> None:
     """The shipped eyes trained under bfloat16 autocast (this CPU has AMX); the default is off (slower without)."""
     shipped = shipped_record("market_eyes.json")["config"]
     assert shipped["bf16"] is True
-    shipped.setdefault("skin_weight", 1.0)  # a record from before the option trained with equal weights
     assert {**asdict(EyesConfig()), "widths": list(EyesConfig().widths)} == {**shipped, "bf16": False}
 
 
