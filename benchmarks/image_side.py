@@ -54,6 +54,7 @@ from visfeed.tools.builtin_models import shipped_tower_id, visfeed_cache_dir
 from visfeed.tools.datasets.world.spec import load_spec
 from visfeed.tools.datasets.world.splits import render_class_images
 from visfeed.tools.eyes.network import Eyes, Seen, describe, load_image_bytes, shipped_eyes
+from visfeed.tools.fusion import NOISE_SE
 from visfeed.tools.image_side import ImageViews
 from visfeed.tools.llm import LLMClient
 
@@ -131,8 +132,9 @@ def run_seed(seed: int, runs_dir: Path, args: argparse.Namespace, client: LLMCli
     logging.info("seed %d: %s", seed, projected(client.handle, n_asked, union_side(sides), data.classnames))
     methods = class_sides(run_dir, data, cfg)
     grid = image_side_grid(
-        client, data.encoder, data.classnames, methods, paths, image_emb, labels, sides, selection=selection
-    )
+        client, data.encoder, data.classnames, methods, paths, image_emb, labels, sides, selection=selection,
+        noise_se=args.noise_se,
+    )  # fmt: skip
     totals = client.totals
     truth, val_truth = (
         true_attributes(paths, labels, cfg, "test"),
@@ -142,6 +144,7 @@ def run_seed(seed: int, runs_dir: Path, args: argparse.Namespace, client: LLMCli
     oracle = score_grid(
         data.encoder, data.classnames, methods, oracle_views(data, image_emb, truth), labels, oracle_sides,
         selection=("validation", oracle_views(data, val_emb, val_truth), val_labels), mllm="oracle",
+        noise_se=args.noise_se,
     )  # fmt: skip
     return {
         "seed": seed,
@@ -228,6 +231,12 @@ def main() -> None:
     )
     ap.add_argument("--per-class", type=int, default=10, help="test pictures per class (the first N of the split)")
     ap.add_argument("--val-per-class", type=int, default=10, help="validation pictures per class the weights see")
+    ap.add_argument(
+        "--noise-se",
+        type=float,
+        default=NOISE_SE,
+        help="auto weights: standard errors within which the simplest weighting wins (0: the best on validation)",
+    )
     ap.add_argument("--world-spec", type=Path, default=None, help="another world (without worth runs), e.g. garden")
     args = ap.parse_args()
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
@@ -240,7 +249,7 @@ def main() -> None:
         per_seed = [run_seed(s, runs_dir, args, client) for s in range(args.seeds)]
     record = {
         "command": "python benchmarks/image_side.py "
-        + " ".join(f"--{k.replace('_', '-')} {v}" for k, v in vars(args).items() if v),
+        + " ".join(f"--{k.replace('_', '-')} {v}" for k, v in vars(args).items() if v is not None),
         "tower_sha256_12": tower,
         "eyes_sha256_12": sha256_file(eyes_checkpoint(args.mllm))[:12] if args.mllm.startswith("eyes") else None,
         "mllm": args.mllm,
