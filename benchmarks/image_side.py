@@ -48,7 +48,7 @@ from visfeed.evals.world.eyes import attribute_accuracy
 from visfeed.fileio import sha256_file, write_json_atomic
 from visfeed.state.config import RunConfig
 from visfeed.state.image_side import ImageSide
-from visfeed.state.rundir import CONFIG_FILE
+from visfeed.state.rundir import CONFIG_FILE, LIBRARY_FILE
 from visfeed.tools.baselines import description_prompts, names_prompts, template_prompts
 from visfeed.tools.builtin_models import shipped_tower_id, visfeed_cache_dir
 from visfeed.tools.datasets.world.spec import load_spec
@@ -62,15 +62,26 @@ METHODS = ("names", "templates", "llm_oneshot", "visual_words", "optimized")
 ALL_PARTS = "image+description+label"
 
 
+def oneshot_descriptions(run_dir: Path) -> dict[str, list[str]]:
+    """The run's one-shot LLM descriptions per class: its library's ``oneshot`` items (the library crossover,
+    the default), else the lineage's ``init`` rows (the paper's crossover, whose lineage starts from them)."""
+    initial: dict[str, list[str]] = {}
+    if (run_dir / LIBRARY_FILE).is_file():
+        library = json.loads((run_dir / LIBRARY_FILE).read_text(encoding="utf-8"))
+        for name, items in library.items():
+            initial[name] = [item["text"] for item in items if item["source"] == "oneshot"]
+        return initial
+    for row in lineage_rows(run_dir):
+        if row.origin == "init":
+            initial.setdefault(row.classname, []).append(row.text)
+    return initial
+
+
 def class_sides(run_dir: Path | None, data: Any, cfg: RunConfig) -> dict[str, dict[str, list[str]]]:
     """The class-side prompt sets: baselines, and the worth run's descriptions when there is a run."""
     sides = {"names": names_prompts(data.classnames), "templates": template_prompts(data.classnames)}
-    initial: dict[str, list[str]] = {}
     if run_dir is not None:
-        for row in lineage_rows(run_dir):
-            if row.origin == "init":
-                initial.setdefault(row.classname, []).append(row.text)
-        sides["llm_oneshot"] = description_prompts(initial, cfg.resolved_template)
+        sides["llm_oneshot"] = description_prompts(oneshot_descriptions(run_dir), cfg.resolved_template)
     control = visual_words_control(data, cfg)
     if control is not None:
         sides["visual_words"] = description_prompts(control, cfg.resolved_template)
