@@ -30,7 +30,8 @@ from visfeed.errors import ModelError
 from visfeed.fileio import sha256_file, write_json_atomic
 from visfeed.tools.world.eyes.network import Eyes, shipped_eyes
 from visfeed.tools.world.eyes.train import accuracy_by_size, attribute_accuracy, random_batch
-from visfeed.tools.world.render import IMAGE_SIZE, SIZE_FRACTION, _draw_item
+from visfeed.tools.world.item import draw_item
+from visfeed.tools.world.render import IMAGE_SIZE, SIZE_FRACTION
 from visfeed.tools.world.vocab import ATTRIBUTES, COLORS, VOCABULARY
 
 PATTERN = ATTRIBUTES.index("pattern")
@@ -67,9 +68,9 @@ def skin_pixels(items: int, seed: int) -> dict[str, dict[str, float]]:
                 attrs = {"color": str(rng.choice(COLORS)), "shape": str(rng.choice(["round", "oval", "long"]))}
                 attrs |= {"top": "none", "cut": "whole", "inside": "white", "size": size, "count": "single"}
                 state = rng.bit_generator.state
-                smooth = np.asarray(_draw_item(attrs | {"pattern": "smooth"}, frac * IMAGE_SIZE, rng), dtype=int)
+                smooth = np.asarray(draw_item(attrs | {"pattern": "smooth"}, frac * IMAGE_SIZE, rng), dtype=int)
                 rng.bit_generator.state = state
-                drawn = np.asarray(_draw_item(attrs | {"pattern": skin}, frac * IMAGE_SIZE, rng), dtype=int)
+                drawn = np.asarray(draw_item(attrs | {"pattern": skin}, frac * IMAGE_SIZE, rng), dtype=int)
                 item = smooth[..., 3] > 0
                 diff = (np.abs(drawn[..., :3] - smooth[..., :3]).max(-1) > NOISE_MARGIN) & item
                 changed.append(int(diff.sum()))

@@ -46,11 +46,12 @@ from visfeed.evals.inspect import lineage_rows
 from visfeed.fileio import sha256_file, write_json_atomic
 from visfeed.state.config import RunConfig
 from visfeed.state.image_side import ImageSide
-from visfeed.state.rundir import CONFIG_FILE
+from visfeed.state.rundir import CONFIG_FILE, LIBRARY_FILE
 from visfeed.tools.embedding.builtin_models import shipped_tower_id, visfeed_cache_dir
 from visfeed.tools.feedback.baselines import description_prompts, names_prompts, template_prompts
 from visfeed.tools.feedback.registry import signal_controls
 from visfeed.tools.image_side.answers import ImageViews
+from visfeed.tools.image_side.fusion import NOISE_SE
 from visfeed.tools.llm import LLMClient
 from visfeed.tools.world.captions import image_codes
 from visfeed.tools.world.eyes.network import Eyes, Seen, describe, load_image_bytes, shipped_eyes
@@ -62,15 +63,26 @@ METHODS = ("names", "templates", "llm_oneshot", "visual_words", "optimized")
 ALL_PARTS = "image+description+label"
 
 
+def oneshot_descriptions(run_dir: Path) -> dict[str, list[str]]:
+    """The run's one-shot LLM descriptions per class: its library's ``oneshot`` items (the library crossover,
+    the default), else the lineage's ``init`` rows (the paper's crossover, whose lineage starts from them)."""
+    initial: dict[str, list[str]] = {}
+    if (run_dir / LIBRARY_FILE).is_file():
+        library = json.loads((run_dir / LIBRARY_FILE).read_text(encoding="utf-8"))
+        for name, items in library.items():
+            initial[name] = [item["text"] for item in items if item["source"] == "oneshot"]
+        return initial
+    for row in lineage_rows(run_dir):
+        if row.origin == "init":
+            initial.setdefault(row.classname, []).append(row.text)
+    return initial
+
+
 def class_sides(run_dir: Path | None, data: Any, cfg: RunConfig) -> dict[str, dict[str, list[str]]]:
     """The class-side prompt sets: baselines, and the worth run's descriptions when there is a run."""
     sides = {"names": names_prompts(data.classnames), "templates": template_prompts(data.classnames)}
-    initial: dict[str, list[str]] = {}
     if run_dir is not None:
-        for row in lineage_rows(run_dir):
-            if row.origin == "init":
-                initial.setdefault(row.classname, []).append(row.text)
-        sides["llm_oneshot"] = description_prompts(initial, cfg.resolved_template)
+        sides["llm_oneshot"] = description_prompts(oneshot_descriptions(run_dir), cfg.resolved_template)
     control = signal_controls(cfg, data).get("visual_words")
     if control is not None:
         sides["visual_words"] = description_prompts(control, cfg.resolved_template)
@@ -132,8 +144,9 @@ def run_seed(seed: int, runs_dir: Path, args: argparse.Namespace, client: LLMCli
     logging.info("seed %d: %s", seed, projected(client.handle, n_asked, union_side(sides), data.classnames))
     methods = class_sides(run_dir, data, cfg)
     grid = image_side_grid(
-        client, data.encoder, data.classnames, methods, paths, image_emb, labels, sides, selection=selection
-    )
+        client, data.encoder, data.classnames, methods, paths, image_emb, labels, sides, selection=selection,
+        noise_se=args.noise_se,
+    )  # fmt: skip
     totals = client.totals
     truth, val_truth = (
         true_attributes(paths, labels, cfg, "test"),
@@ -143,6 +156,7 @@ def run_seed(seed: int, runs_dir: Path, args: argparse.Namespace, client: LLMCli
     oracle = score_grid(
         data.encoder, data.classnames, methods, oracle_views(data, image_emb, truth), labels, oracle_sides,
         selection=("validation", oracle_views(data, val_emb, val_truth), val_labels), mllm="oracle",
+        noise_se=args.noise_se,
     )  # fmt: skip
     return {
         "seed": seed,
@@ -178,6 +192,8 @@ def _table(grids: list[dict[str, Any]]) -> dict[str, dict[str, Any]]:
             if cells[0].get("selection_accuracy") is not None:
                 entry["weights_per_seed"] = [c["weights"] for c in cells]
                 entry["validation"] = _spread([c["selection_accuracy"] for c in cells])
+                if cells[0].get("selection_best_accuracy") is not None:
+                    entry["validation_best"] = _spread([c["selection_best_accuracy"] for c in cells])
                 if cells[0]["selection_image_accuracy"] is not None:
                     entry["validation_image"] = _spread([c["selection_image_accuracy"] for c in cells])
             table.setdefault(method, {})[side] = entry
@@ -227,6 +243,12 @@ def main() -> None:
     )
     ap.add_argument("--per-class", type=int, default=10, help="test pictures per class (the first N of the split)")
     ap.add_argument("--val-per-class", type=int, default=10, help="validation pictures per class the weights see")
+    ap.add_argument(
+        "--noise-se",
+        type=float,
+        default=NOISE_SE,
+        help="auto weights: standard errors within which the simplest weighting wins (0: the best on validation)",
+    )
     ap.add_argument("--world-spec", type=Path, default=None, help="another world (without worth runs), e.g. garden")
     args = ap.parse_args()
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
@@ -239,7 +261,7 @@ def main() -> None:
         per_seed = [run_seed(s, runs_dir, args, client) for s in range(args.seeds)]
     record = {
         "command": "python benchmarks/image_side.py "
-        + " ".join(f"--{k.replace('_', '-')} {v}" for k, v in vars(args).items() if v),
+        + " ".join(f"--{k.replace('_', '-')} {v}" for k, v in vars(args).items() if v is not None),
         "tower_sha256_12": tower,
         "eyes_sha256_12": sha256_file(eyes_checkpoint(args.mllm))[:12] if args.mllm.startswith("eyes") else None,
         "mllm": args.mllm,

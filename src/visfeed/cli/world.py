@@ -158,6 +158,9 @@ def train_eyes_command(
     bf16: Annotated[
         bool, typer.Option("--bf16", help="bfloat16 autocast: about 2x faster on CPUs with AMX/AVX-512 BF16.")
     ] = _E.bf16,
+    skin_weight: Annotated[
+        float, typer.Option("--skin-weight", min=0.0, help="Weight of the skin texture's loss (1 for the others).")
+    ] = _E.skin_weight,
 ) -> None:
     """Train the "eyes" (the offline stand-in for a multimodal LLM's vision) on random world pictures."""
     from visfeed.tools.world.eyes.train import train_eyes
@@ -172,6 +175,7 @@ def train_eyes_command(
         threads=threads,
         minutes=minutes,
         bf16=bf16,
+        skin_weight=skin_weight,
     )
 
     def progress(d: dict[str, float]) -> None:
@@ -186,6 +190,7 @@ def train_eyes_command(
                 f"--batch-size {batch_size} --lr {lr} --workers {workers} --threads {threads}"
                 + (f" --minutes {minutes:g}" if minutes is not None else "")
                 + (" --bf16" if bf16 else "")
+                + (f" --skin-weight {skin_weight:g}" if skin_weight != 1.0 else "")
             ),
             **train_eyes(cfg, out, progress=progress),
             "python": platform.python_version(),

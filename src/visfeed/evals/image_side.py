@@ -28,7 +28,7 @@ from visfeed.state.image_side import AUTO, PARTS, ImageSide
 from visfeed.state.llm import LLMSettings
 from visfeed.state.templates import PromptSet
 from visfeed.tools.image_side.answers import ImageViews, class_matrix, correct_against, view_images
-from visfeed.tools.image_side.fusion import TIE_SCALE, choose_weights, fuse
+from visfeed.tools.image_side.fusion import NOISE_SE, TIE_SCALE, choose_weights, fuse
 from visfeed.tools.llm import Budget, LLMClient, ProviderHandle, ResponseCache, resolve_provider
 from visfeed.tools.llm.vision import DESCRIBE_PROMPT, check_accepts_images, project_cost
 from visfeed.tools.scoring.session import TextEncoder
@@ -75,6 +75,11 @@ class SideScore(BaseModel):
     )
     selection_image_accuracy: float | None = Field(
         default=None, description="Auto side: accuracy (%) on the selection split with the image alone."
+    )
+    selection_best_accuracy: float | None = Field(
+        default=None,
+        description="Auto side: the best weighting's accuracy (%) on the selection split (the chosen one is the "
+        "simplest within a standard error of it).",
     )
 
 
@@ -142,11 +147,12 @@ def score_grid(
     selection: tuple[str, ImageViews, np.ndarray] | None = None,
     mllm: str = "",
     device: str = "auto",
+    noise_se: float = NOISE_SE,
 ) -> ImageSideResult:
     """Every method under every side; the plain image side is scored as such (no fusion maths).
 
-    ``selection`` (split name, its views, its labels) is where auto sides choose their weights; the test
-    ``views`` and ``labels`` are only scored.
+    ``selection`` (split name, its views, its labels) is where auto sides choose their weights (``noise_se``:
+    see :func:`~visfeed.tools.image_side.fusion.choose_weights`); the test ``views`` and ``labels`` are only scored.
     """
     if any(s.auto for s in sides) and selection is None:
         raise ConfigError("auto image-side weights need a labelled selection split (validation or feedback)")
@@ -166,10 +172,11 @@ def score_grid(
                 fixed = side
                 if side.auto and selection is not None:
                     _, sel, sel_labels = selection
-                    choice = choose_weights(sel.parts, rows, sel_labels, side, scale=scale)
+                    choice = choose_weights(sel.parts, rows, sel_labels, side, scale=scale, noise_se=noise_se)
                     fixed = side.with_weights(choice.weights)
                     score.selection_accuracy = choice.accuracy
                     score.selection_image_accuracy = choice.image_accuracy
+                    score.selection_best_accuracy = choice.best_accuracy
                 right = correct_against(fuse(views.parts, fixed), rows, labels)
                 score.weights = {p: fixed.weight(p) for p in fixed.parts}
             score.accuracy = _pct(right)
@@ -209,6 +216,7 @@ def image_side_grid(
     *,
     selection: SelectionSplit | None = None,
     device: str = "auto",
+    noise_se: float = NOISE_SE,
 ) -> ImageSideResult:
     """Ask the MLLM once per picture and question (cached), choose auto weights on ``selection``, score test."""
     fit = getattr(encoder, "fit_text", None)
@@ -220,7 +228,8 @@ def image_side_grid(
     views = view_images(client, encoder, paths, image_emb, classnames, union, fit=fit)
     mllm = "" if client is None else f"{client.handle.provider}:{client.handle.model}"
     return score_grid(
-        encoder, classnames, class_sides, views, labels, sides, selection=sel, mllm=mllm, device=device
+        encoder, classnames, class_sides, views, labels, sides, selection=sel, mllm=mllm, device=device,
+        noise_se=noise_se,
     )  # fmt: skip
 
 

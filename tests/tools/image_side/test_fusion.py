@@ -134,6 +134,47 @@ def test_auto_weights_use_a_part_that_helps() -> None:
     assert choice.image_accuracy is not None and choice.accuracy > choice.image_accuracy + 3
 
 
+def _rescued(n_rescued: int, n: int = 200, k: int = 8) -> tuple[dict[str, np.ndarray], np.ndarray, np.ndarray]:
+    """An image part wrong on 40 of ``n`` pictures (narrowly) and a label that agrees with the image's own
+    answer except on ``n_rescued`` of those 40, where it names the true class: any label weight above a small
+    threshold rescues exactly those pictures and changes nothing else."""
+    rows, labels = np.eye(k), np.arange(n) % k
+    seen = labels.copy()
+    seen[:40] = (labels[:40] + 1) % k  # the image's wrong answers
+    image = 1.0 * rows[seen] + 0.9 * rows[labels]
+    image[40:] = rows[labels[40:]] + 0.5 * rows[(labels[40:] + 1) % k]
+    label = rows[seen].copy()
+    label[:n_rescued] = rows[labels[:n_rescued]]
+    return {"image": image, "label": label}, rows, labels
+
+
+def test_a_gain_within_the_selection_splits_noise_keeps_the_image_alone() -> None:
+    """One picture of 200 rescued (+0.5 points, one standard error): the label gets no weight."""
+    parts, rows, labels = _rescued(1)
+    choice = choose_weights(parts, rows, labels, ImageSide(parts=("image", "label"), weights="auto"))
+    assert choice.weights == {"image": 1.0, "label": 0.0}
+    assert choice.accuracy == choice.image_accuracy == 80.0 and choice.best_accuracy == 80.5
+    # the best weighting alone (no noise allowance) would have taken the label on that one picture
+    assert (
+        choose_weights(parts, rows, labels, ImageSide(parts=("image", "label"), weights="auto"), noise_se=0).weights[
+            "label"
+        ]
+        > 0
+    )
+
+
+def test_a_gain_beyond_the_noise_is_taken_with_the_lightest_label_that_keeps_it() -> None:
+    parts, rows, labels = _rescued(30)  # +15 points: far beyond a standard error (about 2.5)
+    side = ImageSide(parts=("image", "label"), weights="auto")
+    choice = choose_weights(parts, rows, labels, side)
+    assert choice.best_accuracy == 95.0 and choice.accuracy == 95.0 and choice.image_accuracy == 80.0
+    heavier = [w for w in weight_grid(side.parts) if w["label"] > choice.weights["label"]]
+    assert 0 < choice.weights["label"] < 0.5 and heavier  # every heavier label also gets 95: the lightest wins
+    for w in heavier:
+        fused = fuse(parts, side.with_weights(w)) @ rows.T
+        assert 100 * (fused.argmax(1) == labels).mean() <= 95.0
+
+
 def test_auto_and_equal_weights_parse_and_label() -> None:
     assert parse_image_side("image,label").auto and parse_image_side("image,label").label == "image+label auto"
     equal = parse_image_side("image,label", "equal")

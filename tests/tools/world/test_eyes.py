@@ -18,10 +18,10 @@ from visfeed.tools.llm import LLMClient, ProviderHandle, ResponseCache, resolve_
 from visfeed.tools.llm.images import image_message
 from visfeed.tools.llm.vision import DESCRIBE_PROMPT, ask_about_images, label_schema
 from visfeed.tools.world.eyes.chat import EyesChat
-from visfeed.tools.world.eyes.network import Eyes, Seen, describe, load_image_bytes
-from visfeed.tools.world.eyes.train import random_batch, train_eyes
+from visfeed.tools.world.eyes.network import HIDDEN, Eyes, Seen, describe, load_image_bytes
+from visfeed.tools.world.eyes.train import attribute_loss, random_batch, train_eyes
 from visfeed.tools.world.settings import EyesConfig
-from visfeed.tools.world.vocab import ATTRIBUTES
+from visfeed.tools.world.vocab import ATTRIBUTES, VOCABULARY
 
 
 @pytest.fixture(scope="module")
@@ -71,6 +71,25 @@ def test_bf16_training_keeps_float32_weights_and_counts_the_render_workers_cpu(t
     assert all(p.dtype == torch.float32 for p in eyes.net.parameters())
     # The worker rendered for about a second (a batch of 32 takes about 35 ms): its CPU time is in the record.
     assert record["train_cpu_s"]["render_workers"] > 0.05 and record["train_cpu_s"]["trainer"] > 0
+
+
+def test_the_skin_weight_scales_the_skins_share_of_the_loss_and_hidden_values_stay_out() -> None:
+    _, codes = random_batch(np.random.default_rng(2), 16)
+    codes_t = torch.from_numpy(codes)
+    logits = {a: torch.randn(16, n, generator=torch.Generator().manual_seed(j)) for j, (a, n) in enumerate(
+        (a, len(VOCABULARY[a])) for a in ATTRIBUTES
+    )}  # fmt: skip
+    per = {
+        a: torch.nn.functional.cross_entropy(logits[a], codes_t[:, j], ignore_index=HIDDEN)
+        for j, a in enumerate(ATTRIBUTES)
+        if bool((codes_t[:, j] != HIDDEN).any())
+    }
+    assert len(per) == len(ATTRIBUTES)  # 16 random pictures show every attribute at least once
+    equal = attribute_loss(logits, codes_t)
+    assert float(equal) == pytest.approx(float(sum(per.values())) / len(per), rel=1e-6)
+    heavy = attribute_loss(logits, codes_t, {"pattern": 3.0})
+    expected = (float(sum(per.values())) + 2.0 * float(per["pattern"])) / (len(per) + 2.0)
+    assert float(heavy) == pytest.approx(expected, rel=1e-6)
 
 
 def test_the_eyes_wording_leaves_out_what_they_are_unsure_of() -> None:

@@ -58,14 +58,21 @@ class _Stream(IterableDataset[tuple[torch.Tensor, torch.Tensor]]):
             yield torch.from_numpy(imgs), torch.from_numpy(codes)
 
 
-def attribute_loss(logits: dict[str, torch.Tensor], codes: torch.Tensor) -> torch.Tensor:
-    """Mean over attributes of the cross-entropy on the pictures that show that attribute."""
-    losses = []
+def attribute_loss(
+    logits: dict[str, torch.Tensor], codes: torch.Tensor, weights: dict[str, float] | None = None
+) -> torch.Tensor:
+    """Weighted mean over attributes of the cross-entropy on the pictures that show that attribute.
+
+    ``weights`` (default 1 each) lets a slow attribute (the skin texture) pull harder on the shared trunk.
+    """
+    losses, ws = [], []
     for j, a in enumerate(ATTRIBUTES):
         target = codes[:, j]
         if bool((target != HIDDEN).any()):
             losses.append(F.cross_entropy(logits[a], target, ignore_index=HIDDEN))
-    return torch.stack(losses).mean()
+            ws.append((weights or {}).get(a, 1.0))
+    w = torch.tensor(ws)
+    return (torch.stack(losses) * w).sum() / w.sum()
 
 
 def attribute_accuracy(eyes: Eyes, images: np.ndarray, codes: np.ndarray) -> dict[str, float]:
@@ -129,7 +136,7 @@ def train_eyes(
             g["lr"] = lr_at(frac)
         with torch.autocast("cpu", dtype=torch.bfloat16, enabled=cfg.bf16):
             logits = net(to_batch(imgs.numpy()))
-        loss = attribute_loss({a: v.float() for a, v in logits.items()}, codes)
+        loss = attribute_loss({a: v.float() for a, v in logits.items()}, codes, {"pattern": cfg.skin_weight})
         opt.zero_grad(set_to_none=True)
         loss.backward()
         opt.step()
