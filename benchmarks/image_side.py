@@ -47,6 +47,7 @@ from visfeed.fileio import sha256_file, write_json_atomic
 from visfeed.state.config import RunConfig
 from visfeed.state.image_side import ImageSide
 from visfeed.state.rundir import CONFIG_FILE, LIBRARY_FILE
+from visfeed.tools.datasets.world import render_class_images
 from visfeed.tools.embedding.builtin_models import shipped_tower_id, visfeed_cache_dir
 from visfeed.tools.feedback.baselines import description_prompts, names_prompts, template_prompts
 from visfeed.tools.feedback.registry import signal_controls
@@ -57,7 +58,6 @@ from visfeed.tools.world.captions import image_codes
 from visfeed.tools.world.eyes.network import Eyes, Seen, describe, load_image_bytes, shipped_eyes
 from visfeed.tools.world.eyes.train import attribute_accuracy
 from visfeed.tools.world.spec import load_spec
-from visfeed.tools.world.splits import render_class_images
 
 METHODS = ("names", "templates", "llm_oneshot", "visual_words", "optimized")
 ALL_PARTS = "image+description+label"

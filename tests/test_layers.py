@@ -95,8 +95,9 @@ def import_graph(root: Path = PACKAGE) -> dict[str, set[str]]:
     """Module -> the modules of the package it imports.
 
     ``from pkg import name`` points at the submodule ``pkg.name`` when there is one (else at ``pkg``),
-    because that is what the statement loads; the implicit import of a parent package is not an edge, or
-    every ``__init__`` that re-exports its submodules would be a circle.
+    because that is what the statement loads. Importing ``a.b.c`` also runs the ``__init__`` of ``a`` and
+    ``a.b``: those are edges too, except a package the importing module sits in (its ``__init__`` has
+    already begun, or every ``__init__`` that re-exports its submodules would be a circle).
     """
     modules = {module_name(p, root): p for p in root.rglob("*.py")}
     graph: dict[str, set[str]] = {m: set() for m in modules}
@@ -115,8 +116,16 @@ def import_graph(root: Path = PACKAGE) -> dict[str, set[str]]:
                     sub = f"{target}.{alias.name}"
                     graph[module].add(sub if sub in modules else target)
         graph[module] &= modules.keys()
+        graph[module] |= {p for target in graph[module] for p in _packages_run_by(target, module, modules)}
         graph[module].discard(module)
     return graph
+
+
+def _packages_run_by(target: str, module: str, modules: dict[str, Path]) -> set[str]:
+    """The packages whose ``__init__`` importing ``target`` runs, but not those ``module`` sits in."""
+    parts = target.split(".")
+    parents = {".".join(parts[:i]) for i in range(1, len(parts))}
+    return {p for p in parents if p in modules and not module.startswith(p + ".")}
 
 
 def import_circles(root: Path = PACKAGE) -> list[list[str]]:
@@ -231,6 +240,14 @@ def test_a_circle_and_an_order_violation_are_caught(tmp_path: Path) -> None:
         ["visfeed.tools.llm.client", "visfeed.tools.llm.vision"],
         ["visfeed.tools.scoring.measures", "visfeed.tools.scoring.session"],
     ]
+    # a module importing a sibling package's module runs that package's __init__, which imports it back
+    (pkg / "tools" / "world").mkdir()
+    (pkg / "tools" / "world" / "__init__.py").write_text("")
+    (pkg / "tools" / "world" / "splits.py").write_text("from visfeed.tools.datasets.folder import x\n")
+    (pkg / "tools" / "datasets" / "__init__.py").write_text(
+        "from visfeed.tools.datasets.registry import load\nfrom visfeed.tools.world.splits import W\n"
+    )
+    assert ["visfeed.tools.datasets", "visfeed.tools.world.splits"] in import_circles(pkg)
     assert [v.split(": ", 1)[1] for v in tools_order_violations(pkg)] == [
         "imports visfeed.tools.scoring.session",
         "imports visfeed.tools.search",

@@ -43,8 +43,8 @@ def render(
     seed: Annotated[int, typer.Option("--seed", help="Rendering seed (same seed, same pictures).")] = 0,
 ) -> None:
     """Render an ImageFolder from a class spec, deterministically for a seed."""
+    from visfeed.tools.datasets.world import write_split
     from visfeed.tools.world.spec import load_spec
-    from visfeed.tools.world.splits import write_split
 
     try:
         world = load_spec(spec)

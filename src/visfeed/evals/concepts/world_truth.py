@@ -29,10 +29,10 @@ from sklearn.metrics import roc_auc_score
 
 from visfeed.state.concepts import ConceptPart, ConceptTree, ConceptValue
 from visfeed.tools.concepts.features import FeatureSpace
+from visfeed.tools.datasets.world import image_rng
 from visfeed.tools.world.captions import COLOR_WORDS, PATTERN_WORDS, SHAPE_WORDS, SIZE_WORDS
 from visfeed.tools.world.render import render
 from visfeed.tools.world.spec import WorldSpec
-from visfeed.tools.world.splits import image_rng
 from visfeed.tools.world.vocab import VOCABULARY, compatible
 
 _INSIDE_WORDS = re.compile(r"\b(?:flesh|inside|interior|pulp|cut|cross.section|core)\b")

@@ -18,7 +18,7 @@ from visfeed.tools.datasets.registry import (
     load_for_config,
 )
 from visfeed.tools.datasets.stanford_dogs import StanfordDogsOptions
-from visfeed.tools.world.splits import WorldOptions
+from visfeed.tools.datasets.world import WorldOptions
 
 __all__ = [
     "DatasetInfo",

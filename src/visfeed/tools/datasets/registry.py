@@ -19,7 +19,7 @@ from visfeed.tools.datasets.names import check_names, read_classnames_file
 from visfeed.tools.datasets.protocol import LoadReport, RawDataset, Verify, make_splits
 from visfeed.tools.datasets.stanford_dogs import NAME as DOGS
 from visfeed.tools.datasets.stanford_dogs import StanfordDogsOptions, load_stanford_dogs
-from visfeed.tools.world.splits import WorldOptions, world_splits
+from visfeed.tools.datasets.world import WorldOptions, world_splits
 
 if TYPE_CHECKING:
     from visfeed.state.config import RunConfig

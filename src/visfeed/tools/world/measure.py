@@ -16,9 +16,9 @@ import numpy as np
 import torch
 from PIL import Image
 
+from visfeed.tools.datasets.world import world_splits
 from visfeed.tools.embedding.builtin_models import visfeed_cache_dir
 from visfeed.tools.world.gates import evaluate, passes
-from visfeed.tools.world.splits import world_splits
 from visfeed.tools.world.train import encode_texts
 
 

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from visfeed.tools.world.splits import world_splits
+from visfeed.tools.datasets.world import world_splits
 
 
 def _spec(tmp_path: Path) -> Path:
