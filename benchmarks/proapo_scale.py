@@ -18,9 +18,7 @@ from __future__ import annotations
 
 import argparse
 import cProfile
-import io
 import os
-import pstats
 import time
 import zlib
 from pathlib import Path
@@ -28,6 +26,7 @@ from typing import Any
 
 import numpy as np
 
+from profiling import write_profile
 from visfeed.fileio import write_json_atomic
 from visfeed.state.templates import DEFAULT_TEMPLATE
 from visfeed.tools.search.items import accuracy_of, build_library, search_items, single
@@ -59,17 +58,6 @@ def world(n_classes: int, dim: int, shots: int, val: int, seed: int) -> dict[str
         return centres[y] + 2.0 * rng.standard_normal((len(y), dim)), y
 
     return {"embed": embed, "feedback": images(shots), "validation": images(val)}
-
-
-def write_profile(prof: cProfile.Profile, path: Path) -> None:
-    """The raw profile (``.prof``) and its top functions by own and cumulative time (``.txt``)."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    prof.dump_stats(str(path))
-    buf = io.StringIO()
-    stats = pstats.Stats(prof, stream=buf).strip_dirs()
-    stats.sort_stats("tottime").print_stats(25)
-    stats.sort_stats("cumulative").print_stats(25)
-    path.with_suffix(".txt").write_text(buf.getvalue(), encoding="utf-8")
 
 
 def main() -> None:

@@ -33,11 +33,9 @@ import argparse
 import asyncio
 import cProfile
 import hashlib
-import io
 import json
 import os
 import platform
-import pstats
 import re
 import resource
 import sqlite3
@@ -58,6 +56,7 @@ from langchain_core.outputs import ChatGeneration, ChatResult
 from langgraph.checkpoint.sqlite.aio import AsyncSqliteSaver
 from threadpoolctl import threadpool_info, threadpool_limits
 
+from profiling import write_profile
 from visfeed.agents.graph import build_graph
 from visfeed.agents.resources import EmbeddedSplit, RunResources
 from visfeed.agents.run import checkpoint_serde, optimize
@@ -306,17 +305,6 @@ def run(
         "per_iteration": marks,
         "feedback_accuracy": [h.feedback.accuracy for h in result.history],
     }
-
-
-def write_profile(prof: cProfile.Profile, path: Path) -> None:
-    """The raw profile (``.prof``, for snakeviz/pstats) and its top functions by own and cumulative time (``.txt``)."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    prof.dump_stats(str(path))
-    buf = io.StringIO()
-    stats = pstats.Stats(prof, stream=buf).strip_dirs()
-    stats.sort_stats("tottime").print_stats(40)
-    stats.sort_stats("cumulative").print_stats(60)
-    path.with_suffix(".txt").write_text(buf.getvalue(), encoding="utf-8")
 
 
 def main() -> None:
