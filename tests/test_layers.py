@@ -56,6 +56,14 @@ def module_name(path: Path, root: Path = PACKAGE) -> str:
     return ".".join(parts[:-1] if parts[-1] == "__init__" else parts)
 
 
+def from_target(node: ast.ImportFrom, package: list[str]) -> str:
+    """The module a ``from ... import`` reads, its dots resolved against the importing file's package."""
+    if not node.level:
+        return node.module or ""
+    base = package[: len(package) - node.level + 1]
+    return ".".join([*base, node.module] if node.module else base)
+
+
 def visfeed_imports(path: Path, root: Path = PACKAGE) -> list[tuple[int, str]]:
     """(line, module) of every ``import visfeed.x`` / ``from visfeed.x import`` / relative import in a file."""
     tree = ast.parse(path.read_text(encoding="utf-8"), filename=str(path))
@@ -67,11 +75,7 @@ def visfeed_imports(path: Path, root: Path = PACKAGE) -> list[tuple[int, str]]:
         if isinstance(node, ast.Import):
             found += [(node.lineno, a.name) for a in node.names if a.name.split(".")[0] == "visfeed"]
         elif isinstance(node, ast.ImportFrom):
-            if node.level:
-                base = package[: len(package) - node.level + 1]
-                target = ".".join([*base, node.module] if node.module else base)
-            else:
-                target = node.module or ""
+            target = from_target(node, package)
             if target == "visfeed":  # from visfeed import tools, ...
                 found += [(node.lineno, f"visfeed.{a.name}") for a in node.names]
             elif target.startswith("visfeed."):
@@ -107,11 +111,7 @@ def import_graph(root: Path = PACKAGE) -> dict[str, set[str]]:
             if isinstance(node, ast.Import):
                 graph[module] |= {a.name for a in node.names if a.name in modules}
             elif isinstance(node, ast.ImportFrom):
-                if node.level:
-                    base = package[: len(package) - node.level + 1]
-                    target = ".".join([*base, node.module] if node.module else base)
-                else:
-                    target = node.module or ""
+                target = from_target(node, package)
                 for alias in node.names:
                     sub = f"{target}.{alias.name}"
                     graph[module].add(sub if sub in modules else target)
