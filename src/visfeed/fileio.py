@@ -7,6 +7,7 @@ import json
 import os
 import sqlite3
 import tempfile
+import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any, BinaryIO
@@ -59,11 +60,28 @@ def connect_sqlite(path: str | Path, schema: str, *, timeout_s: float) -> sqlite
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     conn = sqlite3.connect(path, timeout=timeout_s, check_same_thread=False)
-    conn.execute("PRAGMA journal_mode=WAL")
+    _enable_wal(conn, timeout_s)
     conn.execute("PRAGMA synchronous=NORMAL")
     conn.execute(schema)
     conn.commit()
     return conn
+
+
+def _enable_wal(conn: sqlite3.Connection, timeout_s: float) -> None:
+    """Switch to WAL, waiting out another process that is creating the same file.
+
+    SQLite answers "database is locked" to this pragma at once, without its busy timeout, while a second
+    connection holds the new file's lock, so two processes opening one new cache together need the wait here.
+    """
+    deadline = time.monotonic() + timeout_s
+    while True:
+        try:
+            conn.execute("PRAGMA journal_mode=WAL")
+            return
+        except sqlite3.OperationalError as exc:
+            if "locked" not in str(exc) or time.monotonic() >= deadline:
+                raise
+            time.sleep(0.05)
 
 
 def sha256_file(path: str | Path) -> str:
