@@ -238,12 +238,15 @@ def llm_seconds(run_dir: Path, t_from: float, t_to: float) -> float:
 
 def run(
     n_classes: int, iterations: int, k_shot: int, per_call: int, out_dir: Path, seed: int = 0, *,
-    profile: Path | None = None, n_test: int = 4, crossover: str = "library", library_rounds: int = 8,
+    profile: Path | None = None, n_test: int = 4, crossover: str = "library", library_rounds: int | None = None,
 ) -> dict[str, Any]:  # fmt: skip
     res = make_resources(n_classes, k_shot, n_test=n_test, seed=seed)
     run_dir = out_dir / f"scale-{n_classes}"
+    search: dict[str, Any] = {"crossover": crossover}
+    if library_rounds is not None:
+        search["library_rounds"] = library_rounds
     cfg = RunConfig(
-        seed=seed, run_dir=run_dir, backbone={"device": "cpu"}, search={"crossover": crossover, "library_rounds": library_rounds},
+        seed=seed, run_dir=run_dir, backbone={"device": "cpu"}, search=search,
         llm={"provider": "scripted", "cache_file": run_dir / "llm_cache.sqlite", "max_concurrency": 4},
         method={"classes_per_call": per_call, "max_iterations": iterations, "patience": iterations + 1, "n_init": 6,
                 "n_new": 3, "n_mutations": 2, "mutate_scope": "confused"},
@@ -305,6 +308,7 @@ def run(
         "per_iteration": marks,
         "feedback_accuracy": [h.feedback.accuracy for h in result.history],
         "test_accuracy": result.optimized.test_accuracy if result.optimized is not None else None,
+        "library_rounds": cfg.search.library_rounds,
     }
 
 
@@ -328,7 +332,7 @@ def main() -> None:
         "--crossover", default="library", help="the run's crossover (default: the loop's default, the library search; "
         "'auto' for the paper's, as the scale_1000x10 and scale_21000x2 figures were measured)",
     )  # fmt: skip
-    ap.add_argument("--library-rounds", type=int, default=8, help="search.library_rounds (the loop's default: 8)")
+    ap.add_argument("--library-rounds", type=int, default=None, help="search.library_rounds (default: the config's)")
     args = ap.parse_args()
     if args.threads is not None:  # torch's and numpy's BLAS pools alike (the item search is numpy)
         torch.set_num_threads(args.threads)
@@ -348,7 +352,6 @@ def main() -> None:
             library_rounds=args.library_rounds,
         )
     figures["crossover"] = args.crossover
-    figures["library_rounds"] = args.library_rounds
     figures["torch_threads"] = torch.get_num_threads()
     figures["blas_threads"] = [p["num_threads"] for p in threadpool_info()]
     figures["load_avg_1_5_15"] = {

@@ -5,7 +5,7 @@ Typical use (:class:`~visfeed.state.llm.LLMSettings` lives in ``state``: a run's
     with resolve_provider("local") as handle:
         client = LLMClient(handle, LLMSettings(), cache=ResponseCache(path), budget=Budget(max_calls=200))
         answer = await client.astructured(messages, MySchema, task="mutate")
-        print(client.totals)
+        totals = client.totals  # calls, tokens and cost so far
 """
 
 from visfeed.tools.llm.accounting import (
